@@ -1,0 +1,7 @@
+"""``python -m shoal`` runs the command line."""
+
+from __future__ import annotations
+
+from shoal.cli.main import main
+
+raise SystemExit(main())
