@@ -146,6 +146,8 @@ def raw_value(data: bytes, key: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) ->
     pos = 1
     n = len(data)
     while pos < n and data[pos] != 0x65:
+        if not 0x30 <= data[pos] <= 0x39:
+            raise BencodeError(f"dictionary key is not a byte string at offset {pos}")
         key_end = value_end(data, pos, max_depth=1)
         colon = data.index(b":", pos)
         this_key = data[colon + 1 : key_end]
@@ -153,6 +155,8 @@ def raw_value(data: bytes, key: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) ->
         if this_key == key:
             return data[key_end:val_end]
         pos = val_end
+    if pos >= n:
+        raise BencodeError(f"truncated bencode at offset {pos}")
     return None
 
 
