@@ -21,6 +21,10 @@ class Settings:
     max_path_length: int = 4096
     max_name_length: int = 255
     max_piece_length: int = 256 * 1024 * 1024
+    max_path_depth: int = 100  # directories + file name in one torrent path
+    max_trackers: int = 200  # trackers kept from a torrent or magnet (all tiers)
+    max_web_seeds: int = 50
+    max_magnet_length: int = 65536  # characters in a magnet URI
 
     # --- peer wire (BEP 3, 6, 10) ---
     max_message_size: int = 16 * 1024 * 1024 + 13
@@ -49,15 +53,52 @@ class Settings:
     tracker_min_interval: float = 60.0
     tracker_numwant: int = 200
     udp_tracker_retries: int = 4
+    udp_tracker_retry_base: float = 15.0  # BEP 15: wait 15 * 2**n seconds for answer n
+    tracker_max_interval: float = 86400.0  # tracker intervals are clamped to [tracker_min_interval, this]
+    tracker_retry_base: float = 15.0  # back-off after a failed announce, doubled per failure
+    tracker_retry_max: float = 3600.0
+    tracker_max_response_size: int = 1024 * 1024  # counted after decompression
+    tracker_max_redirects: int = 5
+    tracker_max_peers_per_response: int = 1000
+    tracker_ssrf_mitigation: bool = True  # loopback trackers only with a path ending in /announce or /scrape
 
     # --- DHT (BEP 5) ---
     dht_bucket_size: int = 8
     dht_alpha: int = 3
-    dht_max_peers_per_infohash: int = 1000
-    dht_max_infohashes: int = 10_000
+    dht_max_peers_per_infohash: int = 500  # RELIABILITY case 33 (libtorrent dht_max_peers)
+    dht_max_infohashes: int = 2000  # libtorrent dht_max_torrents
     dht_query_timeout: float = 5.0
     dht_token_rotation: float = 300.0
-    dht_queries_per_ip_per_second: float = 20.0
+    dht_queries_per_ip_per_second: float = 20.0  # 0 disables the per-IP limit
+    dht_rate_limit_window: float = 10.0
+    dht_rate_limit_block: float = 300.0
+    dht_rate_limit_tracked_ips: int = 4096
+    dht_replacement_cache_size: int = 8
+    dht_max_fails: int = 3  # consecutive timeouts before a node is bad
+    dht_node_questionable_after: float = 900.0
+    dht_bucket_refresh_interval: float = 900.0
+    dht_maintenance_interval: float = 10.0
+    dht_max_pings_per_tick: int = 8
+    dht_peer_ttl: float = 1800.0
+    dht_max_stored_peers: int = 50_000
+    dht_max_peers_reply: int = 50
+    dht_max_reply_size: int = 1200  # never a single reply bigger than this ...
+    dht_max_amplification: int = 10  # ... nor bigger than this many times the query (case 30)
+    dht_max_datagram_size: int = 1500
+    dht_max_transaction_id: int = 16
+    dht_max_pending_queries: int = 1000
+    dht_max_lookups: int = 32
+    dht_max_lookup_candidates: int = 100
+    dht_max_lookup_queries: int = 200
+    dht_max_peers_per_lookup: int = 1000
+    dht_sample_count: int = 20  # BEP 51 samples per reply
+    dht_sample_interval: int = 21600
+    dht_allow_same_ip: bool = False  # True: several nodes per IP and per /24 (loopback tests)
+    dht_enforce_node_id: bool = False  # BEP 42: prefer verified ids for storage and table slots
+    dht_read_only: bool = False  # BEP 43
+    dht_port: int = 6881
+    dht_routers: tuple[str, ...] = ("router.bittorrent.com:6881", "dht.transmissionbt.com:6881")
+    dht_bootstrap_retry: float = 30.0
 
     # --- listening ---
     listen_host: str = "0.0.0.0"
