@@ -1,0 +1,675 @@
+"""PiecePicker: which blocks to ask for next (sans-IO: no clock, randomness from an injected ``rng``).
+
+Theory of operation
+-------------------
+The picker knows, per piece: whether we have it, its priority (0 = don't download), and its availability (how
+many connected peers have it). Peers are opaque hashable keys. Availability is tracked exactly from what each
+peer said (bitfield / have / have_all / have_none / dont_have / leaving), so contradictory messages can never
+drive a count below zero (reliability case 17). Peers that have everything are counted once in ``seeds``
+instead of per piece, so a seed connecting or leaving is O(1).
+
+Pieces we may start are kept in buckets keyed by (priority desc, availability asc); ``pick`` walks the buckets
+in that order starting each bucket at a random position (rarest first, seeded tie-break). Buckets are rebuilt
+lazily (O(pieces)) after bulk changes such as a bitfield; a single ``have`` moves one piece in O(1). Picking is
+O(pieces being downloaded + buckets scanned until a piece the peer has), which for a seed is O(1).
+
+A started piece is *partial*: each block is FREE, REQUESTED, RECEIVED or WRITTEN. Order of preference when
+picking for a peer:
+
+1. partial pieces this peer is already downloading (whole pieces from one peer when possible);
+2. partial pieces with free blocks that nobody is working on (finish what was started), fullest first;
+3. a new piece, rarest first (all its blocks go to this peer, up to ``count``);
+4. free blocks of partial pieces other peers are working on;
+5. end-game: only when no peer-servable free block is left anywhere, blocks already requested from other
+   peers (fewest requesters first, at most ``endgame_max_requesters`` per block). Duplicates happen only here;
+   when a block arrives, :meth:`on_block_received` returns the other peers to send ``cancel`` to.
+
+Blocks inside pad files (BEP 47) start RECEIVED and are never requested; a piece made only of pad is had from
+the start. :meth:`block_senders` lists which peer sent each block of a piece so the engine can blame peers
+after a hash failure (smart ban); :meth:`on_piece_failed` then resets the piece.
+
+API (names are stable)::
+
+    p = PiecePicker(num_pieces, piece_length, total_length, rng=random.Random(seed), pad_blocks=layout.pad_blocks())
+    p.peer_bitfield(peer, bits)  p.peer_have(peer, i)  p.peer_have_all(peer)  p.peer_have_none(peer)
+    p.peer_dont_have(peer, i)    p.peer_left(peer)     p.peer_has(peer, i)    p.is_interesting(peer)
+    p.pick(peer, count, only=None) -> list[BlockRef]        # marks them REQUESTED by peer
+    p.abort(peer, block)                                     # cancelled / rejected / timed out
+    p.on_block_received(peer, block) -> Received             # accepted?, cancel these peers, piece complete?
+    p.on_block_written(block)
+    p.on_piece_passed(i)  p.on_piece_failed(i)  p.block_senders(i)
+    p.set_have(i)  p.have(i)  p.num_have  p.is_finished  p.is_seed  p.bitfield()
+    p.set_priority(i, prio)  p.set_priorities(list)  p.priority(i)  p.availability(i)  p.in_endgame()
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Collection, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+
+from shoal.errors import DisconnectReason, PeerProtocolError
+from shoal.types import BLOCK_SIZE, BlockRef
+
+FREE = 0
+REQUESTED = 1
+RECEIVED = 2
+WRITTEN = 3
+
+_PRIO_SHIFT = 24
+_AVAIL_MASK = (1 << _PRIO_SHIFT) - 1
+MAX_PRIORITY = 7
+
+# For each byte value, the bit offsets (MSB first) that are set.
+_BITS: tuple[tuple[int, ...], ...] = tuple(tuple(o for o in range(8) if b & (0x80 >> o)) for b in range(256))
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What :meth:`PiecePicker.on_block_received` decided."""
+
+    accepted: bool  # False: duplicate or unwanted, drop the data
+    cancel: tuple[Hashable, ...]  # other peers that had requested this block: send them cancel
+    piece_complete: bool  # every block of the piece is now received: hash it
+
+
+class _PeerHave:
+    __slots__ = ("all", "bits", "count")
+
+    def __init__(self, nbytes: int) -> None:
+        self.all = False
+        self.bits = bytearray(nbytes)
+        self.count = 0
+
+    def has(self, i: int) -> bool:
+        return self.all or bool(self.bits[i >> 3] & (0x80 >> (i & 7)))
+
+
+class _Partial:
+    __slots__ = ("nblocks", "nfree", "nreceived", "requesters", "senders", "state")
+
+    def __init__(self, nblocks: int) -> None:
+        self.nblocks = nblocks
+        self.state = bytearray(nblocks)
+        self.requesters: list[set[Hashable] | None] = [None] * nblocks
+        self.senders: list[Hashable | None] = [None] * nblocks
+        self.nfree = nblocks
+        self.nreceived = 0
+
+
+class PiecePicker:
+    """Availability, priorities and block state of one torrent. See the module docstring."""
+
+    def __init__(
+        self,
+        num_pieces: int,
+        piece_length: int,
+        total_length: int,
+        *,
+        rng: random.Random,
+        block_size: int = BLOCK_SIZE,
+        pad_blocks: Iterable[tuple[int, int]] = (),
+        priorities: Sequence[int] | None = None,
+        endgame_max_requesters: int = 2,
+    ) -> None:
+        if num_pieces < 0 or piece_length <= 0 or total_length < 0:
+            raise ValueError("bad picker geometry")
+        if num_pieces != (total_length + piece_length - 1) // piece_length:
+            raise ValueError(f"{num_pieces} pieces do not fit total length {total_length}")
+        self.num_pieces = num_pieces
+        self.piece_length = piece_length
+        self.total_length = total_length
+        self.block_size = block_size
+        self.endgame_max_requesters = endgame_max_requesters
+        self._rng = rng
+        self._nbytes = (num_pieces + 7) // 8
+        self._have = bytearray(num_pieces)
+        self._num_have = 0
+        self._prio = list(priorities) if priorities is not None else [1] * num_pieces
+        if len(self._prio) != num_pieces:
+            raise ValueError(f"{len(self._prio)} priorities for {num_pieces} pieces")
+        self._avail = [0] * num_pieces
+        self._seeds = 0
+        self._peers: dict[Hashable, _PeerHave] = {}
+        self._peer_blocks: dict[Hashable, set[tuple[int, int]]] = {}
+        self._partial: dict[int, _Partial] = {}
+        self._pad: dict[int, set[int]] = {}
+        for piece, block in pad_blocks:
+            self._pad.setdefault(piece, set()).add(block)
+        # buckets
+        self._bkey = [-1] * num_pieces
+        self._pos = [0] * num_pieces
+        self._buckets: dict[int, list[int]] = {}
+        self._keys: list[int] = []
+        self._dirty = True
+        self._wanted_left = sum(1 for p in self._prio if p > 0)
+        for piece, blocks in self._pad.items():
+            if len(blocks) >= self.blocks_in_piece(piece):
+                self.set_have(piece)
+
+    # --- geometry ------------------------------------------------------------------------------------------
+
+    def piece_size(self, piece: int) -> int:
+        if piece == self.num_pieces - 1:
+            return self.total_length - piece * self.piece_length
+        return self.piece_length
+
+    def blocks_in_piece(self, piece: int) -> int:
+        return (self.piece_size(piece) + self.block_size - 1) // self.block_size
+
+    def _ref(self, piece: int, block: int) -> BlockRef:
+        start = block * self.block_size
+        return BlockRef(piece, start, min(self.block_size, self.piece_size(piece) - start))
+
+    # --- our pieces ----------------------------------------------------------------------------------------
+
+    def have(self, piece: int) -> bool:
+        return bool(self._have[piece])
+
+    @property
+    def num_have(self) -> int:
+        return self._num_have
+
+    @property
+    def is_seed(self) -> bool:
+        return self._num_have == self.num_pieces
+
+    @property
+    def is_finished(self) -> bool:
+        """Every wanted piece (priority > 0) is had."""
+        return self._wanted_left == 0
+
+    def bitfield(self) -> bytes:
+        """Our pieces as a wire bitfield (MSB first, spare bits zero)."""
+        out = bytearray(self._nbytes)
+        for i, h in enumerate(self._have):
+            if h:
+                out[i >> 3] |= 0x80 >> (i & 7)
+        return bytes(out)
+
+    def set_have(self, piece: int) -> None:
+        """Mark a piece as had (verified), e.g. from resume data."""
+        if self._have[piece]:
+            return
+        self._bucket_remove(piece)
+        self._drop_partial(piece)
+        self._have[piece] = 1
+        self._num_have += 1
+        if self._prio[piece] > 0:
+            self._wanted_left -= 1
+
+    def downloading_pieces(self) -> list[int]:
+        return list(self._partial)
+
+    def block_state(self, piece: int, block: int) -> int:
+        if self._have[piece]:
+            return WRITTEN
+        part = self._partial.get(piece)
+        if part is None:
+            return RECEIVED if block in self._pad.get(piece, ()) else FREE
+        return part.state[block]
+
+    # --- priorities ------------------------------------------------------------------------------------------
+
+    def priority(self, piece: int) -> int:
+        return self._prio[piece]
+
+    def set_priority(self, piece: int, prio: int) -> None:
+        if not 0 <= prio <= MAX_PRIORITY:
+            raise ValueError(f"priority {prio} outside 0..{MAX_PRIORITY}")
+        old = self._prio[piece]
+        if old == prio:
+            return
+        self._bucket_remove(piece)
+        self._prio[piece] = prio
+        if not self._have[piece]:
+            self._wanted_left += (prio > 0) - (old > 0)
+        self._bucket_add(piece)
+
+    def set_priorities(self, priorities: Sequence[int]) -> None:
+        if len(priorities) != self.num_pieces:
+            raise ValueError(f"{len(priorities)} priorities for {self.num_pieces} pieces")
+        for i, p in enumerate(priorities):
+            if not 0 <= p <= MAX_PRIORITY:
+                raise ValueError(f"priority {p} outside 0..{MAX_PRIORITY}")
+            if not self._have[i]:
+                self._wanted_left += (p > 0) - (self._prio[i] > 0)
+        self._prio = list(priorities)
+        self._dirty = True
+
+    # --- availability ----------------------------------------------------------------------------------------
+
+    def availability(self, piece: int) -> int:
+        return self._avail[piece] + self._seeds
+
+    def _peer(self, peer: Hashable) -> _PeerHave:
+        ph = self._peers.get(peer)
+        if ph is None:
+            ph = self._peers[peer] = _PeerHave(self._nbytes)
+        return ph
+
+    def _inc(self, piece: int, delta: int) -> None:
+        self._avail[piece] += delta
+        if not self._dirty and self._bkey[piece] >= 0:
+            self._bucket_remove(piece)
+            self._bucket_add(piece)
+
+    def _bulk(self, bits: bytes | bytearray, delta: int) -> None:
+        avail = self._avail
+        n = 0
+        for bi, byte in enumerate(bits):
+            if byte:
+                base = bi << 3
+                for o in _BITS[byte]:
+                    avail[base + o] += delta
+                    n += 1
+        if n:
+            self._dirty = True
+
+    def _clear_peer_bits(self, ph: _PeerHave) -> None:
+        if ph.all:
+            ph.all = False
+            self._seeds -= 1
+        elif ph.count:
+            self._bulk(ph.bits, -1)
+            ph.bits = bytearray(self._nbytes)
+        ph.count = 0
+
+    def peer_bitfield(self, peer: Hashable, bits: bytes | bytearray) -> None:
+        """A peer's bitfield (wire format). Replaces anything it said before."""
+        if len(bits) != self._nbytes:
+            raise PeerProtocolError(
+                f"bitfield length {len(bits)} is not {self._nbytes} for {self.num_pieces} pieces",
+                DisconnectReason.BAD_BITFIELD,
+            )
+        ph = self._peer(peer)
+        self._clear_peer_bits(ph)
+        b = bytearray(bits)
+        spare = self._nbytes * 8 - self.num_pieces
+        if spare and b:
+            b[-1] &= (0xFF << spare) & 0xFF
+        count = sum(len(_BITS[x]) for x in b)
+        if count == self.num_pieces and count:
+            ph.all = True
+            ph.count = count
+            self._seeds += 1
+            return
+        ph.bits = b
+        ph.count = count
+        self._bulk(b, +1)
+
+    def peer_have(self, peer: Hashable, piece: int) -> None:
+        if not 0 <= piece < self.num_pieces:
+            raise PeerProtocolError(f"have index {piece} out of range 0..{self.num_pieces - 1}")
+        ph = self._peer(peer)
+        if ph.has(piece):
+            return
+        ph.bits[piece >> 3] |= 0x80 >> (piece & 7)
+        ph.count += 1
+        self._inc(piece, +1)
+
+    def peer_dont_have(self, peer: Hashable, piece: int) -> None:
+        if not 0 <= piece < self.num_pieces:
+            raise PeerProtocolError(f"dont_have index {piece} out of range 0..{self.num_pieces - 1}")
+        ph = self._peer(peer)
+        if not ph.has(piece):
+            return
+        if ph.all:  # a seed that lost one piece becomes a regular peer
+            ph.all = False
+            self._seeds -= 1
+            ph.bits = bytearray(b"\xff" * self._nbytes)
+            spare = self._nbytes * 8 - self.num_pieces
+            if spare:
+                ph.bits[-1] &= (0xFF << spare) & 0xFF
+            self._bulk(ph.bits, +1)
+        ph.bits[piece >> 3] &= ~(0x80 >> (piece & 7)) & 0xFF
+        ph.count -= 1
+        self._inc(piece, -1)
+
+    def peer_have_all(self, peer: Hashable) -> None:
+        ph = self._peer(peer)
+        if ph.all:
+            return
+        self._clear_peer_bits(ph)
+        ph.all = True
+        ph.count = self.num_pieces
+        self._seeds += 1
+
+    def peer_have_none(self, peer: Hashable) -> None:
+        self._clear_peer_bits(self._peer(peer))
+
+    def peer_left(self, peer: Hashable) -> None:
+        """Forget a peer: its availability and all its outstanding requests."""
+        ph = self._peers.pop(peer, None)
+        if ph is not None:
+            self._clear_peer_bits(ph)
+        for piece, block in self._peer_blocks.pop(peer, set()):
+            self._release(peer, piece, block)
+
+    def peer_has(self, peer: Hashable, piece: int) -> bool:
+        ph = self._peers.get(peer)
+        return ph is not None and ph.has(piece)
+
+    def peer_count(self, peer: Hashable) -> int:
+        ph = self._peers.get(peer)
+        return 0 if ph is None else ph.count
+
+    def is_interesting(self, peer: Hashable) -> bool:
+        """Does the peer have any piece we still want?"""
+        ph = self._peers.get(peer)
+        if ph is None or self._wanted_left == 0:
+            return False
+        if ph.all:
+            return True
+        have, prio = self._have, self._prio
+        for bi, byte in enumerate(ph.bits):
+            if byte:
+                base = bi << 3
+                for o in _BITS[byte]:
+                    i = base + o
+                    if not have[i] and prio[i] > 0:
+                        return True
+        return False
+
+    # --- buckets -------------------------------------------------------------------------------------------
+
+    def _pickable(self, piece: int) -> bool:
+        return not self._have[piece] and self._prio[piece] > 0 and piece not in self._partial
+
+    def _key(self, piece: int) -> int:
+        return ((MAX_PRIORITY - self._prio[piece]) << _PRIO_SHIFT) | min(self._avail[piece], _AVAIL_MASK)
+
+    def _bucket_add(self, piece: int) -> None:
+        if self._dirty or not self._pickable(piece):
+            return
+        key = self._key(piece)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = []
+            bisect.insort(self._keys, key)
+        self._bkey[piece] = key
+        self._pos[piece] = len(bucket)
+        bucket.append(piece)
+
+    def _bucket_remove(self, piece: int) -> None:
+        key = self._bkey[piece]
+        if key < 0 or self._dirty:
+            return
+        bucket = self._buckets[key]
+        pos = self._pos[piece]
+        last = bucket.pop()
+        if last != piece:
+            bucket[pos] = last
+            self._pos[last] = pos
+        self._bkey[piece] = -1
+        if not bucket:
+            del self._buckets[key]
+            del self._keys[bisect.bisect_left(self._keys, key)]
+
+    def _rebuild(self) -> None:
+        self._buckets = {}
+        bkey = [-1] * self.num_pieces
+        pos = self._pos
+        buckets = self._buckets
+        have, prio, avail, partial = self._have, self._prio, self._avail, self._partial
+        for i in range(self.num_pieces):
+            p = prio[i]
+            if have[i] or p <= 0 or i in partial:
+                continue
+            key = ((MAX_PRIORITY - p) << _PRIO_SHIFT) | min(avail[i], _AVAIL_MASK)
+            bucket = buckets.get(key)
+            if bucket is None:
+                bucket = buckets[key] = []
+            bkey[i] = key
+            pos[i] = len(bucket)
+            bucket.append(i)
+        self._bkey = bkey
+        self._keys = sorted(buckets)
+        self._dirty = False
+
+    # --- picking -------------------------------------------------------------------------------------------
+
+    def _start(self, piece: int) -> _Partial:
+        self._bucket_remove(piece)
+        part = _Partial(self.blocks_in_piece(piece))
+        for b in self._pad.get(piece, ()):
+            part.state[b] = RECEIVED
+            part.nfree -= 1
+            part.nreceived += 1
+        self._partial[piece] = part
+        return part
+
+    def _drop_partial(self, piece: int) -> None:
+        part = self._partial.pop(piece, None)
+        if part is None:
+            return
+        for b, reqs in enumerate(part.requesters):
+            if reqs:
+                for peer in reqs:
+                    s = self._peer_blocks.get(peer)
+                    if s is not None:
+                        s.discard((piece, b))
+
+    def _take_free(self, peer: Hashable, piece: int, part: _Partial, count: int, out: list[BlockRef]) -> int:
+        mine = self._peer_blocks.setdefault(peer, set())
+        state = part.state
+        taken = 0
+        for b in range(part.nblocks):
+            if taken >= count:
+                break
+            if state[b] == FREE:
+                state[b] = REQUESTED
+                part.requesters[b] = {peer}
+                part.nfree -= 1
+                mine.add((piece, b))
+                out.append(self._ref(piece, b))
+                taken += 1
+        return taken
+
+    def pick(self, peer: Hashable, count: int, *, only: Collection[int] | None = None) -> list[BlockRef]:
+        """Up to ``count`` blocks to request from ``peer``, marked REQUESTED by it.
+
+        ``only`` restricts the choice to those pieces (allowed-fast pieces while the peer chokes us).
+        """
+        out: list[BlockRef] = []
+        ph = self._peers.get(peer)
+        if ph is None or count <= 0 or self._wanted_left == 0:
+            return out
+        if self._dirty:
+            self._rebuild()
+        prio = self._prio
+        mine = self._peer_blocks.get(peer, ())
+        allowed = None if only is None else set(only)
+        # 1. partial pieces this peer works on
+        own = sorted({p for p, _ in mine})
+        for piece in own:
+            part = self._partial.get(piece)
+            if part is not None and part.nfree and prio[piece] > 0 and (allowed is None or piece in allowed):
+                count -= self._take_free(peer, piece, part, count, out)
+                if count <= 0:
+                    return out
+        # 2. partial pieces with free blocks that nobody works on, fullest first
+        idle: list[tuple[int, int, int]] = []
+        busy: list[tuple[int, int, int]] = []
+        for piece, part in self._partial.items():
+            if not part.nfree or prio[piece] <= 0 or not ph.has(piece):
+                continue
+            if allowed is not None and piece not in allowed:
+                continue
+            active = part.nblocks - part.nfree - part.nreceived
+            entry = (-prio[piece], -part.nreceived, piece)
+            (busy if active else idle).append(entry)
+        for _, _, piece in sorted(idle):
+            count -= self._take_free(peer, piece, self._partial[piece], count, out)
+            if count <= 0:
+                return out
+        # 3. new pieces, rarest first
+        while count > 0:
+            piece = self._pick_new(ph, allowed)
+            if piece < 0:
+                break
+            count -= self._take_free(peer, piece, self._start(piece), count, out)
+        if count <= 0:
+            return out
+        # 4. free blocks of pieces other peers work on
+        for _, _, piece in sorted(busy):
+            part = self._partial[piece]
+            if part.nfree:
+                count -= self._take_free(peer, piece, part, count, out)
+                if count <= 0:
+                    return out
+        # 5. end-game
+        if not out and self._endgame():
+            self._pick_endgame(peer, ph, count, allowed, out)
+        return out
+
+    def _pick_new(self, ph: _PeerHave, allowed: set[int] | None) -> int:
+        if allowed is not None:
+            best = -1
+            best_key = 0
+            for piece in allowed:
+                if 0 <= piece < self.num_pieces and self._bkey[piece] >= 0 and ph.has(piece):
+                    key = self._bkey[piece]
+                    if best < 0 or key < best_key:
+                        best, best_key = piece, key
+            return best
+        rng = self._rng
+        for key in self._keys:
+            if not ph.all and not (key & _AVAIL_MASK):
+                continue  # a non-seed peer's pieces have availability >= 1
+            bucket = self._buckets[key]
+            n = len(bucket)
+            start = rng.randrange(n) if n > 1 else 0
+            if ph.all:
+                return bucket[start]
+            bits = ph.bits
+            for j in range(n):
+                piece = bucket[(start + j) % n]
+                if bits[piece >> 3] & (0x80 >> (piece & 7)):
+                    return piece
+        return -1
+
+    def _endgame(self) -> bool:
+        """True when no free block is left that some peer could serve."""
+        if self._dirty:
+            self._rebuild()
+        for key in self._keys:
+            if (key & _AVAIL_MASK) or self._seeds:
+                return False
+        for piece, part in self._partial.items():
+            if part.nfree and self._prio[piece] > 0 and self.availability(piece) > 0:
+                return False
+        return True
+
+    def in_endgame(self) -> bool:
+        return bool(self._partial) and self._endgame()
+
+    def _pick_endgame(
+        self, peer: Hashable, ph: _PeerHave, count: int, allowed: set[int] | None, out: list[BlockRef]
+    ) -> None:
+        cands: list[tuple[int, int, int]] = []
+        for piece, part in self._partial.items():
+            if self._prio[piece] <= 0 or not ph.has(piece) or (allowed is not None and piece not in allowed):
+                continue
+            for b in range(part.nblocks):
+                reqs = part.requesters[b]
+                if (
+                    part.state[b] == REQUESTED
+                    and reqs
+                    and peer not in reqs
+                    and len(reqs) < self.endgame_max_requesters
+                ):
+                    cands.append((len(reqs), piece, b))
+        cands.sort()
+        mine = self._peer_blocks.setdefault(peer, set())
+        for _, piece, b in cands[:count]:
+            reqs = self._partial[piece].requesters[b]
+            assert reqs is not None
+            reqs.add(peer)
+            mine.add((piece, b))
+            out.append(self._ref(piece, b))
+
+    # --- block events --------------------------------------------------------------------------------------
+
+    def _release(self, peer: Hashable, piece: int, block: int) -> None:
+        part = self._partial.get(piece)
+        if part is None:
+            return
+        reqs = part.requesters[block]
+        if reqs is None:
+            return
+        reqs.discard(peer)
+        if not reqs:
+            part.requesters[block] = None
+            if part.state[block] == REQUESTED:
+                part.state[block] = FREE
+                part.nfree += 1
+
+    def abort(self, peer: Hashable, block: BlockRef) -> None:
+        """The request of ``block`` to ``peer`` is gone (cancelled, rejected, timed out, choked)."""
+        b = block.offset // self.block_size
+        s = self._peer_blocks.get(peer)
+        if s is not None:
+            s.discard((block.piece, b))
+        self._release(peer, block.piece, b)
+
+    def requested_from(self, peer: Hashable) -> list[BlockRef]:
+        return [self._ref(p, b) for p, b in sorted(self._peer_blocks.get(peer, ()))]
+
+    def on_block_received(self, peer: Hashable, block: BlockRef) -> Received:
+        """A block arrived from ``peer``. The caller checked that offset and length are valid."""
+        piece = block.piece
+        b = block.offset // self.block_size
+        s = self._peer_blocks.get(peer)
+        if s is not None:
+            s.discard((piece, b))
+        if not 0 <= piece < self.num_pieces or self._have[piece]:
+            return Received(False, (), False)
+        part = self._partial.get(piece)
+        if part is None:
+            if self._prio[piece] <= 0:
+                return Received(False, (), False)
+            part = self._start(piece)
+        if not 0 <= b < part.nblocks or part.state[b] >= RECEIVED:
+            self._release(peer, piece, b)
+            return Received(False, (), False)
+        reqs = part.requesters[b] or set()
+        reqs.discard(peer)
+        cancel = tuple(reqs)
+        for other in cancel:
+            os_ = self._peer_blocks.get(other)
+            if os_ is not None:
+                os_.discard((piece, b))
+        if part.state[b] == FREE:
+            part.nfree -= 1
+        part.state[b] = RECEIVED
+        part.requesters[b] = None
+        part.senders[b] = peer
+        part.nreceived += 1
+        return Received(True, cancel, part.nreceived == part.nblocks)
+
+    def on_block_written(self, block: BlockRef) -> None:
+        part = self._partial.get(block.piece)
+        b = block.offset // self.block_size
+        if part is not None and part.state[b] == RECEIVED:
+            part.state[b] = WRITTEN
+
+    def is_piece_complete(self, piece: int) -> bool:
+        part = self._partial.get(piece)
+        return part is not None and part.nreceived == part.nblocks
+
+    def block_senders(self, piece: int) -> list[Hashable | None]:
+        """Per block of a partial piece, the peer whose copy we kept (None: pad or not received)."""
+        part = self._partial.get(piece)
+        return [] if part is None else list(part.senders)
+
+    def on_piece_passed(self, piece: int) -> None:
+        self.set_have(piece)
+
+    def on_piece_failed(self, piece: int) -> None:
+        """The piece failed its hash: forget every block and make it pickable again."""
+        if self._have[piece]:
+            return
+        self._drop_partial(piece)
+        self._bucket_add(piece)
