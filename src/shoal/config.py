@@ -35,6 +35,12 @@ class Settings:
     peer_inactivity_timeout: float = 120.0
     keepalive_interval: float = 60.0
     request_timeout: float = 30.0
+    max_request_length: int = 16 * 1024  # largest block a peer may request from us (BEP 3: 16 KiB)
+    max_extended_message_size: int = 1024 * 1024  # BEP 10 message payload cap
+    max_invalid_requests: int = 300  # requests we refuse (choked, not advertised, over the queue) before a disconnect
+    max_allowed_fast_received: int = 256  # allowed-fast pieces remembered from one peer
+    max_pex_peers: int = 50  # added (and dropped) peers taken from one ut_pex message (BEP 11)
+    pex_interval: float = 60.0  # at most one ut_pex message per peer per interval, each way
 
     # --- swarm ---
     max_peers_per_torrent: int = 80
