@@ -1,0 +1,123 @@
+"""``shoal create PATH``: make a .torrent from a file or folder (v1, v2 or hybrid), hashing on all cores."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+from shoal.codec.metainfo import Metainfo
+from shoal.creator import create_torrent, scan
+from shoal.errors import ConfigError, StorageError
+
+_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="PATH", help="file or folder to describe")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write the torrent (default: NAME.torrent)"
+    )
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--v1", dest="version", action="store_const", const="v1", help="BitTorrent v1 only (default)"
+    )
+    kind.add_argument(
+        "--v2", dest="version", action="store_const", const="v2", help="BitTorrent v2 only (BEP 52)"
+    )
+    kind.add_argument(
+        "--hybrid", dest="version", action="store_const", const="hybrid", help="v1 + v2 in one torrent"
+    )
+    parser.set_defaults(version="v1")
+    parser.add_argument(
+        "-t",
+        "--tracker",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="tracker; repeat for more tiers, or join URLs of one tier with commas",
+    )
+    parser.add_argument("--web-seed", action="append", default=[], metavar="URL", help="BEP 19 web seed")
+    parser.add_argument("--piece-size", default="auto", metavar="auto|N", help="bytes, or with K/M suffix")
+    parser.add_argument("--private", action="store_true", help="set the private flag (BEP 27)")
+    parser.add_argument("--comment")
+    parser.add_argument("--source", help="source tag (changes the info-hash; used by private trackers)")
+    parser.add_argument("--created-by", default=None, help="creator string (default: Shoal VERSION)")
+    parser.add_argument(
+        "--date", action="store_true", help="write the creation date (output not reproducible)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="hashing threads (default: one per core)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def parse_piece_size(text: str) -> int | None:
+    t = text.strip().lower()
+    if t == "auto":
+        return None
+    mult = 1
+    if t[-1:] in _UNITS:
+        mult, t = _UNITS[t[-1]], t[:-1]
+    elif t.endswith(("kib", "mib", "gib")):
+        mult, t = _UNITS[t[0 - 3]], t[:-3]
+    if not t.isdigit():
+        raise ConfigError(f"piece size {text!r} is not 'auto' or a number of bytes")
+    return int(t) * mult
+
+
+def run(args: argparse.Namespace) -> int:
+    src = Path(args.path)
+    name, _, _ = scan(src)
+    out = Path(args.output) if args.output else Path(f"{name}.torrent")
+    if out.exists() and not args.force:
+        raise ConfigError(f"output {str(out)!r} exists (use --force to overwrite)")
+    tiers = [[u.strip() for u in t.split(",") if u.strip()] for t in args.tracker]
+    extra = {} if args.created_by is None else {"created_by": args.created_by}
+    console = Console(stderr=True)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=args.quiet or not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"hashing {name}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        data = create_torrent(
+            src,
+            version=args.version,
+            trackers=tiers,
+            web_seeds=args.web_seed,
+            piece_length=parse_piece_size(args.piece_size),
+            private=args.private,
+            comment=args.comment,
+            source=args.source,
+            creation_date=int(time.time()) if args.date else None,
+            threads=args.threads,
+            progress=progress,
+            **extra,
+        )
+    tmp = out.with_name(out.name + ".part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise StorageError(f"cannot write {str(out)!r}: {exc.strerror}") from None
+    m = Metainfo.from_bytes(data)
+    sys.stdout.write(f"wrote {out} ({m.info.num_pieces} pieces of {m.info.piece_length} bytes)\n")
+    if m.info_hash_v1:
+        sys.stdout.write(f"info-hash v1: {m.info_hash_v1.hex()}\n")
+    if m.info_hash_v2:
+        sys.stdout.write(f"info-hash v2: {m.info_hash_v2.hex()}\n")
+    return 0
