@@ -25,6 +25,7 @@ class Settings:
     max_trackers: int = 200  # trackers kept from a torrent or magnet (all tiers)
     max_web_seeds: int = 50
     max_magnet_length: int = 65536  # characters in a magnet URI
+    max_magnet_peers: int = 100  # x.pe peers kept from a magnet URI
 
     # --- peer wire (BEP 3, 6, 10) ---
     max_message_size: int = 16 * 1024 * 1024 + 13
