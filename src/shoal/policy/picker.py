@@ -50,6 +50,7 @@ from collections.abc import Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from shoal.errors import DisconnectReason, PeerProtocolError
+from shoal.policy.bitfield import Bitfield
 from shoal.types import BLOCK_SIZE, BlockRef
 
 FREE = 0
@@ -188,6 +189,10 @@ class PiecePicker:
                 out[i >> 3] |= 0x80 >> (i & 7)
         return bytes(out)
 
+    def have_bitfield(self) -> Bitfield:
+        """Our pieces as a :class:`Bitfield` (e.g. for ResumeStore.save)."""
+        return Bitfield.from_bytes(self.bitfield(), self.num_pieces)
+
     def set_have(self, piece: int) -> None:
         """Mark a piece as had (verified), e.g. from resume data."""
         if self._have[piece]:
@@ -276,8 +281,10 @@ class PiecePicker:
             ph.bits = bytearray(self._nbytes)
         ph.count = 0
 
-    def peer_bitfield(self, peer: Hashable, bits: bytes | bytearray) -> None:
-        """A peer's bitfield (wire format). Replaces anything it said before."""
+    def peer_bitfield(self, peer: Hashable, bits: bytes | bytearray | Bitfield) -> None:
+        """A peer's bitfield (wire bytes or a :class:`Bitfield`). Replaces anything it said before."""
+        if isinstance(bits, Bitfield):
+            bits = bits.to_bytes()
         if len(bits) != self._nbytes:
             raise PeerProtocolError(
                 f"bitfield length {len(bits)} is not {self._nbytes} for {self.num_pieces} pieces",

@@ -6,7 +6,8 @@ metainfo model; ``Layout.from_files([(("dir", "a.bin"), 1000, False), ...], piec
 
 API (names are stable):
 
-- ``Layout(files, piece_length)`` / ``Layout.from_files(tuples, piece_length)``
+- ``Layout(files, piece_length)`` / ``Layout.from_files(tuples, piece_length)`` / ``Layout.from_info(info)``
+  (``info`` is a :class:`shoal.codec.metainfo.InfoDict`)
 - ``num_pieces``, ``total_length``, ``piece_length``, ``files`` (tuple of :class:`FileEntry`, with ``offset``)
 - ``piece_size(i)``; ``blocks_in_piece(i)``; ``block_ref(i, b)`` -> :class:`~shoal.types.BlockRef`
 - ``spans(piece, offset=0, length=None)`` -> list of :class:`Span` ``(file_index, file_offset, length,
@@ -26,9 +27,28 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from shoal.errors import MetainfoError
 from shoal.types import BLOCK_SIZE, BlockRef
+
+
+class _InfoFile(Protocol):
+    @property
+    def path(self) -> tuple[str, ...]: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def is_pad(self) -> bool: ...
+    @property
+    def symlink(self) -> tuple[str, ...] | None: ...
+
+
+class _Info(Protocol):
+    @property
+    def piece_length(self) -> int: ...
+    @property
+    def files(self) -> Sequence[_InfoFile]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +110,16 @@ class Layout:
     ) -> Layout:
         """Build from ``(path components, length, is_pad)`` tuples."""
         return cls([FileEntry(tuple(p), n, pad) for p, n, pad in files], piece_length, block_size=block_size)
+
+    @classmethod
+    def from_info(cls, info: _Info, *, block_size: int = BLOCK_SIZE) -> Layout:
+        """Build from a :class:`shoal.codec.metainfo.InfoDict` (duck-typed). BEP 47 symlink entries are never
+        created on disk: they are treated like empty pad entries."""
+        entries = [
+            FileEntry(tuple(f.path), f.length, f.is_pad or (f.symlink is not None and f.length == 0))
+            for f in info.files
+        ]
+        return cls(entries, info.piece_length, block_size=block_size)
 
     # --- pieces and blocks -------------------------------------------------------------------------------
 

@@ -345,3 +345,12 @@ def test_100k_pieces_pick_is_fast() -> None:
     assert picked == 200 * 20 * 16
     # not a timing assertion on the machine, only a guard against O(num_pieces) per pick (~100x slower)
     assert pick_time < 30, (setup, pick_time)
+
+
+def test_bitfield_objects_accepted_and_returned() -> None:
+    from shoal.policy.bitfield import Bitfield
+
+    p = setup_picker("000", "x  ")
+    p.peer_bitfield("x", Bitfield.from_string(" xx"))
+    assert [p.availability(i) for i in range(3)] == [0, 1, 1]
+    assert p.have_bitfield() == Bitfield.from_string("x  ")

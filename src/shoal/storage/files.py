@@ -1,0 +1,355 @@
+"""FileStorage: a torrent's files under one root folder, with all disk I/O and hashing in worker threads.
+
+- Every target path is checked to stay inside ``root``: components may not be empty, ``.``, ``..``, absolute or
+  contain a separator or NUL; each parent folder is resolved and must lie inside the resolved root (a planted
+  symlink pointing out is refused); the file itself is opened with ``O_NOFOLLOW``.
+- Files are created lazily on the first write and made sparse (``ftruncate`` to their final size); empty files
+  and their folders are created by :meth:`FileStorage.open`. Pad files (BEP 47) never touch the disk: they read
+  as zeros and writes to them are dropped.
+- I/O uses ``os.pread``/``os.preadv``/``os.pwrite`` on cached descriptors (a bounded LRU with reference counts, so
+  a descriptor in use by a worker is never closed under it).
+- Work runs on an executor (default: one shared ``ThreadPoolExecutor`` of ``disk_threads`` workers); the event
+  loop never blocks. ``hashlib`` releases the GIL, so hashing runs in parallel with the loop.
+- ``ENOSPC``/``EDQUOT`` -> :class:`~shoal.errors.DiskFullError`; other ``OSError`` -> :class:`StorageError`.
+
+Use: ``st = FileStorage(layout, root); await st.open(); ok = await st.hash_and_write_piece(i, data, sha1)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from shoal.errors import DiskFullError, StorageError, UnsafePathError
+from shoal.storage.backend import FileStat, new_hash
+from shoal.storage.layout import Layout, Span
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Buffer = bytes | bytearray | memoryview
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+_shared_executor: ThreadPoolExecutor | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_executor(workers: int = 4) -> ThreadPoolExecutor:
+    """The process-wide disk thread pool (created on first use)."""
+    global _shared_executor
+    with _shared_lock:
+        if _shared_executor is None:
+            _shared_executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shoal-disk")
+        return _shared_executor
+
+
+def map_os_error(exc: OSError, what: str) -> StorageError:
+    """One OSError -> the storage error tree (one-line message naming the operation and path)."""
+    msg = f"{what}: {exc.strerror or exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(msg)
+    return StorageError(msg)
+
+
+def check_component(part: str) -> None:
+    if (
+        not part
+        or part in (".", "..")
+        or "/" in part
+        or "\\" in part
+        or "\x00" in part
+        or os.path.isabs(part)
+        or (len(part) >= 2 and part[1] == ":")
+    ):
+        raise UnsafePathError(f"unsafe path component {part!r}")
+
+
+class _FdCache:
+    """Bounded LRU of open descriptors; an entry in use (refs > 0) is never closed."""
+
+    def __init__(self, limit: int, opener: Callable[[int, bool], int]) -> None:
+        self.opener = opener
+        self.limit = max(1, limit)
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[int, list[int]] = OrderedDict()  # file index -> [fd, writable, refs]
+
+    def acquire(self, index: int, writable: bool) -> tuple[int, bool]:
+        """``(fd, cached)``; pass both back to :meth:`release`."""
+        with self.lock:
+            entry = self.entries.get(index)
+            if entry is not None and (entry[1] or not writable):
+                entry[2] += 1
+                self.entries.move_to_end(index)
+                return entry[0], True
+        fd = self.opener(index, writable)
+        with self.lock:
+            old = self.entries.get(index)
+            if old is not None:
+                if old[2] > 0:  # a worker still uses the old descriptor: keep ours out of the cache
+                    return fd, False
+                os.close(old[0])
+            self.entries[index] = [fd, int(writable), 1]
+            self._evict()
+        return fd, True
+
+    def release(self, index: int, fd: int, cached: bool) -> None:
+        if not cached:
+            os.close(fd)
+            return
+        with self.lock:
+            entry = self.entries.get(index)
+            if entry is not None and entry[0] == fd:
+                entry[2] -= 1
+            self._evict()
+
+    def _evict(self) -> None:
+        if len(self.entries) <= self.limit:
+            return
+        for index in list(self.entries):
+            if len(self.entries) <= self.limit:
+                break
+            entry = self.entries[index]
+            if entry[2] == 0:
+                del self.entries[index]
+                os.close(entry[0])
+
+    def close_all(self) -> None:
+        with self.lock:
+            for entry in self.entries.values():
+                try:
+                    os.close(entry[0])
+                except OSError:
+                    pass
+            self.entries.clear()
+
+
+class FileStorage:
+    """Real files under ``root``. See the module docstring."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        root: str | os.PathLike[str],
+        *,
+        executor: Executor | None = None,
+        max_open_files: int = 64,
+        disk_threads: int = 4,
+    ) -> None:
+        self.layout = layout
+        self._root_arg = Path(root)
+        self._root = Path(os.path.abspath(root))
+        self._real_root = Path(os.path.realpath(self._root))
+        self._executor = executor if executor is not None else shared_executor(disk_threads)
+        self._fds = _FdCache(max_open_files, self._open)
+        self._paths: list[Path] = []
+        for f in layout.files:
+            for part in f.path:
+                check_component(part)
+            self._paths.append(self._root.joinpath(*f.path))
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def path_of(self, file_index: int) -> Path:
+        return self._paths[file_index]
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # --- path safety ---------------------------------------------------------------------------------------
+
+    def _inside(self, real: str) -> bool:
+        root = str(self._real_root)
+        return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+    def _check_parent(self, index: int, create: bool) -> None:
+        path = self._paths[index]
+        parent = path.parent
+        if create:
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError as exc:
+                raise StorageError(f"create folder {parent}: a file is in the way") from exc
+            except OSError as exc:
+                raise map_os_error(exc, f"create folder {parent}") from exc
+        real = os.path.realpath(parent)
+        if not self._inside(real):
+            raise UnsafePathError(f"path {path} leaves the download folder {self._root} (via {real})")
+
+    def _open(self, index: int, writable: bool) -> int:
+        path = self._paths[index]
+        self._check_parent(index, create=writable)
+        flags = _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
+        flags |= (os.O_RDWR | os.O_CREAT) if writable else os.O_RDONLY
+        try:
+            fd = os.open(path, flags, 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafePathError(f"path {path} is a symlink; refusing to follow it") from exc
+            if exc.errno == errno.ENOENT and not writable:
+                raise StorageError(f"read {path}: file is missing") from exc
+            raise map_os_error(exc, f"open {path}") from exc
+        if writable:
+            try:
+                size = os.fstat(fd).st_size
+                want = self.layout.files[index].length
+                if size < want:
+                    os.ftruncate(fd, want)
+            except OSError as exc:
+                os.close(fd)
+                raise map_os_error(exc, f"resize {path}") from exc
+        return fd
+
+    def _open_sync(self) -> None:
+        real = os.path.realpath(self._root)
+        self._real_root = Path(real)
+        for i, f in enumerate(self.layout.files):
+            if f.is_pad:
+                continue
+            self._check_parent(i, create=f.length == 0)
+            if f.length == 0 and not os.path.lexists(self._paths[i]):
+                fd = self._open(i, writable=True)
+                os.close(fd)
+
+    async def open(self) -> None:
+        """Create the root, folders of empty files and the empty files; check that every path stays inside."""
+        try:
+            await self._run(self._root.mkdir, 0o777, True, True)
+        except OSError as exc:
+            raise map_os_error(exc, f"create folder {self._root}") from exc
+        await self._run(self._open_sync)
+
+    # --- span I/O (worker threads) -------------------------------------------------------------------------
+
+    def _write_spans(self, spans: list[Span], data: Buffer) -> None:
+        view = memoryview(data).cast("B")
+        for s in spans:
+            if s.is_pad:
+                continue
+            fd, cached = self._fds.acquire(s.file_index, True)
+            try:
+                chunk = view[s.data_offset : s.data_offset + s.length]
+                off = s.file_offset
+                while chunk:
+                    n = os.pwrite(fd, chunk, off)
+                    chunk = chunk[n:]
+                    off += n
+            except OSError as exc:
+                raise map_os_error(exc, f"write {self._paths[s.file_index]}") from exc
+            finally:
+                self._fds.release(s.file_index, fd, cached)
+
+    def _read_spans(self, spans: list[Span], size: int) -> bytearray:
+        buf = bytearray(size)
+        view = memoryview(buf)
+        for s in spans:
+            if s.is_pad:
+                continue
+            fd, cached = self._fds.acquire(s.file_index, False)
+            try:
+                target = view[s.data_offset : s.data_offset + s.length]
+                off = s.file_offset
+                got = 0
+                while got < s.length:
+                    n = os.preadv(fd, [target[got:]], off + got)
+                    if n == 0:
+                        raise StorageError(
+                            f"read {self._paths[s.file_index]}: short read at {off + got}, "
+                            f"file shorter than {s.file_offset + s.length}"
+                        )
+                    got += n
+            except OSError as exc:
+                raise map_os_error(exc, f"read {self._paths[s.file_index]}") from exc
+            finally:
+                self._fds.release(s.file_index, fd, cached)
+        return buf
+
+    def _hash_write(self, piece: int, data: Buffer, expected: bytes, algo: str) -> bool:
+        h = new_hash(algo)
+        h.update(data)
+        if h.digest() != expected:
+            return False
+        self._write_spans(self.layout.spans(piece), data)
+        return True
+
+    def _hash_read(self, piece: int, algo: str) -> bytes:
+        h = new_hash(algo)
+        h.update(self._read_spans(self.layout.spans(piece), self.layout.piece_size(piece)))
+        return h.digest()
+
+    def _stats(self) -> list[FileStat | None]:
+        out: list[FileStat | None] = []
+        for i, f in enumerate(self.layout.files):
+            if f.is_pad:
+                out.append(None)
+                continue
+            try:
+                st = os.stat(self._paths[i], follow_symlinks=False)
+            except OSError:
+                out.append(None)
+                continue
+            out.append(FileStat(st.st_size, st.st_mtime_ns))
+        return out
+
+    def _delete(self) -> None:
+        self._fds.close_all()
+        for i, f in enumerate(self.layout.files):
+            if f.is_pad:
+                continue
+            try:
+                self._check_parent(i, create=False)
+                os.unlink(self._paths[i])
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise map_os_error(exc, f"delete {self._paths[i]}") from exc
+
+    # --- Storage API ---------------------------------------------------------------------------------------
+
+    async def read_block(self, piece: int, offset: int, length: int) -> bytes:
+        spans = self.layout.spans(piece, offset, length)
+        return bytes(await self._run(self._read_spans, spans, length))
+
+    async def read_piece(self, piece: int) -> bytes:
+        spans = self.layout.spans(piece)
+        return bytes(await self._run(self._read_spans, spans, self.layout.piece_size(piece)))
+
+    async def write_block(self, piece: int, offset: int, data: Buffer) -> None:
+        spans = self.layout.spans(piece, offset, len(data))
+        await self._run(self._write_spans, spans, data)
+
+    async def write_piece(self, piece: int, data: Buffer) -> None:
+        if len(data) != self.layout.piece_size(piece):
+            raise ValueError(f"piece {piece} data is {len(data)} bytes, not {self.layout.piece_size(piece)}")
+        await self._run(self._write_spans, self.layout.spans(piece), data)
+
+    async def hash_and_write_piece(
+        self, piece: int, data: Buffer, expected: bytes, algo: str = "sha1"
+    ) -> bool:
+        if len(data) != self.layout.piece_size(piece):
+            raise ValueError(f"piece {piece} data is {len(data)} bytes, not {self.layout.piece_size(piece)}")
+        return await self._run(self._hash_write, piece, data, expected, algo)
+
+    async def hash_piece(self, piece: int, algo: str = "sha1") -> bytes:
+        return await self._run(self._hash_read, piece, algo)
+
+    async def file_stats(self) -> list[FileStat | None]:
+        return await self._run(self._stats)
+
+    async def close(self) -> None:
+        await self._run(self._fds.close_all)
+
+    async def delete(self) -> None:
+        await self._run(self._delete)

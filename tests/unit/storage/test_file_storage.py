@@ -1,0 +1,180 @@
+"""FileStorage on tmp_path: confinement, sparse and empty files, spans across files, pad files, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from shoal.errors import StorageError, UnsafePathError
+from shoal.storage.files import FileStorage
+from shoal.storage.layout import Layout
+
+PL = 32
+
+
+def payload(n: int) -> bytes:
+    return bytes((i * 7 + 3) % 251 for i in range(n))
+
+
+def multi_layout() -> Layout:
+    return Layout.from_files(
+        [
+            (("t", "a.bin"), 10, False),
+            (("t", "empty"), 0, False),
+            (("t", "sub", "b.bin"), 50, False),
+            (("t", ".pad", "4"), 4, True),
+            (("t", "c.bin"), 20, False),
+        ],
+        PL,
+        block_size=16,
+    )
+
+
+def content(layout: Layout) -> bytes:
+    data = bytearray(payload(layout.total_length))
+    for f in layout.files:
+        if f.is_pad:
+            data[f.offset : f.offset + f.length] = bytes(f.length)
+    return bytes(data)
+
+
+async def test_roundtrip_multi_file(tmp_path: Path) -> None:
+    lay = multi_layout()
+    data = content(lay)
+    st = FileStorage(lay, tmp_path / "dl", max_open_files=2)
+    await st.open()
+    assert (tmp_path / "dl/t/empty").is_file() and (tmp_path / "dl/t/empty").stat().st_size == 0
+    assert not (tmp_path / "dl/t/a.bin").exists()  # created lazily
+    for piece in range(lay.num_pieces):
+        chunk = data[piece * PL : piece * PL + lay.piece_size(piece)]
+        assert await st.hash_and_write_piece(piece, chunk, hashlib.sha1(chunk).digest())
+    assert (tmp_path / "dl/t/a.bin").read_bytes() == data[0:10]
+    assert (tmp_path / "dl/t/sub/b.bin").read_bytes() == data[10:60]
+    assert (tmp_path / "dl/t/c.bin").read_bytes() == data[64:84]
+    assert not (tmp_path / "dl/t/.pad").exists()  # pad never on disk
+    for piece in range(lay.num_pieces):
+        chunk = data[piece * PL : piece * PL + lay.piece_size(piece)]
+        assert await st.read_piece(piece) == chunk
+        assert await st.hash_piece(piece) == hashlib.sha1(chunk).digest()
+    assert await st.read_block(0, 8, 16) == data[8:24]
+    stats = await st.file_stats()
+    assert [s is None for s in stats] == [False, False, False, True, False]
+    await st.close()
+
+
+async def test_block_writes_and_wrong_hash_not_written(tmp_path: Path) -> None:
+    lay = Layout.from_files([(("f",), 40, False)], PL, block_size=16)
+    st = FileStorage(lay, tmp_path)
+    await st.open()
+    assert not await st.hash_and_write_piece(0, b"x" * PL, b"\0" * 20)
+    assert not (tmp_path / "f").exists()
+    await st.write_block(1, 0, b"z" * 8)
+    await st.write_block(0, 16, b"y" * 16)
+    assert (tmp_path / "f").read_bytes() == bytes(16) + b"y" * 16 + b"z" * 8
+    with pytest.raises(ValueError):
+        await st.write_piece(0, b"short")
+    await st.close()
+
+
+async def test_files_are_sparse(tmp_path: Path) -> None:
+    size = 64 * 1024 * 1024
+    lay = Layout.from_files([(("big",), size, False)], 1024 * 1024)
+    st = FileStorage(lay, tmp_path)
+    await st.open()
+    await st.write_block(63, 0, b"q" * 16384)
+    s = (tmp_path / "big").stat()
+    assert s.st_size == size
+    assert s.st_blocks * 512 < size // 4
+    await st.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [("..", "x"), ("a", "..", "..", "x"), ("/etc", "passwd"), ("a/b",), ("",), (".",), ("a\0b",), ("C:x",)],
+)
+def test_unsafe_components_refused(tmp_path: Path, path: tuple[str, ...]) -> None:
+    with pytest.raises(UnsafePathError):
+        FileStorage(Layout.from_files([(path, 10, False)], PL), tmp_path)
+
+
+async def test_planted_symlink_dir_pointing_out_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "d").symlink_to(outside, target_is_directory=True)
+    lay = Layout.from_files([(("d", "f"), 10, False)], PL)
+    st = FileStorage(lay, root)
+    with pytest.raises(UnsafePathError):
+        await st.open()  # found up front
+    with pytest.raises(UnsafePathError):
+        await st.write_piece(0, b"0123456789")  # and again at write time
+    assert list(outside.iterdir()) == []
+
+
+async def test_planted_symlink_file_is_not_followed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    (root / "f").symlink_to(victim)
+    st = FileStorage(Layout.from_files([(("f",), 4, False)], PL), root)
+    await st.open()
+    with pytest.raises(UnsafePathError):
+        await st.write_piece(0, b"evil")
+    assert victim.read_bytes() == b"keep"
+
+
+async def test_symlink_inside_root_is_allowed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "link").symlink_to(root / "real", target_is_directory=True)
+    st = FileStorage(Layout.from_files([(("link", "f"), 4, False)], PL), root)
+    await st.open()
+    await st.write_piece(0, b"good")
+    assert (root / "real" / "f").read_bytes() == b"good"
+
+
+async def test_missing_file_read_is_storage_error(tmp_path: Path) -> None:
+    st = FileStorage(Layout.from_files([(("f",), 4, False)], PL), tmp_path)
+    await st.open()
+    with pytest.raises(StorageError):
+        await st.read_piece(0)
+
+
+async def test_short_file_read_is_storage_error(tmp_path: Path) -> None:
+    st = FileStorage(Layout.from_files([(("f",), 40, False)], PL), tmp_path)
+    await st.open()
+    await st.write_piece(1, b"x" * 8)
+    await st.close()
+    os.truncate(tmp_path / "f", 20)
+    with pytest.raises(StorageError):
+        await st.read_piece(0)
+
+
+async def test_fd_cache_bounded(tmp_path: Path) -> None:
+    files = [((f"f{i}",), 16, False) for i in range(10)]
+    lay = Layout.from_files(files, 16, block_size=16)
+    st = FileStorage(lay, tmp_path, max_open_files=3)
+    await st.open()
+    before = len(os.listdir("/proc/self/fd"))
+    for piece in range(10):
+        await st.write_piece(piece, bytes([piece]) * 16)
+    assert len(os.listdir("/proc/self/fd")) <= before + 3
+    await st.close()
+    assert len(os.listdir("/proc/self/fd")) <= before
+    for piece in range(10):
+        assert (tmp_path / f"f{piece}").read_bytes() == bytes([piece]) * 16
+
+
+async def test_delete(tmp_path: Path) -> None:
+    lay = multi_layout()
+    st = FileStorage(lay, tmp_path)
+    await st.open()
+    await st.write_piece(0, content(lay)[:PL])
+    await st.delete()
+    assert not (tmp_path / "t" / "a.bin").exists()
+    assert not (tmp_path / "t" / "empty").exists()
