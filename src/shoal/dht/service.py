@@ -1,0 +1,280 @@
+"""DhtService: the asyncio adapter that drives a :class:`DhtNode` over real UDP sockets.
+
+The aioquic ``protocol.py`` shape: every datagram (and every API call) goes into the node, then ``_pump`` sends
+what the node wants sent, hands events to waiting lookups, and re-arms one ``loop.call_at`` timer from
+``node.get_timer()``. The node's clock is ``loop.time()``.
+
+Start-up: bind UDP (IPv4, and IPv6 when ``host6`` is given), load our node id and the nodes saved at the last
+run from SQLite (``db_path``), then bootstrap from the saved nodes and the configured routers. Shut-down saves
+the good nodes again. The session uses :meth:`get_peers`, :meth:`iter_peers` and :meth:`announce`; ``shoal get
+-v`` and ``shoal dht`` read :meth:`stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
+
+from shoal.config import Settings
+from shoal.dht.events import DhtStats, LookupFinished, PeersFound
+from shoal.dht.node import DhtNode, family_of
+from shoal.dht.persist import NodesDb
+from shoal.errors import ConfigError, NetworkError
+from shoal.types import PeerAddr
+
+logger = logging.getLogger(__name__)
+
+Addr = tuple[str, int]
+
+
+def parse_host_port(text: str) -> Addr:
+    """``host:port`` or ``[v6]:port`` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ConfigError(f"bad node address {text!r}: expected host:port")
+    return host.strip("[]"), int(port)
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, service: DhtService) -> None:
+        self.service = service
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.service._datagram_received(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("dht: socket error %s", exc)
+
+
+class _Waiter:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[PeersFound | LookupFinished] = asyncio.Queue()
+
+
+class DhtService:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        host: str = "0.0.0.0",
+        port: int | None = None,
+        host6: str | None = None,
+        routers: Iterable[str] | None = None,
+        db_path: str | Path | None = None,
+        rng: random.Random | None = None,
+        node_id: bytes | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.host = host
+        self.requested_port = self.settings.dht_port if port is None else port
+        self.host6 = host6
+        self.routers = list(self.settings.dht_routers if routers is None else routers)
+        self.db_path = db_path
+        self.rng = rng or random.SystemRandom()
+        self._node_id = node_id
+        self.node: DhtNode | None = None
+        self._transports: dict[int, asyncio.DatagramTransport] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiters: dict[int, _Waiter] = {}
+        self._db: NodesDb | None = None
+        self._lookup_slots = asyncio.Semaphore(max(1, self.settings.dht_max_lookups // 2))
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> DhtService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        router_addrs = [parse_host_port(text) for text in self.routers]  # bad input fails before binding
+        saved: list[tuple[bytes, str, int]] = []
+        if self.db_path is not None:
+            self._db = NodesDb(self.db_path)
+            if self._node_id is None:
+                self._node_id = self._db.load_node_id()
+            saved = self._db.load_nodes(self.settings.dht_bucket_size * 20)
+        self.node = DhtNode(self.settings, self.rng, loop.time(), node_id=self._node_id)
+        if self._db is not None:
+            self._db.save_node_id(self.node.node_id)
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(self.host, self.requested_port), family=socket.AF_INET
+            )
+            self._transports[4] = transport
+            self.port = transport.get_extra_info("sockname")[1]
+            if self.host6 is not None:
+                transport6, _ = await loop.create_datagram_endpoint(
+                    lambda: _Protocol(self), local_addr=(self.host6, self.port), family=socket.AF_INET6
+                )
+                self._transports[6] = transport6
+        except OSError as exc:
+            await self.close()
+            raise NetworkError(
+                f"cannot bind dht socket on {self.host}:{self.requested_port}: {exc}"
+            ) from None
+        seeds = [(h, p) for _, h, p in saved if family_of(h) == 4]
+        seeds += await self._resolve(router_addrs)
+        if seeds:
+            self.node.bootstrap(seeds, loop.time())
+        self._pump()
+        logger.info("dht: node %s listening on udp port %d", self.node.node_id.hex()[:8], self.port)
+
+    async def _resolve(self, routers: Iterable[Addr]) -> list[Addr]:
+        loop = asyncio.get_running_loop()
+        out: list[Addr] = []
+        for host, port in routers:
+            text = f"{host}:{port}"
+            try:
+                infos = await asyncio.wait_for(
+                    loop.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM), 10
+                )
+            except (OSError, TimeoutError) as exc:
+                logger.warning("dht: cannot resolve router %s: %s", text, exc)
+                continue
+            out.extend((str(info[4][0]), int(info[4][1])) for info in infos[:1])
+        return out
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for transport in self._transports.values():
+            transport.close()
+        self._transports.clear()
+        if self._db is not None:
+            if self.node is not None:
+                self._db.save_nodes(
+                    (n.node_id, n.host, n.port, n.last_seen)
+                    for n in self.node.known_nodes()
+                    if n.last_response is not None
+                )
+            self._db.close()
+            self._db = None
+        for waiter in self._waiters.values():
+            waiter.queue.put_nowait(LookupFinished(-1, "closed", b"", (), (), (), 0, 0, 0, 0))
+
+    # ------------------------------------------------------------------ the pump
+
+    def _datagram_received(self, data: bytes, addr: Addr) -> None:
+        if self.node is None:
+            return
+        self.node.receive_datagram(data, addr, asyncio.get_running_loop().time())
+        self._pump()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.node is None:
+            return
+        self.node.handle_timer(asyncio.get_running_loop().time())
+        self._pump()
+
+    def _pump(self) -> None:
+        node = self.node
+        if node is None or not self._transports:
+            return
+        loop = asyncio.get_running_loop()
+        for data, addr in node.datagrams_to_send(loop.time()):
+            transport = self._transports.get(family_of(addr[0]))
+            if transport is not None:
+                transport.sendto(data, addr)
+        while (event := node.next_event()) is not None:
+            if isinstance(event, PeersFound | LookupFinished):
+                waiter = self._waiters.get(event.lookup_id)
+                if waiter is not None:
+                    waiter.queue.put_nowait(event)
+        when = node.get_timer()
+        if self._timer is not None and (when is None or self._timer.when() != when):
+            self._timer.cancel()
+            self._timer = None
+        if when is not None and self._timer is None:
+            self._timer = loop.call_at(when, self._on_timer)
+
+    # ------------------------------------------------------------------ API for the session and the CLI
+
+    def _require_node(self) -> DhtNode:
+        if self.node is None:
+            raise NetworkError("dht service is not started")
+        return self.node
+
+    def add_node(self, host: str, port: int) -> None:
+        node = self._require_node()
+        node.add_node((host, port), asyncio.get_running_loop().time())
+        self._pump()
+
+    async def _run_lookup(
+        self, kind: str, target: bytes, **kw: Any
+    ) -> AsyncGenerator[PeersFound | LookupFinished, None]:
+        """Events of one lookup, ending with its LookupFinished. Callers wrap it in ``aclosing``."""
+        node = self._require_node()
+        async with self._lookup_slots:
+            now = asyncio.get_running_loop().time()
+            if kind == "get_peers":
+                lookup_id = node.get_peers(target, now, **kw)
+            elif kind == "sample_infohashes":
+                lookup_id = node.sample_infohashes(target, now)
+            else:
+                lookup_id = node.find_node(target, now)
+            waiter = self._waiters[lookup_id] = _Waiter()
+            try:
+                self._pump()
+                while True:
+                    event = await waiter.queue.get()
+                    yield event
+                    if isinstance(event, LookupFinished):
+                        return
+            finally:
+                self._waiters.pop(lookup_id, None)
+
+    async def _finished(self, kind: str, target: bytes, **kw: Any) -> LookupFinished:
+        async with aclosing(self._run_lookup(kind, target, **kw)) as events:
+            async for event in events:
+                if isinstance(event, LookupFinished):
+                    if event.lookup_id < 0:
+                        raise NetworkError("dht service closed during a lookup")
+                    return event
+        raise NetworkError("dht lookup ended without a result")
+
+    async def iter_peers(
+        self, info_hash: bytes, *, announce_port: int | None = None, implied_port: bool = False
+    ) -> AsyncIterator[list[PeerAddr]]:
+        """Batches of peers as the get_peers lookup finds them (ends when the lookup converges)."""
+        events = self._run_lookup(
+            "get_peers", info_hash, announce_port=announce_port, implied_port=implied_port
+        )
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, PeersFound):
+                    yield list(event.peers)
+
+    async def get_peers(
+        self, info_hash: bytes, *, announce_port: int | None = None, implied_port: bool = False
+    ) -> list[PeerAddr]:
+        """All peers one get_peers lookup finds (optionally announcing ourselves on ``announce_port``)."""
+        done = await self._finished(
+            "get_peers", info_hash, announce_port=announce_port, implied_port=implied_port
+        )
+        return list(done.peers)
+
+    async def announce(self, info_hash: bytes, port: int, *, implied_port: bool = False) -> LookupFinished:
+        """get_peers then announce_peer to the closest nodes that gave a token; returns the finished lookup."""
+        return await self._finished("get_peers", info_hash, announce_port=port, implied_port=implied_port)
+
+    async def find_node(self, target: bytes) -> LookupFinished:
+        return await self._finished("find_node", target)
+
+    async def sample_infohashes(self, target: bytes) -> LookupFinished:
+        return await self._finished("sample_infohashes", target)
+
+    def stats(self) -> DhtStats:
+        return self._require_node().stats()
