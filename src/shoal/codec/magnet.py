@@ -71,6 +71,10 @@ class Magnet:
             raise MagnetError(
                 f"magnet uri of {len(uri)} characters exceeds max_magnet_length {s.max_magnet_length}"
             )
+        try:
+            uri.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates, e.g. undecodable bytes in sys.argv
+            raise MagnetError("magnet uri is not valid unicode text (lone surrogate)") from None
         if not uri[:8].lower() == "magnet:?":
             raise MagnetError("not a magnet uri (must start with 'magnet:?')")
         v1: bytes | None = None
