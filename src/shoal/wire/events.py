@@ -1,0 +1,193 @@
+"""Events out of :class:`shoal.wire.connection.PeerConnection`, named in the past tense.
+
+All are frozen, slotted dataclasses. ``ProtocolViolation`` and ``ConnectionClosed`` are terminal: after either,
+``next_event()`` returns None and the adapter closes the socket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shoal.errors import DisconnectReason
+from shoal.policy.bitfield import Bitfield
+from shoal.types import PeerAddr
+from shoal.wire.extension import ExtensionHandshake
+from shoal.wire.handshake import Reserved
+from shoal.wire.pex import PexPeer
+
+
+class Event:
+    """Base of every connection event."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeReceived(Event):
+    """(Accepting side only) the peer's protocol string, reserved bits and info-hash arrived.
+
+    Answer with ``PeerConnection.accept(info_hash, num_pieces=...)`` (which returns our handshake) or drop the
+    connection. No further event comes until then.
+    """
+
+    info_hash: bytes
+    reserved: Reserved
+
+
+@dataclass(frozen=True, slots=True)
+class Handshaken(Event):
+    """The full handshake is in: the peer's id, reserved bits and info-hash (both sides agree on it)."""
+
+    peer_id: bytes
+    reserved: Reserved
+    info_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionHandshaken(Event):
+    """BEP 10 extended handshake from the peer, parsed and clamped."""
+
+    handshake: ExtensionHandshake
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAliveReceived(Event):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PeerChoked(Event):
+    """The peer choked us. ``dropped`` are our requests it discarded (non-fast peers drop all of them)."""
+
+    dropped: tuple[tuple[int, int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PeerUnchoked(Event):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInterested(Event):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PeerNotInterested(Event):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class HaveReceived(Event):
+    piece: int
+
+
+@dataclass(frozen=True, slots=True)
+class BitfieldReceived(Event):
+    """The peer's piece set from bitfield, have-all or have-none (its current copy is ``conn.peer_bitfield``)."""
+
+    bitfield: Bitfield
+
+
+@dataclass(frozen=True, slots=True)
+class BlockReceived(Event):
+    """A piece message answering one of our requests (or a late answer to one we cancelled or lost to a choke)."""
+
+    piece: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRequested(Event):
+    """The peer asked for a block we may serve now (in range, advertised, and it is unchoked or allowed fast)."""
+
+    piece: int
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCancelled(Event):
+    """The peer cancelled a request it had pending with us."""
+
+    piece: int
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(Event):
+    """The peer rejected one of our requests (BEP 6)."""
+
+    piece: int
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedFastReceived(Event):
+    """The peer will serve ``piece`` to us even while choking us (BEP 6)."""
+
+    piece: int
+
+
+@dataclass(frozen=True, slots=True)
+class Suggested(Event):
+    piece: int
+
+
+@dataclass(frozen=True, slots=True)
+class DhtPortReceived(Event):
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataRequested(Event):
+    """ut_metadata request for metadata piece ``piece``; answer with ``send_metadata_*``."""
+
+    piece: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataPieceReceived(Event):
+    piece: int
+    total_size: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataRejected(Event):
+    piece: int
+
+
+@dataclass(frozen=True, slots=True)
+class PexReceived(Event):
+    """ut_pex message, capped at ``max_pex_peers`` per list."""
+
+    added: tuple[PexPeer, ...]
+    dropped: tuple[PeerAddr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedReceived(Event):
+    """An extended message for an extension we advertised but the connection does not parse itself."""
+
+    name: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation(Event):
+    """Terminal: the peer broke the protocol. Disconnect, and ban it if ``ban``."""
+
+    reason: DisconnectReason
+    ban: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed(Event):
+    """Terminal: end of stream (``receive_data(b"")``) or a timeout."""
+
+    reason: DisconnectReason = field(default=DisconnectReason.CLOSED_BY_PEER)

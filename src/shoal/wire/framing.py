@@ -1,0 +1,153 @@
+"""Incremental length-prefix framing for the peer wire, with size limits checked before buffering.
+
+:class:`FrameReader` keeps one ``bytearray`` with a read position and a write position. Bytes come in through
+:meth:`FrameReader.feed` (a copy into free space) or, with no copy at all, through :meth:`FrameReader.get_buffer` and
+:meth:`FrameReader.buffer_updated` (the ``asyncio.BufferedProtocol`` shape). Consumed bytes are never shifted one
+message at a time: the unread tail is moved to the front only when the free space runs out, so the work is
+O(bytes received). The buffer is replaced (never resized in place) when it must grow, so a memoryview handed out
+by :meth:`get_buffer` never blocks it; it shrinks back after a large message has been consumed.
+
+A length prefix above ``max_message_size`` is refused as soon as its 4 bytes arrive, and a payload longer than the
+limit for its message id (``payload_limits``; fixed sizes from :data:`shoal.wire.messages.FIXED_PAYLOAD`) as soon
+as the id byte arrives, so a hostile prefix never makes the buffer grow.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from shoal.errors import DisconnectReason, LocalProtocolError, PeerProtocolError
+from shoal.wire.messages import check_payload_length, message_name
+
+_U32 = struct.Struct(">I")
+
+DEFAULT_CAPACITY = 256 * 1024
+MIN_READ_SPACE = 64 * 1024
+
+KEEPALIVE_ID = -1
+"""``msg_id`` reported by :meth:`FrameReader.next_frame` for a keep-alive (zero-length message)."""
+
+
+class FrameReader:
+    """Length-prefixed frames out of a byte stream.
+
+    ``next_frame()`` returns ``(msg_id, payload_start, payload_end)``: the payload is
+    ``reader.buffer[payload_start:payload_end]`` and stays valid until the next call to ``feed``/``get_buffer``.
+    """
+
+    __slots__ = ("_capacity", "_end", "_start", "buffer", "max_message_size", "payload_limits")
+
+    def __init__(self, max_message_size: int, *, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.max_message_size = max_message_size
+        self.payload_limits: dict[int, int] = {}
+        """Maximum payload length (after the id byte) per message id; ids not listed are limited only by size."""
+        self._capacity = capacity
+        self.buffer = bytearray(capacity)
+        self._start = 0
+        self._end = 0
+
+    def __len__(self) -> int:
+        """Bytes received and not yet consumed."""
+        return self._end - self._start
+
+    @property
+    def capacity(self) -> int:
+        return len(self.buffer)
+
+    # --- input ---------------------------------------------------------------------------------------------
+
+    def _make_room(self, n: int) -> None:
+        live = self._end - self._start
+        need = live + n
+        buf = self.buffer
+        cap = len(buf)
+        oversized = cap > 4 * self._capacity and need <= self._capacity
+        if need <= cap and not oversized:
+            buf[:live] = buf[self._start : self._end]  # same-size slice assignment: never resizes
+        else:
+            new = bytearray(max(need, 2 * cap) if need > cap else self._capacity)
+            new[:live] = buf[self._start : self._end]
+            self.buffer = new
+        self._start = 0
+        self._end = live
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data`` (copied once into the buffer)."""
+        n = len(data)
+        if self._start == self._end:
+            self._start = self._end = 0
+            if len(self.buffer) > 4 * self._capacity and n <= self._capacity:
+                self.buffer = bytearray(self._capacity)
+        end = self._end
+        if end + n > len(self.buffer):
+            self._make_room(n)
+            end = self._end
+        self.buffer[end : end + n] = data
+        self._end = end + n
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Free space to receive into directly (``asyncio.BufferedProtocol.get_buffer``)."""
+        want = max(sizehint, MIN_READ_SPACE)
+        if self._start == self._end:
+            self._start = self._end = 0
+        if len(self.buffer) - self._end < want:
+            self._make_room(want)
+        return memoryview(self.buffer)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` were written at the start of the view from :meth:`get_buffer`."""
+        if nbytes < 0 or self._end + nbytes > len(self.buffer):
+            raise LocalProtocolError(f"buffer_updated({nbytes}) exceeds the space handed out")
+        self._end += nbytes
+
+    # --- output --------------------------------------------------------------------------------------------
+
+    def peek(self, n: int) -> bytes:
+        """Up to ``n`` unread bytes, not consumed."""
+        return bytes(self.buffer[self._start : min(self._start + n, self._end)])
+
+    def take(self, n: int) -> bytes | None:
+        """Exactly ``n`` bytes (consumed), or None if fewer have arrived."""
+        if self._end - self._start < n:
+            return None
+        start = self._start
+        self._start = start + n
+        return bytes(self.buffer[start : start + n])
+
+    def next_frame(self) -> tuple[int, int, int] | None:
+        """The next complete frame as ``(msg_id, payload_start, payload_end)``, or None if incomplete.
+
+        Raises :class:`PeerProtocolError` for a length over ``max_message_size``, an unknown id, a fixed-size
+        message of the wrong size or a payload over ``payload_limits``, before the payload is buffered.
+        """
+        start = self._start
+        avail = self._end - start
+        if avail < 4:
+            return None
+        buf = self.buffer
+        (length,) = _U32.unpack_from(buf, start)
+        if length == 0:
+            self._start = start + 4
+            return (KEEPALIVE_ID, start + 4, start + 4)
+        if length > self.max_message_size:
+            raise PeerProtocolError(
+                f"message length {length} exceeds max_message_size {self.max_message_size}",
+                DisconnectReason.MESSAGE_TOO_LARGE,
+            )
+        if avail < 5:
+            return None
+        msg_id = buf[start + 4]
+        self._check_header(msg_id, length - 1)
+        if avail < 4 + length:
+            return None
+        self._start = end = start + 4 + length
+        return (msg_id, start + 5, end)
+
+    def _check_header(self, msg_id: int, payload_length: int) -> None:
+        check_payload_length(msg_id, payload_length)
+        limit = self.payload_limits.get(msg_id)
+        if limit is not None and payload_length > limit:
+            raise PeerProtocolError(
+                f"{message_name(msg_id)} message with payload of {payload_length} bytes exceeds limit {limit}",
+                DisconnectReason.MESSAGE_TOO_LARGE,
+            )
