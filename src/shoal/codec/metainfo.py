@@ -367,7 +367,9 @@ def _parse_info_checked(info: Any, raw: bytes, s: Settings) -> InfoDict:
     if has_v2:
         if piece_length < merkle.BLOCK_SIZE or piece_length & (piece_length - 1):
             raise MetainfoError(f"v2 piece length {piece_length} is not a power of two >= 16384")
-        v2_files = parse_file_tree(info.get(b"file tree"), name, piece_length, s)
+        v2_files = parse_file_tree(
+            info.get(b"file tree"), name, piece_length, s, (b"files" in info) if has_v1 else None
+        )
     if v1_files is not None and v2_files is not None:
         _check_hybrid(v1_files, v2_files, piece_length)
         files = [

@@ -19,7 +19,11 @@ if TYPE_CHECKING:
     from shoal.codec.metainfo import FileEntry
 
 
-def parse_file_tree(tree: Any, name: str, piece_length: int, s: Settings) -> list[FileEntry]:
+def parse_file_tree(
+    tree: Any, name: str, piece_length: int, s: Settings, multi_file: bool | None = None
+) -> list[FileEntry]:
+    """Files of a v2 ``file tree``. A tree holding one file at its root is a single-file torrent (as in
+    libtorrent), unless ``multi_file`` says otherwise (a hybrid whose v1 part has a ``files`` list)."""
     from shoal.codec.metainfo import FileEntry, _attr, _pad_path, _symlink
 
     if not isinstance(tree, dict) or not tree:
@@ -27,6 +31,8 @@ def parse_file_tree(tree: Any, name: str, piece_length: int, s: Settings) -> lis
     single = (
         len(tree) == 1 and isinstance(next(iter(tree.values())), dict) and b"" in next(iter(tree.values()))
     )
+    if multi_file is not None:
+        single = not multi_file
     raw_files: list[tuple[tuple[str, ...], dict[bytes, Any]]] = []
     seen = PathSet()
     # iterative depth-first walk in dictionary order: (node, path so far)

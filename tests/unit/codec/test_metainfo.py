@@ -87,3 +87,82 @@ def test_max_torrent_size_one_past() -> None:
     Metainfo.from_bytes(data, Settings(max_torrent_size=len(data)))
     with pytest.raises(MetainfoError, match="max_torrent_size"):
         Metainfo.from_bytes(data, Settings(max_torrent_size=len(data) - 1))
+
+
+# ---------------------------------------------------------------- v2, hybrid, round trips
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from shoal.codec import merkle  # noqa: E402
+from torrent_factory import build, content  # noqa: E402
+
+FILES = {("a",): content(40000), ("d", "e"): b"", ("d", "f"): content(16384 * 4, 3), ("z",): content(1, 5)}
+
+
+@pytest.mark.parametrize("version", ["v2", "hybrid"])
+def test_v2_and_hybrid_parse(version: str) -> None:
+    data = build(FILES, version)
+    m = Metainfo.from_bytes(data)
+    raw = bencode.raw_value(data, b"info")
+    assert raw is not None
+    assert m.info_hash_v2 == hashlib.sha256(raw).digest()
+    assert (m.info_hash_v1 is not None) == (version == "hybrid")
+    assert m.info.has_v2
+    assert m.info.is_hybrid == (version == "hybrid")
+    real = m.info.real_files
+    assert [f.path for f in real] == [("t", "a"), ("t", "d", "e"), ("t", "d", "f"), ("t", "z")]
+    for f in m.info.files:
+        if f.length and not f.is_pad:
+            assert f.offset % 16384 == 0
+    assert m.info.num_pieces == 3 + 4 + 1
+    big = m.info.files.index(real[2])
+    assert m.piece_layer(big) == merkle.layer_and_root(merkle.block_hashes(FILES[("d", "f")]), 16384)[0]
+    first, end = m.info.file_piece_range(big)
+    assert (first, end) == (3, 7)
+    assert m.v2_piece_hash(4) == m.piece_layer(big)[32:64]  # type: ignore[index]
+    assert m.v2_piece_hash(0) == m.piece_layer(0)[:32]  # type: ignore[index]
+    assert m.v2_piece_hash(7) == real[3].pieces_root
+    assert Metainfo.from_bytes(m.to_bytes()) == m
+    info = InfoDict.from_bytes(raw, expected_hash=hashlib.sha256(raw).digest()[:20])
+    assert info == m.info
+
+
+def test_v2_single_file() -> None:
+    m = Metainfo.from_bytes(build({(): content(50000)}, "v2", name="one.bin"))
+    assert m.info.files[0].path == ("one.bin",)
+    assert m.info.files[1].is_pad
+    assert m.info.total_length == 4 * 16384
+
+
+names = st.text(alphabet="abcXYZ09-_", min_size=1, max_size=6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    files=st.dictionaries(
+        st.lists(names, min_size=1, max_size=3).map(tuple), st.integers(0, 70000), min_size=1, max_size=5
+    ),
+    version=st.sampled_from(["v1", "v2", "hybrid"]),
+    piece_length=st.sampled_from([16384, 32768, 65536]),
+    private=st.booleans(),
+)
+def test_round_trip_property(
+    files: dict[tuple[str, ...], int], version: str, piece_length: int, private: bool
+) -> None:
+    paths = sorted(files)
+    # drop paths that are a prefix of another (a file cannot also be a directory)
+    paths = [p for p in paths if not any(q[: len(p)] == p and q != p for q in paths)]
+    if not paths or sum(files[p] for p in paths) == 0:
+        return
+    data = {p: content(files[p], i) for i, p in enumerate(paths)}
+    raw = build(data, version, piece_length, trackers=[["http://t/a"]], private=private)
+    m = Metainfo.from_bytes(raw)
+    lone = version == "v2" and len(paths) == 1 and len(paths[0]) == 1  # a v2 tree with one root file: single
+    assert [(f.path, f.length) for f in m.info.real_files] == [
+        (p if lone else ("t", *p), len(data[p])) for p in paths
+    ]
+    assert m.info.private == private
+    assert m.info.piece_length == piece_length
+    assert m.to_bytes() == raw
+    assert Metainfo.from_bytes(m.to_bytes()) == m
