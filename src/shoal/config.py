@@ -38,7 +38,9 @@ class Settings:
     request_timeout: float = 30.0
     max_request_length: int = 16 * 1024  # largest block a peer may request from us (BEP 3: 16 KiB)
     max_extended_message_size: int = 1024 * 1024  # BEP 10 message payload cap
-    max_invalid_requests: int = 300  # requests we refuse (choked, not advertised, over the queue) before a disconnect
+    max_invalid_requests: int = (
+        300  # requests we refuse (choked, not advertised, over the queue) before a disconnect
+    )
     max_allowed_fast_received: int = 256  # allowed-fast pieces remembered from one peer
     max_pex_peers: int = 50  # added (and dropped) peers taken from one ut_pex message (BEP 11)
     pex_interval: float = 60.0  # at most one ut_pex message per peer per interval, each way
@@ -53,6 +55,20 @@ class Settings:
     choke_interval: float = 10.0
     endgame_threshold_blocks: int = 64
     max_hash_failures_before_ban: int = 3
+    # --- policy: requests, choking, peer book, storage, resume (engineer C) ---
+    request_queue_time: float = 3.0  # seconds of a peer's download rate we keep requested (pipeline depth)
+    snub_timeout: float = 60.0  # no block for this long while requests are outstanding -> snubbed (depth 1)
+    endgame_max_requesters: int = 2  # peers one block may be requested from in end-game
+    seed_choke_slot_time: float = 30.0  # while seeding, an unchoked peer keeps its slot at least this long
+    max_known_peers: int = 2000  # peer book entries per torrent
+    max_banned_ips: int = 10_000
+    peer_connect_backoff: float = 30.0  # first retry delay after a failed connect, doubled per failure
+    peer_connect_backoff_max: float = 3600.0
+    max_connect_failures: int = 6  # failed connects in a row before a peer is forgotten
+    disk_threads: int = 4
+    max_open_files: int = 64  # cached file descriptors per storage
+    resume_checkpoint_pieces: int = 64  # checkpoint after this many newly verified pieces...
+    resume_checkpoint_interval: float = 30.0  # ...or this many seconds, whichever first
 
     # --- tracker client (BEP 3, 12, 15, 23, 48) ---
     tracker_timeout: float = 15.0

@@ -30,7 +30,7 @@ after a hash failure (smart ban); :meth:`on_piece_failed` then resets the piece.
 
 API (names are stable)::
 
-    p = PiecePicker(num_pieces, piece_length, total_length, rng=random.Random(seed), pad_blocks=layout.pad_blocks())
+    p = PiecePicker.from_layout(layout, rng=random.Random(seed), priorities=layout.piece_priorities(file_prios))
     p.peer_bitfield(peer, bits)  p.peer_have(peer, i)  p.peer_have_all(peer)  p.peer_have_none(peer)
     p.peer_dont_have(peer, i)    p.peer_left(peer)     p.peer_has(peer, i)    p.is_interesting(peer)
     p.pick(peer, count, only=None) -> list[BlockRef]        # marks them REQUESTED by peer
@@ -48,6 +48,7 @@ import bisect
 import random
 from collections.abc import Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from shoal.errors import DisconnectReason, PeerProtocolError
 from shoal.policy.bitfield import Bitfield
@@ -73,6 +74,15 @@ class Received:
     accepted: bool  # False: duplicate or unwanted, drop the data
     cancel: tuple[Hashable, ...]  # other peers that had requested this block: send them cancel
     piece_complete: bool  # every block of the piece is now received: hash it
+
+
+class _LayoutLike(Protocol):
+    num_pieces: int
+    piece_length: int
+    total_length: int
+    block_size: int
+
+    def pad_blocks(self) -> list[tuple[int, int]]: ...
 
 
 class _PeerHave:
@@ -148,6 +158,27 @@ class PiecePicker:
         for piece, blocks in self._pad.items():
             if len(blocks) >= self.blocks_in_piece(piece):
                 self.set_have(piece)
+
+    @classmethod
+    def from_layout(
+        cls,
+        layout: _LayoutLike,
+        *,
+        rng: random.Random,
+        priorities: Sequence[int] | None = None,
+        endgame_max_requesters: int = 2,
+    ) -> PiecePicker:
+        """Build from a :class:`shoal.storage.layout.Layout` (pad blocks included)."""
+        return cls(
+            layout.num_pieces,
+            layout.piece_length,
+            layout.total_length,
+            rng=rng,
+            block_size=layout.block_size,
+            pad_blocks=layout.pad_blocks(),
+            priorities=priorities,
+            endgame_max_requesters=endgame_max_requesters,
+        )
 
     # --- geometry ------------------------------------------------------------------------------------------
 

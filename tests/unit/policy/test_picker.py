@@ -354,3 +354,17 @@ def test_bitfield_objects_accepted_and_returned() -> None:
     p.peer_bitfield("x", Bitfield.from_string(" xx"))
     assert [p.availability(i) for i in range(3)] == [0, 1, 1]
     assert p.have_bitfield() == Bitfield.from_string("x  ")
+
+
+def test_from_layout_uses_pad_blocks_and_priorities() -> None:
+    from shoal.storage.layout import Layout
+
+    lay = Layout.from_files(
+        [(("a",), PL + BS, False), (("p",), 3 * BS, True), (("b",), PL, False)], PL, block_size=BS
+    )
+    p = PiecePicker.from_layout(lay, rng=random.Random(0), priorities=lay.piece_priorities([0, 1, 1]))
+    assert p.priority(0) == 0 and p.priority(1) == 0 and p.priority(2) == 1
+    p.peer_have_all("s")
+    assert pieces_of(p.pick("s", 100)) == [2]
+    p.set_priority(1, 1)
+    assert p.pick("s", 100) == [BlockRef(1, 0, BS)]  # the rest of piece 1 is pad
