@@ -1,0 +1,296 @@
+"""The tracker's swarm registry: announce, scrape, expiry. Sans-IO (``now`` and ``rng`` are passed in).
+
+Peers are keyed by their compact address (4 or 16 address bytes + 2 port bytes) so nobody can remove or
+replace another address's entry by sending its peer id. Each swarm keeps seeders and leechers in two indexed
+lists, so a random sample of ``numwant`` peers costs O(numwant) and removal is O(1).
+
+Rules: ``stopped`` removes the peer and returns no peers; seeders are not sent to seeders; the requester never
+gets itself; ``completed`` counts as a download only when the peer was not already a seeder; peers that do not
+announce within ``peer_timeout`` are removed by :meth:`Registry.expire`; in private mode unknown info-hashes and
+passkeys get a failure; the number of swarms and peers is capped.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from shoal.errors import ShoalError
+from shoal.tracker.proto.messages import Event, ScrapeStats
+from shoal.trackerd.config import TrackerdConfig
+
+
+class AnnounceRefused(ShoalError):
+    """The tracker refuses this announce; the message is the ``failure reason`` sent back."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAnnounce:
+    """An announce as the adapters parsed it. ``addr`` is the compact address (ip bytes + port)."""
+
+    info_hash: bytes
+    peer_id: bytes
+    addr: bytes
+    left: int
+    event: Event = Event.NONE
+    numwant: int | None = None
+    passkey: str | None = None
+    downloaded: int = 0
+    uploaded: int = 0
+
+
+@dataclass(slots=True)
+class AnnounceResult:
+    interval: int
+    min_interval: int
+    complete: int
+    incomplete: int
+    peers: list[Peer]
+
+
+@dataclass(slots=True)
+class Peer:
+    addr: bytes
+    peer_id: bytes
+    seeder: bool
+    last_seen: float
+
+
+class _PeerList:
+    """A list with O(1) removal (swap with the last) and O(k) random samples."""
+
+    __slots__ = ("index", "items")
+
+    def __init__(self) -> None:
+        self.items: list[Peer] = []
+        self.index: dict[bytes, int] = {}
+
+    def add(self, peer: Peer) -> None:
+        self.index[peer.addr] = len(self.items)
+        self.items.append(peer)
+
+    def remove(self, addr: bytes) -> None:
+        i = self.index.pop(addr)
+        last = self.items.pop()
+        if last.addr != addr:
+            self.items[i] = last
+            self.index[last.addr] = i
+
+
+@dataclass(slots=True)
+class Swarm:
+    seeders: _PeerList = field(default_factory=_PeerList)
+    leechers: _PeerList = field(default_factory=_PeerList)
+    downloaded: int = 0
+
+    def get(self, addr: bytes) -> Peer | None:
+        i = self.seeders.index.get(addr)
+        if i is not None:
+            return self.seeders.items[i]
+        i = self.leechers.index.get(addr)
+        return self.leechers.items[i] if i is not None else None
+
+    def __len__(self) -> int:
+        return len(self.seeders.items) + len(self.leechers.items)
+
+
+@dataclass(slots=True)
+class Counters:
+    announces: int = 0
+    scrapes: int = 0
+    started: int = 0
+    completed: int = 0
+    stopped: int = 0
+    refused: int = 0
+    expired: int = 0
+
+
+class Registry:
+    """All swarms of one tracker process (in memory)."""
+
+    def __init__(
+        self,
+        config: TrackerdConfig,
+        rng: random.Random,
+        *,
+        allowed: set[bytes] | None = None,
+        passkeys: set[str] | None = None,
+    ) -> None:
+        self.config = config
+        self._rng = rng
+        self.allowed = allowed
+        self.passkeys = passkeys
+        self.swarms: dict[bytes, Swarm] = {}
+        self.counters = Counters()
+        self.peer_count = 0
+
+    # ------------------------------------------------------------ access
+
+    def check_access(self, info_hash: bytes, passkey: str | None) -> None:
+        if self.passkeys is not None and passkey not in self.passkeys:
+            raise AnnounceRefused("unknown passkey")
+        if self.allowed is not None and info_hash not in self.allowed:
+            raise AnnounceRefused("unregistered torrent")
+
+    # ------------------------------------------------------------ announce
+
+    def announce(self, req: ServerAnnounce, now: float) -> AnnounceResult:
+        """Record the announce and answer it; raises :class:`AnnounceRefused` to send a failure reason."""
+        cfg = self.config
+        self.counters.announces += 1
+        try:
+            self.check_access(req.info_hash, req.passkey)
+        except AnnounceRefused:
+            self.counters.refused += 1
+            raise
+        swarm = self.swarms.get(req.info_hash)
+        event = req.event
+        if swarm is None:
+            if event is Event.STOPPED:
+                return AnnounceResult(cfg.interval, cfg.min_interval, 0, 0, [])
+            if len(self.swarms) >= cfg.max_swarms:
+                self.counters.refused += 1
+                raise AnnounceRefused(f"tracker is full: max_swarms {cfg.max_swarms}")
+            swarm = self.swarms[req.info_hash] = Swarm()
+        peer = swarm.get(req.addr)
+        seeder = req.left == 0
+        if event is Event.STOPPED:
+            self.counters.stopped += 1
+            if peer is not None:
+                self._remove(swarm, peer)
+            return AnnounceResult(
+                cfg.interval, cfg.min_interval, len(swarm.seeders.items), len(swarm.leechers.items), []
+            )
+        if event is Event.STARTED:
+            self.counters.started += 1
+        elif event is Event.COMPLETED:
+            self.counters.completed += 1
+            if peer is None or not peer.seeder:
+                swarm.downloaded += 1
+        if peer is None:
+            if self.peer_count >= cfg.max_peers:
+                self.counters.refused += 1
+                raise AnnounceRefused(f"tracker is full: max_peers {cfg.max_peers}")
+            peer = Peer(req.addr, req.peer_id, seeder, now)
+            (swarm.seeders if seeder else swarm.leechers).add(peer)
+            self.peer_count += 1
+        else:
+            peer.last_seen = now
+            peer.peer_id = req.peer_id
+            if peer.seeder != seeder:
+                (swarm.seeders if peer.seeder else swarm.leechers).remove(peer.addr)
+                peer.seeder = seeder
+                (swarm.seeders if seeder else swarm.leechers).add(peer)
+        numwant = req.numwant if req.numwant is not None else cfg.default_numwant
+        numwant = max(0, min(numwant, cfg.max_numwant))
+        peers = self._sample(swarm, seeder, req.addr, numwant) if numwant else []
+        return AnnounceResult(
+            cfg.interval, cfg.min_interval, len(swarm.seeders.items), len(swarm.leechers.items), peers
+        )
+
+    def _sample(self, swarm: Swarm, seeder: bool, own: bytes, k: int) -> list[Peer]:
+        leechers = swarm.leechers.items
+        seeders: list[Peer] = [] if seeder else swarm.seeders.items
+        n = len(leechers) + len(seeders)
+        nl = len(leechers)
+        if n <= k + 1:
+            chosen = leechers + seeders
+        else:
+            chosen = [leechers[i] if i < nl else seeders[i - nl] for i in self._rng.sample(range(n), k + 1)]
+        return [p for p in chosen if p.addr != own][:k]
+
+    def _remove(self, swarm: Swarm, peer: Peer) -> None:
+        (swarm.seeders if peer.seeder else swarm.leechers).remove(peer.addr)
+        self.peer_count -= 1
+
+    # ------------------------------------------------------------ scrape, expiry, stats
+
+    def scrape(self, info_hashes: Iterable[bytes], passkey: str | None = None) -> dict[bytes, ScrapeStats]:
+        """Counts for each known (and, in private mode, allowed) info-hash; unknown ones count zero."""
+        self.counters.scrapes += 1
+        if self.passkeys is not None and passkey not in self.passkeys:
+            raise AnnounceRefused("unknown passkey")
+        out: dict[bytes, ScrapeStats] = {}
+        for ih in info_hashes:
+            if self.allowed is not None and ih not in self.allowed:
+                continue
+            swarm = self.swarms.get(ih)
+            out[ih] = (
+                ScrapeStats(len(swarm.seeders.items), swarm.downloaded, len(swarm.leechers.items))
+                if swarm is not None
+                else ScrapeStats(0, 0, 0)
+            )
+        return out
+
+    def full_scrape(self, passkey: str | None = None) -> dict[bytes, ScrapeStats]:
+        if not self.config.full_scrape:
+            raise AnnounceRefused("full scrape is disabled")
+        hashes = list(self.swarms)[: self.config.max_full_scrape]
+        return self.scrape(hashes, passkey)
+
+    def expire(self, now: float) -> int:
+        """Forget peers silent for ``peer_timeout`` and swarms left empty with no downloads; return how many
+        peers went."""
+        cutoff = now - self.config.peer_timeout
+        gone = 0
+        for ih in list(self.swarms):
+            swarm = self.swarms[ih]
+            for plist in (swarm.seeders, swarm.leechers):
+                for peer in [p for p in plist.items if p.last_seen < cutoff]:
+                    plist.remove(peer.addr)
+                    gone += 1
+            if not len(swarm) and not swarm.downloaded:
+                del self.swarms[ih]
+        self.peer_count -= gone
+        self.counters.expired += gone
+        return gone
+
+    def stats(self) -> dict[str, int]:
+        seeders = sum(len(s.seeders.items) for s in self.swarms.values())
+        return {
+            "swarms": len(self.swarms),
+            "peers": self.peer_count,
+            "seeders": seeders,
+            "leechers": self.peer_count - seeders,
+            "announces": self.counters.announces,
+            "scrapes": self.counters.scrapes,
+            "started": self.counters.started,
+            "completed": self.counters.completed,
+            "stopped": self.counters.stopped,
+            "refused": self.counters.refused,
+            "expired": self.counters.expired,
+        }
+
+    # ------------------------------------------------------------ persistence hooks (used by the SQLite adapter)
+
+    def restore(self, info_hash: bytes, downloaded: int, peers: Iterable[Peer]) -> None:
+        swarm = self.swarms.setdefault(info_hash, Swarm())
+        swarm.downloaded = max(swarm.downloaded, downloaded)
+        for peer in peers:
+            if swarm.get(peer.addr) is None and self.peer_count < self.config.max_peers:
+                (swarm.seeders if peer.seeder else swarm.leechers).add(peer)
+                self.peer_count += 1
+
+
+class RateLimiter:
+    """Token bucket per client IP (``rate`` per second, ``burst``), bounded to ``max_ips`` entries."""
+
+    def __init__(self, rate: float, burst: float, max_ips: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_ips = max_ips
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, ip: str, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        tokens, last = self._buckets.get(ip, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[ip] = (tokens, now)
+            return False
+        if len(self._buckets) >= self.max_ips and ip not in self._buckets:
+            self._buckets.clear()  # bounded memory under a spoofed flood; everyone starts with a full bucket
+        self._buckets[ip] = (tokens - 1.0, now)
+        return True
