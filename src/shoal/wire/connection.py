@@ -224,6 +224,11 @@ class PeerConnection:
         return frozenset(self._allowed_fast_in)
 
     @property
+    def buffered_bytes(self) -> int:
+        """Bytes received and not yet turned into events (at most one message over the limits plus a read)."""
+        return len(self._reader)
+
+    @property
     def invalid_requests(self) -> int:
         return self._invalid_requests
 

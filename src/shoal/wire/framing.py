@@ -65,7 +65,8 @@ class FrameReader:
         if need <= cap and not oversized:
             buf[:live] = buf[self._start : self._end]  # same-size slice assignment: never resizes
         else:
-            new = bytearray(max(need, 2 * cap) if need > cap else self._capacity)
+            grown = max(need, min(2 * cap, self.max_message_size + 4 + self._capacity))
+            new = bytearray(grown if need > cap else self._capacity)
             new[:live] = buf[self._start : self._end]
             self.buffer = new
         self._start = 0
