@@ -1,0 +1,273 @@
+"""Transfer benchmarks over loopback TCP (issue 7 cases 1-3): Shoal against libtorrent in the same run.
+
+Cases:
+
+* ``download``  one libtorrent seeder -> one downloader: libtorrent, then Shoal (``shoal get``);
+* ``seed``      one seeder (libtorrent, then Shoal ``shoal seed``) -> one libtorrent downloader;
+* ``swarm``     four libtorrent seeders -> one downloader: libtorrent, then Shoal.
+
+A single file (default 1 GiB, ``--size 256M`` for quick runs) with 1 MiB pieces, made once and cached in
+``WORKDIR/content``. Peers find each other directly (``--peer``), no tracker. Every peer is a separate process
+measured with ``wait4``: MB/s = size / the downloader's wall time from process start to exit (so it includes
+start-up, the same for both); CPU s = user+sys of the measured process; peak RSS = its VmHWM (libtorrent maps
+files, so its RSS includes page cache of the data it touched); peak anon = sampled RssAnon (heap). Each download is
+compared byte for byte with the source. Orders alternate between runs; the median run per peer is reported.
+
+Run: ``shoal bench download [--size 256M] [--runs 3] [--workdir /tmp/shoal-bench]``
+or ``python -m benchmarks.bench_transfer download ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.common import (
+    BenchContent,
+    Measured,
+    MeasuredProcess,
+    Row,
+    Table,
+    human_size,
+    mb_s,
+    mib,
+    parse_size,
+    scratch_dir,
+    single_file_content,
+)
+from interop.harness import proc
+from interop.harness.libtorrent_peer import runner_command
+
+logger = logging.getLogger("benchmarks.transfer")
+
+CASES = ("download", "seed", "swarm")
+LT = "libtorrent"
+SHOAL = "shoal"
+
+
+def shoal_available() -> bool:
+    return importlib.util.find_spec("shoal.cli.get") is not None
+
+
+def shoal_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "shoal", *args]
+
+
+def download_timeout(size: int) -> float:
+    return 60 + size / 4e6  # 4 MB/s floor: 1 GiB -> ~330 s
+
+
+# -- peers ---------------------------------------------------------------------------------------------------
+def start_lt_seeder(bc: BenchContent, logdir: Path, n: int = 0) -> tuple[MeasuredProcess, int]:
+    cmd = runner_command("seed", bc.torrent.path, bc.data.parent, timeout=3600)
+    mp = MeasuredProcess(f"{LT} seeder {n}", cmd, log_path=logdir / f"lt-seed-{n}.log")
+    try:
+        ev = mp.wait_event("listening", timeout=60 + bc.size / 200e6)
+    except BaseException:
+        mp.stop()
+        raise
+    return mp, int(ev["port"])
+
+
+def start_shoal_seeder(bc: BenchContent, logdir: Path) -> tuple[MeasuredProcess, int]:
+    port = proc.free_port("127.0.0.1")
+    cmd = shoal_cmd("seed", str(bc.torrent.path), str(bc.data), "--bind", "127.0.0.1", "--port", str(port))
+    cmd.append("--quiet")
+    mp = MeasuredProcess(f"{SHOAL} seeder", cmd, log_path=logdir / "shoal-seed.log")
+    try:
+        # `shoal seed` checks the data before it serves; wait until it accepts connections and says so.
+        proc.wait_for(
+            lambda: mp._poll_exit() or proc.tcp_open("127.0.0.1", port),
+            timeout=60 + bc.size / 100e6,
+            what="shoal seed to listen",
+        )
+        if mp.result.returncode is not None:
+            raise RuntimeError(f"shoal seed exited {mp.result.returncode}: {last_line(mp.log_path)}")
+    except BaseException:
+        mp.stop()
+        raise
+    return mp, port
+
+
+def run_downloader(kind: str, bc: BenchContent, seeders: list[int], work: Path, logdir: Path) -> Measured:
+    """Download ``bc`` from the seeders' ports with ``kind``; verify it; return the measurement."""
+    peers = [("127.0.0.1", p) for p in seeders]
+    with scratch_dir(work / f"dl-{kind}") as out:
+        if kind == LT:
+            cmd = runner_command("get", bc.torrent.path, out, peers=peers, timeout=download_timeout(bc.size))
+        else:
+            cmd = shoal_cmd("get", str(bc.torrent.path), "-o", str(out), "--no-seed", "--quiet")
+            cmd += ["--bind", "127.0.0.1", "--port", "0", "--timeout", str(download_timeout(bc.size))]
+            for ip, port in peers:
+                cmd += ["--peer", f"{ip}:{port}"]
+        with MeasuredProcess(f"{kind} downloader", cmd, log_path=logdir / f"{kind}-get.log") as mp:
+            m = mp.wait(download_timeout(bc.size) + 30)
+        got = out / bc.data.name
+        if m.returncode != 0:
+            raise RuntimeError(f"{kind} downloader exited {m.returncode}: {last_line(mp.log_path)}")
+        if not got.exists() or not filecmp.cmp(bc.data, got, shallow=False):
+            raise RuntimeError(f"{kind} downloader's file differs from the source")
+        return m
+
+
+def last_line(path: Path) -> str:
+    lines = [line for line in proc.tail(path, 4000).splitlines() if line.strip()]
+    return lines[-1].strip()[:200] if lines else "(no output)"
+
+
+def median_run(runs: list[Measured]) -> Measured:
+    by_wall = sorted(runs, key=lambda m: m.wall)
+    return by_wall[(len(by_wall) - 1) // 2]
+
+
+def row(who: str, m: Measured | None, size: int, *, cpu_of: Measured | None = None, note: str = "") -> Row:
+    if m is None:
+        return Row(who, None, None, None, None, note)
+    c = cpu_of or m
+    return Row(who, mb_s(size, m.wall), c.cpu, mib(c.peak_rss_kib), mib(c.peak_anon_kib), note)
+
+
+# -- cases ---------------------------------------------------------------------------------------------------
+def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1) -> Table:
+    logdir = work / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    kinds = [LT, SHOAL] if shoal_available() else [LT]
+    results: dict[str, list[Measured]] = {k: [] for k in kinds}
+    failures: dict[str, str] = {}
+    seeders: list[MeasuredProcess] = []
+    try:
+        ports = []
+        for i in range(n_seeders):
+            mp, port = start_lt_seeder(bc, logdir, i)
+            seeders.append(mp)
+            ports.append(port)
+        for r in range(runs):
+            for kind in kinds if r % 2 == 0 else reversed(kinds):
+                if kind in failures:
+                    continue
+                logger.info(
+                    "run %d: %s downloading %s from %d seeder(s)", r + 1, kind, human_size(bc.size), n_seeders
+                )
+                try:
+                    m = run_downloader(kind, bc, ports, work, logdir)
+                except (RuntimeError, TimeoutError) as exc:
+                    failures[kind] = str(exc).splitlines()[0][:200]
+                    logger.warning("%s failed: %s", kind, exc)
+                    continue
+                logger.info("  %.1f MB/s, %.2f CPU s", mb_s(bc.size, m.wall), m.cpu)
+                results[kind].append(m)
+    finally:
+        for mp in seeders:
+            mp.stop()
+    title = (
+        f"{'download' if n_seeders == 1 else 'swarm'}: {n_seeders} libtorrent seeder(s) -> 1 downloader, "
+        f"{human_size(bc.size)}, {bc.torrent.piece_length >> 20} MiB pieces, loopback TCP, {runs} run(s), median"
+    )
+    rows = []
+    for kind in [LT, SHOAL]:
+        who = f"{kind} downloads"
+        if kind not in kinds:
+            rows.append(Row(who, None, None, None, None, "shoal get not available in this checkout"))
+        elif results.get(kind):
+            rows.append(row(who, median_run(results[kind]), bc.size))
+        else:
+            rows.append(Row(who, None, None, None, None, f"failed: {failures.get(kind, '?')}"))
+    table = Table(
+        title, rows, notes=["CPU s and RSS are the downloader process's (wait4); MB/s over its lifetime"]
+    )
+    ratio = table.ratio_row(f"{SHOAL} downloads", f"{LT} downloads")
+    if ratio is not None and ratio.mb_s is not None:
+        table.rows.append(ratio)
+    return table
+
+
+def case_seed(bc: BenchContent, work: Path, runs: int) -> Table:
+    logdir = work / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    kinds = [LT, SHOAL] if shoal_available() else [LT]
+    dl: dict[str, list[Measured]] = {k: [] for k in kinds}
+    seed: dict[str, list[Measured]] = {k: [] for k in kinds}
+    failures: dict[str, str] = {}
+    starters: dict[str, Callable[[], tuple[MeasuredProcess, int]]] = {
+        LT: lambda: start_lt_seeder(bc, logdir),
+        SHOAL: lambda: start_shoal_seeder(bc, logdir),
+    }
+    for r in range(runs):
+        for kind in kinds if r % 2 == 0 else reversed(kinds):
+            if kind in failures:
+                continue
+            logger.info("run %d: %s seeding %s to libtorrent", r + 1, kind, human_size(bc.size))
+            try:
+                sp, port = starters[kind]()
+                try:
+                    m = run_downloader(LT, bc, [port], work, logdir)
+                finally:
+                    s = sp.stop()
+            except (RuntimeError, TimeoutError) as exc:
+                failures[kind] = str(exc).splitlines()[0][:200]
+                logger.warning("%s failed: %s", kind, exc)
+                continue
+            logger.info("  %.1f MB/s, seeder %.2f CPU s", mb_s(bc.size, m.wall), s.cpu)
+            dl[kind].append(m)
+            seed[kind].append(s)
+    rows = []
+    for kind in [LT, SHOAL]:
+        who = f"{kind} seeds"
+        if kind not in kinds:
+            rows.append(Row(who, None, None, None, None, "shoal not available in this checkout"))
+        elif dl.get(kind):
+            i = dl[kind].index(median_run(dl[kind]))
+            rows.append(row(who, dl[kind][i], bc.size, cpu_of=seed[kind][i]))
+        else:
+            rows.append(Row(who, None, None, None, None, f"failed: {failures.get(kind, '?')}"))
+    table = Table(
+        f"seed: 1 seeder -> 1 libtorrent downloader, {human_size(bc.size)}, "
+        f"{bc.torrent.piece_length >> 20} MiB pieces, loopback TCP, {runs} run(s), median",
+        rows,
+        notes=[
+            "MB/s is the libtorrent downloader's; CPU s and RSS are the seeder process's over its whole life "
+            "(start-up, checking the data, serving)"
+        ],
+    )
+    ratio = table.ratio_row(f"{SHOAL} seeds", f"{LT} seeds")
+    if ratio is not None and ratio.mb_s is not None:
+        table.rows.append(ratio)
+    return table
+
+
+def run(case: str, *, size: int, runs: int, workdir: Path) -> list[Table]:
+    bc = single_file_content(workdir, size)
+    if case == "download":
+        return [case_download(bc, workdir, runs)]
+    if case == "swarm":
+        return [case_download(bc, workdir, runs, n_seeders=4)]
+    if case == "seed":
+        return [case_seed(bc, workdir, runs)]
+    raise ValueError(f"unknown case {case!r}; choose from {', '.join(CASES)}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", default="1G", help="data size (default 1G; 256M for a quick run)")
+    parser.add_argument("--runs", type=int, default=1, help="repetitions per peer (median reported)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/shoal-bench"), help="content and scratch")
+    parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench_transfer")
+    ap.add_argument("case", choices=CASES)
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    for t in run(args.case, size=parse_size(args.size), runs=args.runs, workdir=args.workdir):
+        sys.stdout.write(t.render(markdown=args.markdown) + "\n\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
