@@ -155,6 +155,10 @@ class PiecePicker:
         self._keys: list[int] = []
         self._dirty = True
         self._wanted_left = sum(1 for p in self._prio if p > 0)
+        self._need = bytearray(self._nbytes)  # bit set: not had and priority > 0
+        for i, p in enumerate(self._prio):
+            if p > 0:
+                self._need[i >> 3] |= 0x80 >> (i & 7)
         for piece, blocks in self._pad.items():
             if len(blocks) >= self.blocks_in_piece(piece):
                 self.set_have(piece)
@@ -232,8 +236,16 @@ class PiecePicker:
         self._drop_partial(piece)
         self._have[piece] = 1
         self._num_have += 1
+        self._update_need(piece)
         if self._prio[piece] > 0:
             self._wanted_left -= 1
+
+    def _update_need(self, piece: int) -> None:
+        bit = 0x80 >> (piece & 7)
+        if not self._have[piece] and self._prio[piece] > 0:
+            self._need[piece >> 3] |= bit
+        else:
+            self._need[piece >> 3] &= ~bit & 0xFF
 
     def downloading_pieces(self) -> list[int]:
         return list(self._partial)
@@ -261,17 +273,21 @@ class PiecePicker:
         self._prio[piece] = prio
         if not self._have[piece]:
             self._wanted_left += (prio > 0) - (old > 0)
+        self._update_need(piece)
         self._bucket_add(piece)
 
     def set_priorities(self, priorities: Sequence[int]) -> None:
         if len(priorities) != self.num_pieces:
             raise ValueError(f"{len(priorities)} priorities for {self.num_pieces} pieces")
-        for i, p in enumerate(priorities):
+        for p in priorities:
             if not 0 <= p <= MAX_PRIORITY:
                 raise ValueError(f"priority {p} outside 0..{MAX_PRIORITY}")
+        for i, p in enumerate(priorities):
             if not self._have[i]:
                 self._wanted_left += (p > 0) - (self._prio[i] > 0)
         self._prio = list(priorities)
+        for i in range(self.num_pieces):
+            self._update_need(i)
         self._dirty = True
 
     # --- availability ----------------------------------------------------------------------------------------
@@ -400,15 +416,7 @@ class PiecePicker:
             return False
         if ph.all:
             return True
-        have, prio = self._have, self._prio
-        for bi, byte in enumerate(ph.bits):
-            if byte:
-                base = bi << 3
-                for o in _BITS[byte]:
-                    i = base + o
-                    if not have[i] and prio[i] > 0:
-                        return True
-        return False
+        return bool(int.from_bytes(ph.bits, "big") & int.from_bytes(self._need, "big"))
 
     # --- buckets -------------------------------------------------------------------------------------------
 

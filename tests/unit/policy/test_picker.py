@@ -271,18 +271,25 @@ def test_invariants(script: list[tuple[int, int, int, int]], sd: int) -> None:
     pad = ((7, 0), (7, 1), (7, 2), (7, 3), (6, 3))
     p = PiecePicker(n, PL, n * PL - BS // 2, rng=random.Random(sd), pad_blocks=pad, priorities=prios)
     outstanding: dict[str, set[BlockRef]] = {}
+    model: dict[str, set[int]] = {}  # what each peer told us
     for op, peer_i, arg, cnt in script:
         peer = f"p{peer_i}"
         if op == 0:
-            p.peer_bitfield(peer, bytes([arg * 37 % 256]))
+            byte = arg * 37 % 256
+            p.peer_bitfield(peer, bytes([byte]))
+            model[peer] = {i for i in range(n) if byte & (0x80 >> i)}
         elif op == 1:
             p.peer_have(peer, arg)
+            model.setdefault(peer, set()).add(arg)
         elif op == 2:
             p.peer_have_all(peer)
+            model[peer] = set(range(n))
         elif op == 3:
-            p.peer_have_none(peer)
+            p.peer_have_none(peer) if cnt % 2 else p.peer_dont_have(peer, arg)
+            model[peer] = set() if cnt % 2 else model.get(peer, set()) - {arg}
         elif op == 4:
             p.peer_left(peer)
+            model.pop(peer, None)
             outstanding.pop(peer, None)
         elif op == 5:
             endgame_before = p.in_endgame() or p._endgame()
@@ -314,7 +321,9 @@ def test_invariants(script: list[tuple[int, int, int, int]], sd: int) -> None:
         elif op == 7:
             p.set_priority(arg, cnt % 3)
         for i in range(n):
-            assert p.availability(i) >= 0
+            assert p.availability(i) == sum(i in m for m in model.values())
+        for q, m in model.items():
+            assert p.is_interesting(q) == any(not p.have(i) and p.priority(i) > 0 for i in m)
         assert p.num_have <= n
     if all(p.have(i) or p.priority(i) == 0 for i in range(n)):
         assert p.is_finished
