@@ -37,7 +37,7 @@ class Settings:
     keepalive_interval: float = 60.0
     request_timeout: float = 30.0
     max_request_length: int = 16 * 1024  # largest block a peer may request from us (BEP 3: 16 KiB)
-    max_extended_message_size: int = 1024 * 1024  # BEP 10 message payload cap
+    max_extended_message_size: int = 128 * 1024  # BEP 10 message payload cap (ut_metadata pieces are 16 KiB)
     max_invalid_requests: int = (
         300  # requests we refuse (choked, not advertised, over the queue) before a disconnect
     )
