@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 The picker knows, per piece: whether we have it, its priority (0 = don't download), and its availability (how
 many connected peers have it). Peers are opaque hashable keys. Availability is tracked exactly from what each
-peer said (bitfield / have / have_all / have_none / dont_have / leaving), so contradictory messages can never
-drive a count below zero (reliability case 17). Peers that have everything are counted once in ``seeds``
-instead of per piece, so a seed connecting or leaving is O(1).
+peer said (bitfield / have / have_all / have_none / dont_have / leaving) by
+:class:`shoal.policy.availability.Availability`, so contradictory messages can never drive a count below zero
+(reliability case 17); seeds are counted once, not per piece.
 
 Pieces we may start are kept in buckets keyed by (priority desc, availability asc); ``pick`` walks the buckets
 in that order starting each bucket at a random position (rarest first, seeded tie-break). Buckets are rebuilt
@@ -50,7 +50,7 @@ from collections.abc import Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from shoal.errors import DisconnectReason, PeerProtocolError
+from shoal.policy.availability import Availability, PeerHave
 from shoal.policy.bitfield import Bitfield
 from shoal.types import BLOCK_SIZE, BlockRef
 
@@ -62,9 +62,6 @@ WRITTEN = 3
 _PRIO_SHIFT = 24
 _AVAIL_MASK = (1 << _PRIO_SHIFT) - 1
 MAX_PRIORITY = 7
-
-# For each byte value, the bit offsets (MSB first) that are set.
-_BITS: tuple[tuple[int, ...], ...] = tuple(tuple(o for o in range(8) if b & (0x80 >> o)) for b in range(256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +80,6 @@ class _LayoutLike(Protocol):
     block_size: int
 
     def pad_blocks(self) -> list[tuple[int, int]]: ...
-
-
-class _PeerHave:
-    __slots__ = ("all", "bits", "count")
-
-    def __init__(self, nbytes: int) -> None:
-        self.all = False
-        self.bits = bytearray(nbytes)
-        self.count = 0
-
-    def has(self, i: int) -> bool:
-        return self.all or bool(self.bits[i >> 3] & (0x80 >> (i & 7)))
 
 
 class _Partial:
@@ -140,9 +125,7 @@ class PiecePicker:
         self._prio = list(priorities) if priorities is not None else [1] * num_pieces
         if len(self._prio) != num_pieces:
             raise ValueError(f"{len(self._prio)} priorities for {num_pieces} pieces")
-        self._avail = [0] * num_pieces
-        self._seeds = 0
-        self._peers: dict[Hashable, _PeerHave] = {}
+        self._av = Availability(num_pieces, on_change=self._moved, on_bulk=self._mark_dirty)
         self._peer_blocks: dict[Hashable, set[tuple[int, int]]] = {}
         self._partial: dict[int, _Partial] = {}
         self._pad: dict[int, set[int]] = {}
@@ -293,125 +276,49 @@ class PiecePicker:
     # --- availability ----------------------------------------------------------------------------------------
 
     def availability(self, piece: int) -> int:
-        return self._avail[piece] + self._seeds
+        return self._av.counts[piece] + self._av.seeds
 
-    def _peer(self, peer: Hashable) -> _PeerHave:
-        ph = self._peers.get(peer)
-        if ph is None:
-            ph = self._peers[peer] = _PeerHave(self._nbytes)
-        return ph
-
-    def _inc(self, piece: int, delta: int) -> None:
-        self._avail[piece] += delta
+    def _moved(self, piece: int) -> None:
         if not self._dirty and self._bkey[piece] >= 0:
             self._bucket_remove(piece)
             self._bucket_add(piece)
 
-    def _bulk(self, bits: bytes | bytearray, delta: int) -> None:
-        avail = self._avail
-        n = 0
-        for bi, byte in enumerate(bits):
-            if byte:
-                base = bi << 3
-                for o in _BITS[byte]:
-                    avail[base + o] += delta
-                    n += 1
-        if n:
-            self._dirty = True
-
-    def _clear_peer_bits(self, ph: _PeerHave) -> None:
-        if ph.all:
-            ph.all = False
-            self._seeds -= 1
-        elif ph.count:
-            self._bulk(ph.bits, -1)
-            ph.bits = bytearray(self._nbytes)
-        ph.count = 0
+    def _mark_dirty(self) -> None:
+        self._dirty = True
 
     def peer_bitfield(self, peer: Hashable, bits: bytes | bytearray | Bitfield) -> None:
         """A peer's bitfield (wire bytes or a :class:`Bitfield`). Replaces anything it said before."""
-        if isinstance(bits, Bitfield):
-            bits = bits.to_bytes()
-        if len(bits) != self._nbytes:
-            raise PeerProtocolError(
-                f"bitfield length {len(bits)} is not {self._nbytes} for {self.num_pieces} pieces",
-                DisconnectReason.BAD_BITFIELD,
-            )
-        ph = self._peer(peer)
-        self._clear_peer_bits(ph)
-        b = bytearray(bits)
-        spare = self._nbytes * 8 - self.num_pieces
-        if spare and b:
-            b[-1] &= (0xFF << spare) & 0xFF
-        count = sum(len(_BITS[x]) for x in b)
-        if count == self.num_pieces and count:
-            ph.all = True
-            ph.count = count
-            self._seeds += 1
-            return
-        ph.bits = b
-        ph.count = count
-        self._bulk(b, +1)
+        self._av.bitfield(peer, bits)
 
     def peer_have(self, peer: Hashable, piece: int) -> None:
-        if not 0 <= piece < self.num_pieces:
-            raise PeerProtocolError(f"have index {piece} out of range 0..{self.num_pieces - 1}")
-        ph = self._peer(peer)
-        if ph.has(piece):
-            return
-        ph.bits[piece >> 3] |= 0x80 >> (piece & 7)
-        ph.count += 1
-        self._inc(piece, +1)
+        self._av.have(peer, piece)
 
     def peer_dont_have(self, peer: Hashable, piece: int) -> None:
-        if not 0 <= piece < self.num_pieces:
-            raise PeerProtocolError(f"dont_have index {piece} out of range 0..{self.num_pieces - 1}")
-        ph = self._peer(peer)
-        if not ph.has(piece):
-            return
-        if ph.all:  # a seed that lost one piece becomes a regular peer
-            ph.all = False
-            self._seeds -= 1
-            ph.bits = bytearray(b"\xff" * self._nbytes)
-            spare = self._nbytes * 8 - self.num_pieces
-            if spare:
-                ph.bits[-1] &= (0xFF << spare) & 0xFF
-            self._bulk(ph.bits, +1)
-        ph.bits[piece >> 3] &= ~(0x80 >> (piece & 7)) & 0xFF
-        ph.count -= 1
-        self._inc(piece, -1)
+        self._av.dont_have(peer, piece)
 
     def peer_have_all(self, peer: Hashable) -> None:
-        ph = self._peer(peer)
-        if ph.all:
-            return
-        self._clear_peer_bits(ph)
-        ph.all = True
-        ph.count = self.num_pieces
-        self._seeds += 1
+        self._av.have_all(peer)
 
     def peer_have_none(self, peer: Hashable) -> None:
-        self._clear_peer_bits(self._peer(peer))
+        self._av.have_none(peer)
 
     def peer_left(self, peer: Hashable) -> None:
         """Forget a peer: its availability and all its outstanding requests."""
-        ph = self._peers.pop(peer, None)
-        if ph is not None:
-            self._clear_peer_bits(ph)
+        self._av.remove(peer)
         for piece, block in self._peer_blocks.pop(peer, set()):
             self._release(peer, piece, block)
 
     def peer_has(self, peer: Hashable, piece: int) -> bool:
-        ph = self._peers.get(peer)
+        ph = self._av.get(peer)
         return ph is not None and ph.has(piece)
 
     def peer_count(self, peer: Hashable) -> int:
-        ph = self._peers.get(peer)
+        ph = self._av.get(peer)
         return 0 if ph is None else ph.count
 
     def is_interesting(self, peer: Hashable) -> bool:
         """Does the peer have any piece we still want?"""
-        ph = self._peers.get(peer)
+        ph = self._av.get(peer)
         if ph is None or self._wanted_left == 0:
             return False
         if ph.all:
@@ -424,7 +331,7 @@ class PiecePicker:
         return not self._have[piece] and self._prio[piece] > 0 and piece not in self._partial
 
     def _key(self, piece: int) -> int:
-        return ((MAX_PRIORITY - self._prio[piece]) << _PRIO_SHIFT) | min(self._avail[piece], _AVAIL_MASK)
+        return ((MAX_PRIORITY - self._prio[piece]) << _PRIO_SHIFT) | min(self._av.counts[piece], _AVAIL_MASK)
 
     def _bucket_add(self, piece: int) -> None:
         if self._dirty or not self._pickable(piece):
@@ -458,7 +365,7 @@ class PiecePicker:
         bkey = [-1] * self.num_pieces
         pos = self._pos
         buckets = self._buckets
-        have, prio, avail, partial = self._have, self._prio, self._avail, self._partial
+        have, prio, avail, partial = self._have, self._prio, self._av.counts, self._partial
         for i in range(self.num_pieces):
             p = prio[i]
             if have[i] or p <= 0 or i in partial:
@@ -519,7 +426,7 @@ class PiecePicker:
         ``only`` restricts the choice to those pieces (allowed-fast pieces while the peer chokes us).
         """
         out: list[BlockRef] = []
-        ph = self._peers.get(peer)
+        ph = self._av.get(peer)
         if ph is None or count <= 0 or self._wanted_left == 0:
             return out
         if self._dirty:
@@ -570,7 +477,7 @@ class PiecePicker:
             self._pick_endgame(peer, ph, count, allowed, out)
         return out
 
-    def _pick_new(self, ph: _PeerHave, allowed: set[int] | None) -> int:
+    def _pick_new(self, ph: PeerHave, allowed: set[int] | None) -> int:
         if allowed is not None:
             best = -1
             best_key = 0
@@ -601,7 +508,7 @@ class PiecePicker:
         if self._dirty:
             self._rebuild()
         for key in self._keys:
-            if (key & _AVAIL_MASK) or self._seeds:
+            if (key & _AVAIL_MASK) or self._av.seeds:
                 return False
         for piece, part in self._partial.items():
             if part.nfree and self._prio[piece] > 0 and self.availability(piece) > 0:
@@ -612,7 +519,7 @@ class PiecePicker:
         return bool(self._partial) and self._endgame()
 
     def _pick_endgame(
-        self, peer: Hashable, ph: _PeerHave, count: int, allowed: set[int] | None, out: list[BlockRef]
+        self, peer: Hashable, ph: PeerHave, count: int, allowed: set[int] | None, out: list[BlockRef]
     ) -> None:
         cands: list[tuple[int, int, int]] = []
         for piece, part in self._partial.items():
