@@ -6,10 +6,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from shoal.codec.metainfo import Metainfo
 from shoal.creator import create_torrent, scan
@@ -70,6 +69,30 @@ def parse_piece_size(text: str) -> int | None:
     return int(t) * mult
 
 
+@contextmanager
+def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal; rich is imported only then (start-up time counts)."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
+    with Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
 def run(args: argparse.Namespace) -> int:
     src = Path(args.path)
     name, _, _ = scan(src)
@@ -78,22 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"output {str(out)!r} exists (use --force to overwrite)")
     tiers = [[u.strip() for u in t.split(",") if u.strip()] for t in args.tracker]
     extra = {} if args.created_by is None else {"created_by": args.created_by}
-    console = Console(stderr=True)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=args.quiet or not console.is_terminal,
-    ) as bar:
-        task = bar.add_task(f"hashing {name}", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar(f"hashing {name}", quiet=args.quiet) as progress:
         data = create_torrent(
             src,
             version=args.version,

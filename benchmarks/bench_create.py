@@ -1,0 +1,110 @@
+"""Benchmark: ``shoal create`` against ``mktorrent -t 2`` and libtorrent's ``create_torrent``, in the same run.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_create.py [--size-mib 1024] [--rounds 3] [--keep DIR]
+
+Makes one file of ``--size-mib`` MiB of random bytes in a temporary folder, reads it once so the page cache is
+warm, then runs every tool ``--rounds`` times in turn (interleaved, so background load hits all alike) and keeps
+each tool's best time. Every tool runs as its own process with 1 MiB pieces, so start-up costs count the same.
+Prints a Markdown table with GB/s (10^9 bytes per second) and the ratios the issue asks for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PIECE = 1 << 20
+LT_SCRIPT = """
+import sys, libtorrent as lt
+src, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+fs = lt.file_storage()
+lt.add_files(fs, src)
+flags = lt.create_torrent.v1_only if mode == "v1" else 0
+ct = lt.create_torrent(fs, {piece}, flags=flags)
+lt.set_piece_hashes(ct, __import__("os").path.dirname(src))
+open(out, "wb").write(lt.bencode(ct.generate()))
+"""
+
+
+def commands(data: Path, out: Path) -> dict[str, list[str]]:
+    py = sys.executable
+    shoal = [py, "-m", "shoal", "create", str(data), "-f", "-q", "--piece-size", str(PIECE), "-o", str(out)]
+    lt = [py, "-W", "ignore", "-c", LT_SCRIPT.format(piece=PIECE), str(data), str(out)]
+    return {
+        "shoal v1": [*shoal, "--v1"],
+        "mktorrent -t 2": [
+            "mktorrent",
+            "-t",
+            "2",
+            "-l",
+            "20",
+            "-a",
+            "http://127.0.0.1/announce",
+            "-o",
+            str(out),
+            str(data),
+        ],
+        "libtorrent v1": [*lt, "v1"],
+        "shoal hybrid": [*shoal, "--hybrid"],
+        "libtorrent hybrid": [*lt, "hybrid"],
+        "shoal v2": [*shoal, "--v2"],
+    }
+
+
+def run_once(cmd: list[str], out: Path) -> float:
+    out.unlink(missing_ok=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="shoal-bench-"))
+    try:
+        data = tmp / "data.bin"
+        block = os.urandom(64 << 20)
+        with data.open("wb") as f:
+            for _ in range(args.size_mib // 64):
+                f.write(block)
+            f.write(block[: (args.size_mib % 64) << 20])
+        size = data.stat().st_size
+        with data.open("rb") as f:  # warm the page cache
+            while f.read(16 << 20):
+                pass
+        out = tmp / "out.torrent"
+        cmds = commands(data, out)
+        best: dict[str, float] = {}
+        for _ in range(args.rounds):
+            for name, cmd in cmds.items():
+                best[name] = min(best.get(name, float("inf")), run_once(cmd, out))
+        rate = {name: size / t / 1e9 for name, t in best.items()}
+        print(f"{size >> 20} MiB, 1 MiB pieces, warm cache, best of {args.rounds}, {os.cpu_count()} cores\n")
+        print("| tool | seconds | GB/s |")
+        print("|---|---|---|")
+        for name, t in best.items():
+            print(f"| {name} | {t:.3f} | {rate[name]:.2f} |")
+        print()
+        print(f"shoal v1 / mktorrent -t 2: {rate['shoal v1'] / rate['mktorrent -t 2']:.2f}x (goal >= 1)")
+        print(f"shoal v1 / libtorrent v1: {rate['shoal v1'] / rate['libtorrent v1']:.2f}x")
+        print(
+            f"shoal hybrid / libtorrent hybrid: {rate['shoal hybrid'] / rate['libtorrent hybrid']:.2f}x (goal >= 2)"
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
