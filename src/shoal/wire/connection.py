@@ -28,7 +28,8 @@ a violation becomes a terminal ``ProtocolViolation(reason, ban, message)`` event
 For magnets pass ``num_pieces=None``; the peer's bitfield and haves are kept raw until :meth:`set_num_pieces`.
 
 Time comes in as ``now`` arguments; pass ``now`` to ``receive_data`` so the inactivity timer is exact (without it
-the data counts as received at the next ``handle_timer``). Sends are stamped with the latest ``now`` seen, which
+the data counts as received at the next ``handle_timer``). Only complete messages (keep-alives included) count as
+activity, so a peer dripping one byte at a time still times out. Sends are stamped with the latest ``now`` seen, which
 can only make keep-alives early, never late.
 """
 
@@ -108,6 +109,7 @@ class PeerConnection:
         "_peer_requests",
         "_pex_limiter",
         "_reader",
+        "_rx_time",
         "_state",
         "am_choking",
         "am_interested",
@@ -170,6 +172,7 @@ class PeerConnection:
         self._created = now
         self._eof = False
         self._last_received: float | None = now
+        self._rx_time: float | None = now
         self._last_sent = now
         self._peer_bitfield: Bitfield | None = None
         self._peer_have_raw: tuple[bytes | None, set[int]] = (None, set())
@@ -324,9 +327,7 @@ class PeerConnection:
             return
         if now is not None:
             self._now = now
-            self._last_received = now
-        else:
-            self._last_received = None
+        self._rx_time = now
         if not data:
             self._eof = True  # reported once the buffered messages are consumed
             return
@@ -339,9 +340,7 @@ class PeerConnection:
     def buffer_updated(self, nbytes: int, now: float | None = None) -> None:
         if now is not None:
             self._now = now
-            self._last_received = now
-        else:
-            self._last_received = None
+        self._rx_time = now
         self._reader.buffer_updated(nbytes)
 
     def next_event(self) -> ev.Event | None:
@@ -366,6 +365,7 @@ class PeerConnection:
                 frame = reader.next_frame()
                 if frame is None:
                     return self._eof_event() if self._eof else None
+                self._last_received = self._rx_time  # whole messages count as activity, dripped bytes do not
                 msg_id, start, end = frame
                 if msg_id == m.PIECE:
                     buf = reader.buffer

@@ -142,6 +142,7 @@ class MetadataFetcher:
         self._senders: dict[int, Hashable] = {}
         self._requested: dict[int, tuple[Hashable, float]] = {}
         self._rejected: dict[Hashable, set[int]] = {}
+        self._asked: dict[Hashable, set[int]] = {}
         self.suspects: set[Hashable] = set()
         """Peers that contributed to a result that failed the hash check."""
 
@@ -177,6 +178,7 @@ class MetadataFetcher:
             if asked is not None and asked[0] == peer:
                 continue
             self._requested[index] = (peer, now)
+            self._asked.setdefault(peer, set()).add(index)
             return index
         return None
 
@@ -191,14 +193,16 @@ class MetadataFetcher:
             if who == peer:
                 del self._requested[index]
         self._rejected.pop(peer, None)
+        self._asked.pop(peer, None)
 
     def on_data(self, peer: Hashable, piece: int, total_size: int, data: bytes) -> MetadataResult | None:
         """Store a piece; when the last one arrives, verify and return the result (None until then).
 
-        Raises :class:`PeerProtocolError` (no ban) for a piece whose size disagrees with the size in use.
+        A piece never asked from ``peer`` is ignored. Raises :class:`PeerProtocolError` (no ban) for a piece whose
+        size disagrees with the size in use.
         """
-        if self.total_size is None:
-            self.set_size(total_size, peer)
+        if piece not in self._asked.get(peer, ()):
+            return None
         if total_size != self.total_size:
             raise PeerProtocolError(
                 f"ut_metadata total_size {total_size} disagrees with metadata size {self.total_size}",
@@ -228,6 +232,7 @@ class MetadataFetcher:
         self._pieces = []
         self._senders.clear()
         self._requested.clear()
+        self._asked.clear()
         return MetadataResult(None, contributors)
 
 

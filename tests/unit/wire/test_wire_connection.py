@@ -577,5 +577,19 @@ def test_receive_without_now_counts_at_next_timer() -> None:
     pair = ConnectionPair(settings=s)
     pair.handshake()
     pair.a.receive_data(m.KeepAlive().encode())
+    assert drain(pair.a) == [ev.KeepAliveReceived()]
     pair.a.handle_timer(100.0)
     assert pair.a.get_timer() == 220.0
+
+
+def test_drip_feed_times_out() -> None:
+    """Case 21: one byte every 30 s never completes a message, so the inactivity timeout still fires."""
+    s = Settings(keepalive_interval=1000.0, peer_inactivity_timeout=120.0)
+    pair = ConnectionPair(settings=s)
+    pair.handshake()
+    frame = m.Have(1).encode()
+    for i, byte in enumerate(frame[:4]):
+        pair.a.receive_data(bytes([byte]), now=30.0 * (i + 1))
+        assert drain(pair.a) == []
+        pair.a.handle_timer(30.0 * (i + 1))
+    assert drain(pair.a) == [ev.ConnectionClosed(DisconnectReason.INACTIVE)]

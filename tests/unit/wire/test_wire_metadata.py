@@ -121,12 +121,23 @@ def test_wrong_size_claim() -> None:
     assert not fetcher.set_size(0, "a")
     assert fetcher.set_size(len(INFO), "a")
     assert not fetcher.set_size(len(INFO) + 1, "b")  # disagrees with the size in use
+    assert fetcher.next_request("b", 0.0) == 0
     with pytest.raises(PeerProtocolError, match="disagrees"):
         fetcher.on_data("b", 0, len(INFO) + 1, bytes(METADATA_PIECE_SIZE))
     with pytest.raises(PeerProtocolError, match="wrong size"):
         fetcher.on_data("b", 0, len(INFO), bytes(10))
-    with pytest.raises(PeerProtocolError, match="out of range"):
-        fetcher.on_data("b", 4, len(INFO), bytes(10))
+    assert fetcher.on_data("b", 4, len(INFO), bytes(10)) is None  # never asked: ignored
+    assert fetcher.on_data("b", 1, len(INFO), bytes(METADATA_PIECE_SIZE)) is None
+    assert fetcher.received == 0
+
+
+def test_unrequested_metadata_piece_ignored() -> None:
+    fetcher = MetadataFetcher(INFO_HASH, MAX)
+    fetcher.set_size(len(INFO), "a")
+    data = MetadataServer(INFO).respond(0)
+    assert isinstance(data, MetadataData)
+    assert fetcher.on_data("a", 0, data.total_size, data.data) is None
+    assert fetcher.received == 0
 
 
 def test_v2_verify_callable() -> None:
