@@ -11,7 +11,7 @@ Contract (names are stable)::
     await s.read_piece(piece)                        -> bytes
     await s.write_block(piece, offset, data)         pad ranges are skipped, never written
     await s.write_piece(piece, data)                 a whole piece in one go (preferred: one thread hop)
-    await s.hash_and_write_piece(piece, data, expected, algo="sha1") -> bool
+    await s.hash_and_write_piece(piece, data, expected, algo="sha1") -> bool      (algo: sha1, sha256, v2)
                                                      hash in a worker; write only if the digest matches
     await s.hash_piece(piece, algo="sha1")           -> digest of the piece as stored
     await s.file_stats()                             -> list[FileStat | None] per file (None: pad or missing)
@@ -29,6 +29,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
+from shoal.codec import merkle
 from shoal.storage.layout import Layout
 
 
@@ -40,7 +41,7 @@ class FileStat:
     mtime_ns: int
 
 
-HASH_ALGOS = ("sha1", "sha256")
+HASH_ALGOS = ("sha1", "sha256", "v2")
 
 
 def new_hash(algo: str) -> hashlib._Hash:
@@ -49,6 +50,30 @@ def new_hash(algo: str) -> hashlib._Hash:
     if algo == "sha256":
         return hashlib.sha256()
     raise ValueError(f"hash algorithm {algo!r} not one of {HASH_ALGOS}")
+
+
+def piece_digest(
+    layout: Layout, piece: int, data: bytes | bytearray | memoryview, algo: str = "sha1"
+) -> bytes:
+    """The digest of one piece's bytes.
+
+    ``sha1`` (v1 ``pieces``) and ``sha256`` hash the bytes flat. ``v2`` (BEP 52) is the merkle root over 16 KiB
+    SHA-256 leaves of the file data in the piece (pad excluded): the piece-layer entry for a file larger than one
+    piece (padded to a full piece of leaves), or the ``pieces root`` for a file of at most one piece. In v2 each
+    piece belongs to exactly one file.
+    """
+    if algo != "v2":
+        h = new_hash(algo)
+        h.update(data)
+        return h.digest()
+    start = piece * layout.piece_length
+    span = layout.spans_at(start, layout.piece_size(piece))[0]
+    f = layout.files[span.file_index]
+    real = min(layout.piece_size(piece), f.offset + f.length - start)
+    leaves = merkle.block_hashes(memoryview(data)[:real])
+    if f.length <= layout.piece_length:
+        return merkle.merkle_root(leaves)
+    return merkle.piece_hash(leaves, layout.piece_length)
 
 
 class Storage(Protocol):

@@ -7,27 +7,56 @@ a missing or short file are skipped without reading. Hashing runs in the storage
 ``concurrency`` pieces in flight, so 2-4 cores hash in parallel; a read error marks that piece missing, it does
 not abort the check. ``progress(done, total)`` is called after each piece.
 
-v2-only torrents (merkle piece hashes) are not handled here yet.
+``algo="v2"`` checks BEP 52 piece-layer hashes (see ``shoal.storage.backend.piece_digest``);
+``expected_hashes(metainfo)`` picks the hashes and algorithm for a torrent (v1 SHA-1 when present, else v2).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from shoal.errors import DiskFullError, StorageError
 from shoal.policy.bitfield import Bitfield
 from shoal.storage.backend import Storage
 
-HASH_LEN = 20
+HASH_LEN = {"sha1": 20, "sha256": 32, "v2": 32}
 
 
-def split_hashes(piece_hashes: bytes | Sequence[bytes], num_pieces: int) -> list[bytes]:
+class _InfoLike(Protocol):
+    @property
+    def has_v1(self) -> bool: ...
+    @property
+    def piece_hashes_v1(self) -> bytes | None: ...
+    @property
+    def num_pieces(self) -> int: ...
+
+
+class _MetainfoLike(Protocol):
+    @property
+    def info(self) -> _InfoLike: ...
+    def v2_piece_hash(self, piece: int) -> bytes | None: ...
+
+
+def expected_hashes(metainfo: _MetainfoLike) -> tuple[list[bytes | None], str]:
+    """``(per-piece expected digests, algo)`` for a :class:`shoal.codec.metainfo.Metainfo`: v1 SHA-1 when the
+    torrent has v1 hashes (v1 and hybrid), else the v2 piece-layer hashes."""
+    info = metainfo.info
+    if info.has_v1 and info.piece_hashes_v1 is not None:
+        return list(split_hashes(info.piece_hashes_v1, info.num_pieces)), "sha1"
+    return [metainfo.v2_piece_hash(i) for i in range(info.num_pieces)], "v2"
+
+
+def split_hashes(
+    piece_hashes: bytes | Sequence[bytes | None], num_pieces: int, algo: str = "sha1"
+) -> list[bytes | None]:
     if isinstance(piece_hashes, bytes | bytearray | memoryview):
         raw = bytes(piece_hashes)
-        if len(raw) != HASH_LEN * num_pieces:
+        n = HASH_LEN.get(algo, 20)
+        if len(raw) != n * num_pieces:
             raise ValueError(f"pieces string of {len(raw)} bytes for {num_pieces} pieces")
-        return [raw[i * HASH_LEN : (i + 1) * HASH_LEN] for i in range(num_pieces)]
+        return [raw[i * n : (i + 1) * n] for i in range(num_pieces)]
     hashes = list(piece_hashes)
     if len(hashes) != num_pieces:
         raise ValueError(f"{len(hashes)} piece hashes for {num_pieces} pieces")
@@ -36,7 +65,7 @@ def split_hashes(piece_hashes: bytes | Sequence[bytes], num_pieces: int) -> list
 
 async def recheck(
     storage: Storage,
-    piece_hashes: bytes | Sequence[bytes],
+    piece_hashes: bytes | Sequence[bytes | None],
     *,
     only: Iterable[int] | None = None,
     concurrency: int = 4,
@@ -46,7 +75,7 @@ async def recheck(
     """Hash pieces from ``storage``; return the ones that verify. See the module docstring."""
     layout = storage.layout
     n = layout.num_pieces
-    hashes = split_hashes(piece_hashes, n)
+    hashes = split_hashes(piece_hashes, n, algo)
     result = Bitfield(n)
     stats = await storage.file_stats()
     absent = {
@@ -58,6 +87,8 @@ async def recheck(
     for piece in range(n) if only is None else sorted(set(only)):
         if not 0 <= piece < n:
             raise ValueError(f"piece {piece} out of range 0..{n - 1}")
+        if hashes[piece] is None:
+            continue  # nothing to check against (e.g. a v2 piece with no hash)
         if not absent or not any(fi in absent for fi in layout.piece_files(piece)):
             todo.append(piece)
     total = len(todo)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from shoal.errors import DiskFullError, StorageError, UnsafePathError
-from shoal.storage.backend import FileStat, new_hash
+from shoal.storage.backend import FileStat, piece_digest
 from shoal.storage.layout import Layout, Span
 
 logger = logging.getLogger(__name__)
@@ -277,17 +277,14 @@ class FileStorage:
         return buf
 
     def _hash_write(self, piece: int, data: Buffer, expected: bytes, algo: str) -> bool:
-        h = new_hash(algo)
-        h.update(data)
-        if h.digest() != expected:
+        if piece_digest(self.layout, piece, data, algo) != expected:
             return False
         self._write_spans(self.layout.spans(piece), data)
         return True
 
     def _hash_read(self, piece: int, algo: str) -> bytes:
-        h = new_hash(algo)
-        h.update(self._read_spans(self.layout.spans(piece), self.layout.piece_size(piece)))
-        return h.digest()
+        data = self._read_spans(self.layout.spans(piece), self.layout.piece_size(piece))
+        return piece_digest(self.layout, piece, data, algo)
 
     def _stats(self) -> list[FileStat | None]:
         out: list[FileStat | None] = []

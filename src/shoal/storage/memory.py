@@ -16,7 +16,7 @@ standing in for modification times. ``writes`` counts write calls (to show batch
 from __future__ import annotations
 
 from shoal.errors import DiskFullError, StorageError
-from shoal.storage.backend import FileStat, new_hash
+from shoal.storage.backend import FileStat, piece_digest
 from shoal.storage.layout import Layout, Span
 
 Buffer = bytes | bytearray | memoryview
@@ -104,17 +104,15 @@ class MemoryStorage:
     async def hash_and_write_piece(
         self, piece: int, data: Buffer, expected: bytes, algo: str = "sha1"
     ) -> bool:
-        h = new_hash(algo)
-        h.update(data)
-        if h.digest() != expected:
+        if len(data) != self.layout.piece_size(piece):
+            raise ValueError(f"piece {piece} data is {len(data)} bytes, not {self.layout.piece_size(piece)}")
+        if piece_digest(self.layout, piece, data, algo) != expected:
             return False
         await self.write_piece(piece, data)
         return True
 
     async def hash_piece(self, piece: int, algo: str = "sha1") -> bytes:
-        h = new_hash(algo)
-        h.update(await self.read_piece(piece))
-        return h.digest()
+        return piece_digest(self.layout, piece, await self.read_piece(piece), algo)
 
     async def file_stats(self) -> list[FileStat | None]:
         out: list[FileStat | None] = []
