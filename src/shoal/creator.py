@@ -4,9 +4,10 @@
 decided by the pure :mod:`shoal.codec.metainfo_create`; this module only reads and hashes.
 
 How it is fast: the piece space is cut into chunks of whole pieces (about 8 MiB each). A thread pool with one
-worker per core reads each chunk with ``os.preadv`` straight into a per-thread, reused buffer (no copy per read,
-no allocation per chunk) and hashes it there: SHA-1 per piece for v1, SHA-256 per 16 KiB block plus the per-piece
-merkle subtree for v2, both in the same worker while the chunk is hot in the CPU cache. ``hashlib`` releases the
+worker per core takes a chunk at a time. A chunk inside one file (nearly all of them) is memory-mapped with
+``MAP_POPULATE`` and hashed straight from the page cache, without copying; a chunk that spans files or padding is
+read with ``os.preadv`` into a per-thread, reused buffer. Each piece gets its SHA-1 (v1) and then its SHA-256
+block hashes and merkle subtree (v2) back to back, while it is still in the CPU cache. ``hashlib`` releases the
 GIL for buffers of 2 KiB and more, so the workers really run in parallel; the main thread only collects results.
 
 Reproducible: files are taken in sorted order, symlinks and special files are skipped, and no creation date is
@@ -15,11 +16,14 @@ written unless one is given.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,11 +170,15 @@ def _hash_all(
     buf_size = max(1, CHUNK_TARGET // pl) * pl
 
     def work(first: int, length: int) -> _ChunkResult:
+        start = first * pl
+        whole = _single_file(segments, start, start + length)
+        if whole is not None:  # the common case: map the file, hash the page cache in place (no copy)
+            with _mapped(whole, start - whole.offset, length) as view:
+                return _hash_chunk(view, first, start, pl, version, segments)
         buf: bytearray | None = getattr(local, "buf", None)
         if buf is None:
             buf = local.buf = bytearray(buf_size)
         view = memoryview(buf)[:length]
-        start = first * pl
         _read_into(view, start, segments)
         return _hash_chunk(view, first, start, pl, version, segments)
 
@@ -240,50 +248,67 @@ def _pread_exact(path: Path, part: memoryview, file_offset: int) -> None:
         os.close(fd)
 
 
+def _single_file(segments: list[_Segment], start: int, end: int) -> _Segment | None:
+    """The segment if one real file covers all of [start, end)."""
+    i = bisect.bisect_right(segments, start, key=lambda seg: seg.offset) - 1
+    if i >= 0:
+        seg = segments[i]
+        if seg.path is not None and seg.offset <= start and end <= seg.offset + seg.length:
+            return seg
+    return None
+
+
+@contextmanager
+def _mapped(seg: _Segment, file_offset: int, length: int) -> Iterator[memoryview]:
+    """A read-only view of ``length`` bytes of the file at ``file_offset``, mapped with MAP_POPULATE on Linux."""
+    assert seg.path is not None
+    fd = os.open(seg.path, os.O_RDONLY)
+    try:
+        if os.fstat(fd).st_size < file_offset + length:  # a shorter file would SIGBUS on access
+            raise StorageError(f"file {str(seg.path)!r} shrank while hashing")
+        skew = file_offset % mmap.ALLOCATIONGRANULARITY
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        mm = mmap.mmap(fd, length + skew, flags=flags, prot=mmap.PROT_READ, offset=file_offset - skew)
+    finally:
+        os.close(fd)
+    view = memoryview(mm)
+    try:
+        yield view[skew : skew + length]
+    finally:
+        view.release()
+        try:
+            mm.close()
+        except BufferError:  # a slice is still referenced somewhere; the mapping goes with it
+            pass
+
+
 def _hash_chunk(
     view: memoryview, first: int, start: int, pl: int, version: Version, segments: list[_Segment]
 ) -> _ChunkResult:
+    """Hash the pieces of one chunk, piece by piece so a piece is still in the CPU cache for its second hash."""
     v1: list[bytes] = []
     v2: list[bytes] = []
     small: dict[int, bytes] = {}
     n = -(-len(view) // pl)
-    if version != "v2":
-        sha1 = hashlib.sha1
-        v1 = [sha1(view[i * pl : (i + 1) * pl]).digest() for i in range(n)]
-    if version != "v1":
-        per_piece = pl // merkle.BLOCK_SIZE
-        file_ends = _file_ends(segments, start, start + len(view))
-        for i in range(n):
-            a = start + i * pl
-            data_end = min(file_ends(a), a + pl)  # bytes of the file in this piece; the rest is pad
-            if data_end <= a:  # a pad-only piece cannot happen in a plan, but stay total
-                v2.append(merkle.pad_hash(per_piece.bit_length() - 1))
-                continue
-            leaves = merkle.block_hashes(view[a - start : data_end - start])
-            v2.append(merkle.merkle_root(leaves, per_piece))
-            if a == file_ends.file_start(a) and data_end - a <= pl and file_ends(a) <= a + pl:
-                small[first + i] = merkle.merkle_root(leaves)
+    sha1 = hashlib.sha1
+    per_piece = pl // merkle.BLOCK_SIZE
+    real = [seg for seg in segments if seg.path is not None] if version != "v1" else []
+    starts = [seg.offset for seg in real]
+    for i in range(n):
+        piece = view[i * pl : (i + 1) * pl]
+        if version != "v2":
+            v1.append(sha1(piece).digest())
+        if version == "v1":
+            continue
+        a = start + i * pl
+        k = bisect.bisect_right(starts, a) - 1
+        seg = real[k] if k >= 0 and a < real[k].offset + real[k].length else None
+        if seg is None:  # a piece made only of padding cannot occur in a plan; stay total anyway
+            v2.append(merkle.pad_hash(per_piece.bit_length() - 1))
+            continue
+        file_end = seg.offset + seg.length
+        leaves = merkle.block_hashes(piece[: min(file_end, a + pl) - a])
+        v2.append(merkle.merkle_root(leaves, per_piece))
+        if seg.offset == a and file_end <= a + pl:  # the whole file is in this piece: its root is not a layer
+            small[first + i] = merkle.merkle_root(leaves)
     return _ChunkResult(first, v1, v2, small)
-
-
-class _file_ends:
-    """For offsets in one chunk: where the real file holding that offset ends, and where it starts."""
-
-    def __init__(self, segments: list[_Segment], start: int, end: int) -> None:
-        self.files = [
-            s for s in segments if s.path is not None and s.offset < end and s.offset + s.length > start
-        ]
-
-    def _find(self, offset: int) -> _Segment | None:
-        for s in self.files:
-            if s.offset <= offset < s.offset + s.length:
-                return s
-        return None
-
-    def __call__(self, offset: int) -> int:
-        s = self._find(offset)
-        return offset if s is None else s.offset + s.length
-
-    def file_start(self, offset: int) -> int:
-        s = self._find(offset)
-        return -1 if s is None else s.offset
