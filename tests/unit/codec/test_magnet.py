@@ -126,3 +126,26 @@ def test_garbage_only_raises_magnet_error(text: str) -> None:
         Magnet.parse("magnet:?" + text)
     except MagnetError:
         pass
+
+
+def test_skeleton_completed_with_fetched_info() -> None:
+    from shoal.codec import bencode
+    from shoal.codec.metainfo import Metainfo
+    from shoal.errors import MetainfoError
+    from torrent_factory import build, content
+
+    data = build({("a",): content(30000), ("b",): content(7)}, "hybrid", trackers=[["udp://t:1"]])
+    m = Metainfo.from_bytes(data)
+    raw = bencode.raw_value(data, b"info")
+    assert raw is not None
+    skeleton = Magnet.parse(Magnet.from_metainfo(m).to_uri() + "&ws=http://w/")
+    full = skeleton.with_info(raw)
+    assert (full.info_hash_v1, full.info_hash_v2, full.info) == (m.info_hash_v1, m.info_hash_v2, m.info)
+    assert full.trackers == [["udp://t:1"]]
+    assert full.web_seeds == ["http://w/"]
+    v2_only = Magnet(info_hash_v2=m.info_hash_v2)
+    assert v2_only.with_info(raw).info_hash == m.info_hash_v1  # hybrid: the v1 hash is the wire hash
+    with pytest.raises(MetainfoError, match="does not match v1"):
+        Magnet(info_hash_v1=bytes(20)).with_info(raw)
+    with pytest.raises(MetainfoError, match="does not match v2"):
+        Magnet(info_hash_v2=bytes(32)).with_info(raw)
