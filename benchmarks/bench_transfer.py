@@ -133,10 +133,10 @@ def row(who: str, m: Measured | None, size: int, *, cpu_of: Measured | None = No
 
 
 # -- cases ---------------------------------------------------------------------------------------------------
-def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1) -> Table:
+def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1, shoal: bool = True) -> Table:
     logdir = work / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
-    kinds = [LT, SHOAL] if shoal_available() else [LT]
+    kinds = [LT, SHOAL] if shoal and shoal_available() else [LT]
     results: dict[str, list[Measured]] = {k: [] for k in kinds}
     failures: dict[str, str] = {}
     seeders: list[MeasuredProcess] = []
@@ -172,7 +172,7 @@ def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1) -
     for kind in [LT, SHOAL]:
         who = f"{kind} downloads"
         if kind not in kinds:
-            rows.append(Row(who, None, None, None, None, "shoal get not available in this checkout"))
+            rows.append(Row(who, None, None, None, None, "not run"))
         elif results.get(kind):
             rows.append(row(who, median_run(results[kind]), bc.size))
         else:
@@ -186,10 +186,10 @@ def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1) -
     return table
 
 
-def case_seed(bc: BenchContent, work: Path, runs: int) -> Table:
+def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Table:
     logdir = work / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
-    kinds = [LT, SHOAL] if shoal_available() else [LT]
+    kinds = [LT, SHOAL] if shoal and shoal_available() else [LT]
     dl: dict[str, list[Measured]] = {k: [] for k in kinds}
     seed: dict[str, list[Measured]] = {k: [] for k in kinds}
     failures: dict[str, str] = {}
@@ -219,7 +219,7 @@ def case_seed(bc: BenchContent, work: Path, runs: int) -> Table:
     for kind in [LT, SHOAL]:
         who = f"{kind} seeds"
         if kind not in kinds:
-            rows.append(Row(who, None, None, None, None, "shoal not available in this checkout"))
+            rows.append(Row(who, None, None, None, None, "not run"))
         elif dl.get(kind):
             i = dl[kind].index(median_run(dl[kind]))
             rows.append(row(who, dl[kind][i], bc.size, cpu_of=seed[kind][i]))
@@ -240,14 +240,15 @@ def case_seed(bc: BenchContent, work: Path, runs: int) -> Table:
     return table
 
 
-def run(case: str, *, size: int, runs: int, workdir: Path) -> list[Table]:
+def run(case: str, *, size: int, runs: int, workdir: Path, shoal: bool = True) -> list[Table]:
+    """Run one case; ``shoal=False`` measures only the libtorrent baseline."""
     bc = single_file_content(workdir, size)
     if case == "download":
-        return [case_download(bc, workdir, runs)]
+        return [case_download(bc, workdir, runs, shoal=shoal)]
     if case == "swarm":
-        return [case_download(bc, workdir, runs, n_seeders=4)]
+        return [case_download(bc, workdir, runs, n_seeders=4, shoal=shoal)]
     if case == "seed":
-        return [case_seed(bc, workdir, runs)]
+        return [case_seed(bc, workdir, runs, shoal=shoal)]
     raise ValueError(f"unknown case {case!r}; choose from {', '.join(CASES)}")
 
 

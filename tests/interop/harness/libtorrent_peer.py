@@ -236,12 +236,18 @@ def runner_command(
     seed_mode: bool = False,
     timeout: float = 300,
     python: str | None = None,
+    connections_limit: int = 0,
+    unchoke_slots: int = 0,
 ) -> list[str]:
-    """The command line of :mod:`lt_runner` (``mode`` "get" or "seed") for ``harness.proc.start``."""
+    """The command line of :mod:`lt_runner` (``mode`` "get", "seed" or "many") for ``harness.proc.start``."""
     cmd = [python or sys.executable, str(RUNNER), mode, str(torrent), str(save_path), "--listen", listen_ip]
     cmd += ["--timeout", str(timeout)]
     for ip, port in peers or []:
         cmd += ["--peer", f"{ip}:{port}"]
     if seed_mode:
         cmd.append("--seed-mode")
+    if connections_limit:
+        cmd += ["--connections-limit", str(connections_limit)]
+    if unchoke_slots:
+        cmd += ["--unchoke-slots", str(unchoke_slots)]
     return cmd

@@ -1,0 +1,66 @@
+"""The benchmark plumbing works end to end on a small size and leaves no process behind; `shoal bench` says
+clearly when libtorrent is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+import peers
+from shoal.cli.main import main
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
+
+
+def _children() -> set[int]:
+    me = os.getpid()
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == me:
+                out.add(int(d.name))
+    return out
+
+
+@pytest.mark.parametrize("case", ["download", "seed", "swarm"])
+def test_transfer_benchmark_baseline_runs_and_cleans_up(tmp_path: Path, case: str) -> None:
+    peers.require_libtorrent()
+    from benchmarks import bench_transfer
+
+    before = _children()
+    tables = bench_transfer.run(case, size=4 << 20, runs=1, workdir=tmp_path, shoal=False)
+    text = tables[0].render()
+    lt_row = tables[0].rows[0]
+    assert lt_row.who.startswith("libtorrent"), text
+    assert lt_row.mb_s and lt_row.mb_s > 0, text
+    assert lt_row.cpu_s and lt_row.cpu_s > 0, text
+    assert lt_row.rss_mib and lt_row.rss_mib > 1, text
+    assert "| libtorrent" in tables[0].render(markdown=True)
+    assert _children() <= before
+
+
+def test_bench_without_libtorrent_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = importlib.util.find_spec
+
+    def fake(name: str, *args: object) -> object:
+        return None if name == "libtorrent" else real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", fake)
+    assert main(["bench", "download", "--size", "1M"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "libtorrent" in err, err
+
+
+def test_bench_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
+    peers.require_libtorrent()
+    assert main(["bench", "download", "--size", "12X"]) == 2
+    assert "12X" in capsys.readouterr().err
