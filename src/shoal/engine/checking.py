@@ -1,0 +1,91 @@
+"""What is already on disk when a torrent starts, and resume checkpoints while it runs.
+
+Start-up (``check_existing``):
+
+1. No file of the torrent exists -> nothing to check (a fresh download).
+2. Resume data exists and every file still has the size and mtime it had at the last checkpoint (a clean stop)
+   -> the recorded pieces are trusted, nothing is hashed.
+3. Otherwise (no resume data, files touched, or a crash / kill -9 after the last checkpoint) -> the pieces the
+   resume data vouches for are kept only where their files are unchanged, and **every other piece whose files
+   exist is hashed** (off the loop, ``shoal.storage.check.recheck``). So a verified piece written after the last
+   checkpoint is found again instead of downloaded again, and unverified data is never trusted.
+
+``force_recheck`` (``shoal seed``, ``shoal check``) hashes everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shoal.codec.bencode import encode
+from shoal.errors import ResumeError
+from shoal.storage.check import recheck
+from shoal.storage.layout import Layout
+
+if TYPE_CHECKING:
+    from shoal.engine.torrent import TorrentTask
+
+logger = logging.getLogger(__name__)
+
+RESUME_DIR = ".shoal"
+RESUME_FILE = "resume.sqlite"
+
+
+def resume_path(save_path: Path) -> Path:
+    return save_path / RESUME_DIR / RESUME_FILE
+
+
+def open_resume(task: TorrentTask) -> Any:
+    from shoal.storage.resume import ResumeStore
+
+    try:
+        return ResumeStore(resume_path(task.save_path))
+    except ResumeError as exc:
+        logger.warning("torrent %s: resume data unavailable: %s", task.name, exc)
+        return None
+
+
+async def check_existing(task: TorrentTask, storage: Any, layout: Layout, force: bool = False) -> set[int]:
+    assert task.info is not None and task.info.piece_hashes_v1 is not None
+    hashes = task.info.piece_hashes_v1
+    stats = await storage.file_stats()
+    any_data = any(s is not None and s.size > 0 for s in stats)
+    if task.params.resume and task.resume_store is None:
+        task.resume_store = open_resume(task)
+    if not any_data:
+        return set()
+    if force or not task.params.check:
+        if not task.params.check and not force:
+            return set()
+        return set(await recheck(storage, hashes))
+    trusted: set[int] = set()
+    state = None
+    if task.resume_store is not None:
+        state = await task.resume_store.load_async(task.info_hash, layout, stats)
+    if state is not None:
+        trusted = set(state.have)
+        clean = not state.recheck and not state.dropped
+        if clean and state.extra == _stats_blob(stats):
+            task.counters["pieces_from_resume"] = len(trusted)
+            return trusted
+    todo = [i for i in range(layout.num_pieces) if i not in trusted]
+    found = set(await recheck(storage, hashes, only=todo)) if todo else set()
+    task.counters["pieces_from_resume"] = len(trusted)
+    task.counters["pieces_from_recheck"] = len(found)
+    return trusted | found
+
+
+def _stats_blob(stats: Any) -> bytes:
+    """Every file's (size, mtime) at a checkpoint: if all are unchanged at start-up, nothing was written since."""
+    return encode([[] if st is None else [st.size, st.mtime_ns] for st in stats])
+
+
+async def save_resume(task: TorrentTask) -> None:
+    if task.resume_store is None or task.transfer is None or task.have is None or task.layout is None:
+        return
+    stats = await task.transfer.storage.file_stats()
+    await task.resume_store.save_async(
+        task.info_hash, task.have, task.layout.piece_length, stats, extra=_stats_blob(stats)
+    )

@@ -1,0 +1,307 @@
+"""PeerTask: pumps bytes between an asyncio transport and a sans-IO :class:`~shoal.wire.connection.PeerConnection`.
+
+It is an ``asyncio.BufferedProtocol``: the event loop receives straight into the connection's frame buffer (no
+copy, no StreamReader). After each read the events are drained and dispatched through a table to the torrent's
+:class:`~shoal.engine.peers.PeerSet`. Writes made while handling events are batched into one ``writelines`` call
+at the end. One ``loop.call_at`` timer follows ``conn.get_timer()`` (keep-alives, handshake and inactivity
+time-outs). An accepted connection has no torrent until its handshake names an info-hash the session knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from shoal.errors import DisconnectReason, LocalProtocolError
+from shoal.policy.rate import RateEstimator
+from shoal.policy.requests import RequestTracker
+from shoal.types import BlockRef, PeerAddr
+from shoal.wire import events as ev
+from shoal.wire.connection import PeerConnection
+
+if TYPE_CHECKING:
+    from shoal.engine.session import Session
+    from shoal.engine.torrent import TorrentTask
+
+logger = logging.getLogger(__name__)
+
+
+class PeerTask(asyncio.BufferedProtocol):
+    """One peer connection of one torrent (the picker's peer key)."""
+
+    def __init__(self, session: Session, torrent: TorrentTask | None, addr: PeerAddr | None, initiator: bool):
+        self.session = session
+        self.torrent = torrent
+        self.addr: PeerAddr = addr or PeerAddr("?", 0)
+        self.initiator = initiator
+        self.transport: asyncio.Transport | None = None
+        self.conn: PeerConnection | None = None
+        self.attached = False
+        self.have_sent = False
+        self.closed = False
+        self.close_reason = ""
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self.write_paused = False
+        self.read_paused = False
+        # download state (engine side; the connection keeps the wire ledger)
+        self.tracker: RequestTracker | None = None
+        self.depth = max(session.settings.min_outstanding_requests, 64)
+        self.down_rate_est = RateEstimator()
+        self.up_rate_est = RateEstimator()
+        self.unchoked_since: float | None = None
+        self.downloaded = 0
+        self.uploaded = 0
+        self.down_window = 0  # bytes since the last tick, for rates and pipeline depth
+        self.up_window = 0
+        self.down_rate = 0.0
+        self.up_rate = 0.0
+        self.is_seed = False
+        self.reqq = 250
+        self.upload_queue: list[tuple[int, int, int]] = []
+        self.serving = False
+        self.snubbed = False
+
+    def __repr__(self) -> str:
+        return f"<peer {self.addr.host}:{self.addr.port}>"
+
+    @property
+    def key(self) -> str:
+        return f"{self.addr.host}:{self.addr.port}"
+
+    # --- asyncio protocol ------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        name = transport.get_extra_info("peername")
+        if name and self.addr.host == "?":
+            self.addr = PeerAddr(str(name[0]), int(name[1]))
+        s = self.session
+        now = s.clock.now()
+        if self.initiator:
+            t = self.torrent
+            assert t is not None
+            self.conn = PeerConnection(
+                t.info_hash,
+                s.peer_id,
+                initiator=True,
+                settings=s.settings,
+                now=now,
+                **t.conn_geometry(),
+            )
+            self._send(self.conn.initiate())
+        else:
+            self.conn = PeerConnection(None, s.peer_id, initiator=False, settings=s.settings, now=now)
+        self._arm_timer()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        assert self.conn is not None
+        return self.conn.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        conn = self.conn
+        assert conn is not None
+        conn.buffer_updated(nbytes, self.session.clock.now())
+        self._drain()
+
+    def eof_received(self) -> bool | None:
+        if self.conn is not None:
+            self.conn.receive_data(b"")
+            self._drain()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.closed:
+            self.closed = True
+            self.close_reason = self.close_reason or (
+                str(exc) if exc else DisconnectReason.CLOSED_BY_PEER.value
+            )
+        if self.torrent is not None:
+            self.torrent.peers.detach(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.torrent is not None and self.attached:
+            self.torrent.peers.serve(self)
+
+    # --- events ----------------------------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        handlers = _HANDLERS
+        try:
+            while not self.closed:
+                event = conn.next_event()
+                if event is None:
+                    break
+                handlers[type(event)](self, event)
+            extra = conn.data_to_send()
+            if extra:
+                self._send(extra)
+        except LocalProtocolError as exc:  # a bug on our side: drop this peer, keep the engine alive
+            logger.warning("%r: local protocol error: %s", self, exc)
+            self.close(f"internal error: {exc}")
+            return
+        if self._out:
+            self.flush()
+
+    def _on_handshake_received(self, event: ev.HandshakeReceived) -> None:
+        task = self.session.route(event.info_hash)
+        if task is None:
+            self.close("unknown info-hash")
+            return
+        why = task.peers.refuse_incoming(self)
+        if why:
+            self.close(why)
+            return
+        self.torrent = task
+        assert self.conn is not None
+        self._send(self.conn.accept(task.info_hash, **task.conn_geometry()))
+
+    def _on_handshaken(self, event: ev.Handshaken) -> None:
+        assert self.torrent is not None
+        self.torrent.peers.attach(self, event)
+
+    def _on_violation(self, event: ev.ProtocolViolation) -> None:
+        logger.info("%r: %s (%s)", self, event.message, event.reason.value)
+        if event.ban and self.torrent is not None:
+            self.torrent.peers.ban(self.addr.host, event.message)
+        self.close(event.reason.value)
+
+    def _on_closed(self, event: ev.ConnectionClosed) -> None:
+        self.close(event.reason.value)
+
+    def _to_peers(self, event: Any) -> None:
+        torrent = self.torrent
+        if torrent is not None and self.attached:
+            torrent.peers.on_event(self, event)
+
+    def _on_block(self, event: ev.BlockReceived) -> None:
+        torrent = self.torrent
+        if torrent is not None and self.attached:
+            torrent.peers.on_block(self, event.piece, event.offset, event.data)
+
+    # --- output ----------------------------------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        if data:
+            self._out.append(data)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        out, self._out = self._out, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(out)
+        self._arm_timer()
+
+    def make_tracker(self, now: float) -> None:
+        s = self.session.settings
+        self.tracker = RequestTracker(request_timeout=s.request_timeout, snub_timeout=s.snub_timeout, now=now)
+
+    def send_request(self, block: BlockRef) -> None:
+        assert self.conn is not None
+        self._send(self.conn.request(block.piece, block.offset, block.length))
+
+    def send_cancel(self, block: BlockRef) -> None:
+        if self.tracker is not None:
+            self.tracker.cancelled(block)
+        if self.conn is None or self.closed:
+            return
+        self._send(self.conn.cancel(block.piece, block.offset, block.length))
+
+    def send_block(self, piece: int, offset: int, data: bytes) -> int:
+        """Serve a requested block; returns bytes sent (0 if the request is gone)."""
+        assert self.conn is not None
+        out = self.conn.send_block(piece, offset, data)
+        if out:
+            self._send(out)
+        return len(data) if out else 0
+
+    def send_message(self, data: bytes) -> None:
+        self._send(data)
+
+    def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        logger.debug("%r: closing: %s", self, reason)
+        if self._out:
+            self.flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None and not self.closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and self.transport is not None and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    # --- timer -----------------------------------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        conn = self.conn
+        if conn is None or self.closed:
+            return
+        when = conn.get_timer()
+        if when is None:
+            return
+        at = self._loop_time(when)
+        if self._timer is not None:
+            if self._timer.when() <= at + 0.5:
+                return  # fires no later than needed; it re-arms itself
+            self._timer.cancel()
+        self._timer = self._loop.call_at(at, self._on_timer)
+
+    def _loop_time(self, when: float) -> float:
+        # Convert the session clock to loop time (both monotonic for the real clock).
+        return self._loop.time() + max(0.0, when - self.session.clock.now())
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        conn = self.conn
+        if conn is None or self.closed:
+            return
+        data = conn.handle_timer(self.session.clock.now())
+        if data:
+            self._send(data)
+        self._drain()
+        self._arm_timer()
+
+
+_HANDLERS: dict[type, Any] = {
+    ev.HandshakeReceived: PeerTask._on_handshake_received,
+    ev.Handshaken: PeerTask._on_handshaken,
+    ev.ProtocolViolation: PeerTask._on_violation,
+    ev.ConnectionClosed: PeerTask._on_closed,
+    ev.BlockReceived: PeerTask._on_block,
+}
+for _name in dir(ev):
+    _cls = getattr(ev, _name)
+    if (
+        isinstance(_cls, type)
+        and issubclass(_cls, ev.Event)
+        and _cls is not ev.Event
+        and _cls not in _HANDLERS
+    ):
+        _HANDLERS[_cls] = PeerTask._to_peers

@@ -1,0 +1,613 @@
+"""PeerSet: the peers of one torrent — connecting, accepting, choking, request pipelines, serving, banning.
+
+Wire events from each :class:`~shoal.engine.peer.PeerTask` land here (``on_event`` dispatches on the event type).
+The hot path is ``on_block``: one dict pop, one picker call, one copy into the piece buffer, and a refill of the
+peer's pipeline only when it has drained by a quarter of its depth (so ``pick`` runs once per many blocks).
+
+Known peers, back-off and bans live in a :class:`~shoal.policy.peer_book.PeerBook`; unchoking is decided by
+:class:`~shoal.policy.choker.Choker`; pipeline depth by :func:`~shoal.policy.requests.pipeline_depth` from each
+peer's measured rate (``request_queue_time`` seconds of data in flight), and stale requests by each peer's
+:class:`~shoal.policy.requests.RequestTracker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import logging
+from collections.abc import Hashable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from shoal.engine import alerts as al
+from shoal.errors import NetworkError
+from shoal.policy.bitfield import Bitfield
+from shoal.policy.choker import Choker, PeerStats
+from shoal.policy.peer_book import PeerBook, PeerSource
+from shoal.policy.requests import pipeline_depth
+from shoal.types import BlockRef, PeerAddr
+from shoal.wire import events as ev
+from shoal.wire import messages as m
+
+if TYPE_CHECKING:
+    from shoal.engine.peer import PeerTask
+    from shoal.engine.torrent import TorrentTask
+
+logger = logging.getLogger(__name__)
+
+
+def ban_key(addr: PeerAddr | str) -> str:
+    """Peers are banned by IP; on loopback (tests, demos) by IP and port, since every peer shares the IP."""
+    if isinstance(addr, str):
+        return addr
+    try:
+        if ipaddress.ip_address(addr.host).is_loopback:
+            return f"{addr.host}:{addr.port}"
+    except ValueError:
+        pass
+    return addr.host
+
+
+SOURCES = {
+    "tracker": PeerSource.TRACKER,
+    "incoming": PeerSource.INCOMING,
+    "pex": PeerSource.PEX,
+    "dht": PeerSource.DHT,
+    "lsd": PeerSource.LSD,
+    "resume": PeerSource.RESUME,
+}
+
+
+class PeerSet:
+    def __init__(self, task: TorrentTask) -> None:
+        self.task = task
+        self.session = task.session
+        s = self.settings = task.session.settings
+        self.active: list[PeerTask] = []
+        self.by_addr: dict[PeerAddr, PeerTask] = {}
+        self.by_id: dict[bytes, PeerTask] = {}
+        self.connecting: set[PeerAddr] = set()
+        self.book = PeerBook(
+            rng=self.session.rng,
+            max_peers=s.max_known_peers,
+            max_bans=s.max_banned_ips,
+            max_hash_failures=s.max_hash_failures_before_ban,
+            backoff=s.peer_connect_backoff,
+            backoff_max=s.peer_connect_backoff_max,
+            max_failures=s.max_connect_failures,
+        )
+        self.banned_ids: set[bytes] = set()
+        self.choker = Choker(
+            slots=s.upload_slots,
+            optimistic_interval=s.optimistic_unchoke_interval,
+            seed_slot_time=s.seed_choke_slot_time,
+        )
+        self._last_choke: float | None = None
+        self._handlers: dict[type, Any] = {
+            ev.PeerChoked: self._on_choked,
+            ev.PeerUnchoked: self._on_unchoked,
+            ev.PeerInterested: self._on_interested,
+            ev.PeerNotInterested: self._on_not_interested,
+            ev.HaveReceived: self._on_have,
+            ev.BitfieldReceived: self._on_bitfield,
+            ev.BlockRequested: self._on_requested,
+            ev.RequestCancelled: self._on_cancelled,
+            ev.Rejected: self._on_rejected,
+            ev.AllowedFastReceived: self._on_allowed_fast,
+            ev.ExtensionHandshaken: self._on_extension_handshake,
+            ev.PexReceived: self._on_pex,
+            ev.MetadataRequested: self._on_metadata_requested,
+        }
+
+    # --- counts ----------------------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return len(self.active)
+
+    def seed_count(self) -> int:
+        return sum(1 for p in self.active if p.is_seed)
+
+    def is_banned(self, addr: PeerAddr) -> bool:
+        return self.book.is_banned(ban_key(addr)) or self.book.is_banned(addr.host)
+
+    # --- candidates and connecting ---------------------------------------------------------------------------
+
+    def add_candidates(self, addrs: Iterable[PeerAddr], source: str) -> None:
+        own = set(self.session.listen_addresses)
+        now = self.session.clock.now()
+        kind = SOURCES.get(source, PeerSource.TRACKER)
+        for addr in addrs:
+            addr = PeerAddr(addr.host, addr.port)
+            if addr in own or self.is_banned(addr):
+                continue
+            self.book.add(addr, kind, now)
+        self._connect_some(now)
+
+    def _connect_some(self, now: float) -> None:
+        t = self.task
+        if t.paused or t.state.value in ("error", "stopped"):
+            return
+        if t.is_finished and (not t.params.seed or t.state.value == "finished"):
+            return
+        room = self.settings.max_peers_per_torrent - len(self.active) - len(self.connecting)
+        room = min(room, self.settings.max_half_open - self.session.half_open)
+        room = min(room, self.settings.max_peers_global - self.session.connections - self.session.half_open)
+        for addr in self.book.candidates(now, room):
+            if addr in self.by_addr or self.is_banned(addr):
+                self.book.on_connect_failed(addr, now)
+                continue
+            self.connecting.add(addr)
+            self.session.half_open += 1
+            t._spawn(self._connect(addr))
+
+    async def _connect(self, addr: PeerAddr) -> None:
+        s = self.session
+        try:
+            await s.network.open_tcp(
+                addr,
+                lambda: self._new_outgoing(addr),
+                timeout=self.settings.peer_connect_timeout,
+            )
+        except NetworkError as exc:
+            logger.debug("connect %s:%d failed: %s", addr.host, addr.port, exc)
+            self.book.on_connect_failed(addr, s.clock.now())
+        finally:
+            self.connecting.discard(addr)
+            s.half_open -= 1
+
+    def _new_outgoing(self, addr: PeerAddr) -> Any:
+        from shoal.engine.peer import PeerTask
+
+        return PeerTask(self.session, self.task, addr, initiator=True)
+
+    def refuse_incoming(self, peer: PeerTask) -> str | None:
+        t = self.task
+        if t.paused or t.state.value in ("error", "stopped"):
+            return "torrent not active"
+        if self.is_banned(peer.addr):
+            return "banned"
+        if len(self.active) >= self.settings.max_peers_per_torrent:
+            return "too many peers"
+        if self.session.connections >= self.settings.max_peers_global:
+            return "too many peers in session"
+        return None
+
+    # --- attach / detach -------------------------------------------------------------------------------------
+
+    def attach(self, peer: PeerTask, event: ev.Handshaken) -> None:
+        if event.peer_id in self.banned_ids or self.is_banned(peer.addr):
+            peer.close("banned")
+            return
+        if event.peer_id in self.by_id:
+            peer.close("duplicate connection")
+            return
+        if peer.initiator and peer.addr in self.by_addr:
+            peer.close("duplicate connection")
+            return
+        now = self.session.clock.now()
+        peer.attached = True
+        peer.make_tracker(now)
+        self.active.append(peer)
+        self.by_id[event.peer_id] = peer
+        if peer.initiator or peer.addr not in self.by_addr:
+            self.by_addr[peer.addr] = peer
+        if peer.initiator:
+            self.book.on_connected(peer.addr, now)
+        self.session.connections += 1
+        t = self.task
+        conn = peer.conn
+        assert conn is not None
+        if conn.supports_extensions:
+            peer.send_message(
+                conn.send_extension_handshake(
+                    p=self.session.listen_port or None, upload_only=t.is_finished and t.transfer is not None
+                )
+            )
+        self.send_have_state(peer)
+        self.session.post(al.PeerConnected(t.info_hash, peer.key, not peer.initiator))
+
+    def detach(self, peer: PeerTask) -> None:
+        if not peer.attached:
+            return
+        peer.attached = False
+        if peer in self.active:
+            self.active.remove(peer)
+        if self.by_addr.get(peer.addr) is peer:
+            del self.by_addr[peer.addr]
+        if (
+            peer.conn is not None
+            and peer.conn.peer_id is not None
+            and self.by_id.get(peer.conn.peer_id) is peer
+        ):
+            del self.by_id[peer.conn.peer_id]
+        self.session.connections -= 1
+        tr = self.task.transfer
+        if tr is not None:
+            tr.picker.peer_left(peer)
+        if peer.tracker is not None:
+            peer.tracker.clear()
+        if self.task.magnet is not None:
+            self.task.magnet.peer_lost(peer)
+        if peer.initiator:
+            self.book.on_disconnected(peer.addr, self.session.clock.now())
+        self.session.post(al.PeerDisconnected(self.task.info_hash, peer.key, peer.close_reason))
+        self.task.resume_reading_if_idle()
+        if tr is not None:
+            for other in self.active:
+                self.fill(other)  # pick up the blocks it had requested
+
+    def close_all(self, reason: str) -> None:
+        for peer in list(self.active):
+            peer.close(reason)
+
+    def ban(self, addr: Hashable, reason: str) -> None:
+        key = ban_key(addr) if isinstance(addr, PeerAddr) else str(addr)
+        if self.book.is_banned(key):
+            return
+        self.book.ban(key, reason)
+        logger.info("torrent %s: banned %s: %s", self.task.name, key, reason)
+        self.task.counters["peers_banned"] += 1
+        self.session.post(al.PeerBanned(self.task.info_hash, key, reason))
+        for peer in list(self.active):
+            if ban_key(peer.addr) == key:
+                if peer.conn is not None and peer.conn.peer_id is not None:
+                    self.banned_ids.add(peer.conn.peer_id)
+                peer.close(f"banned: {reason}")
+
+    # --- metadata / progress hooks ---------------------------------------------------------------------------
+
+    def on_metadata(self) -> None:
+        """Metadata and checking are done: late peers (magnet) learn our geometry; everyone gets our pieces."""
+        t = self.task
+        for peer in list(self.active):
+            conn = peer.conn
+            if conn is None or peer.closed:
+                continue
+            if conn.num_pieces is None:
+                conn.set_num_pieces(**t.conn_geometry(with_metadata_size=False))
+                peer._drain()  # BitfieldReceived now reaches the picker
+            elif conn.peer_bitfield is not None:
+                self._apply_bitfield(peer, conn.peer_bitfield)  # it may have come before the picker existed
+            if peer.closed:
+                continue
+            self.send_have_state(peer)
+            self.update_interest(peer)
+            self.fill(peer)
+        self._connect_some(self.session.clock.now())
+
+    def send_have_state(self, peer: PeerTask) -> None:
+        """Our piece set, once per connection, when checking is over (later pieces go out as haves)."""
+        t = self.task
+        conn = peer.conn
+        if peer.have_sent or conn is None or peer.closed or t.have is None or t.state.value == "checking":
+            return
+        peer.have_sent = True
+        peer.send_message(conn.send_have_state(t.have))
+
+    def on_finished(self) -> None:
+        for peer in list(self.active):
+            conn = peer.conn
+            if conn is None:
+                continue
+            if conn.am_interested and not peer.closed:
+                peer.send_message(conn.send(m.NotInterested()))
+            if peer.is_seed or not self.task.params.seed or self.task.state.value == "finished":
+                peer.close("both sides are seeds" if peer.is_seed else "done")
+
+    def broadcast_have(self, index: int) -> None:
+        for peer in self.active:
+            conn = peer.conn
+            if conn is not None and not peer.closed and peer.have_sent:
+                peer.send_message(conn.send(m.Have(index)))
+        # Interest may drop for peers that have nothing else we want.
+        for peer in list(self.active):
+            if peer.conn is not None and peer.conn.am_interested and not peer.tracker:
+                self.update_interest(peer)
+
+    def refresh_interest(self) -> None:
+        for peer in list(self.active):
+            self.update_interest(peer)
+            self.fill(peer)
+
+    def update_interest(self, peer: PeerTask) -> None:
+        tr = self.task.transfer
+        conn = peer.conn
+        if tr is None or conn is None or peer.closed:
+            return
+        want = tr.picker.is_interesting(peer)
+        if want and not conn.am_interested:
+            peer.send_message(conn.send(m.Interested()))
+        elif not want and conn.am_interested:
+            peer.send_message(conn.send(m.NotInterested()))
+
+    def resume_reading(self) -> None:
+        for peer in self.active:
+            if peer.read_paused:
+                peer.resume_reading()
+
+    # --- events ----------------------------------------------------------------------------------------------
+
+    def on_event(self, peer: PeerTask, event: Any) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(peer, event)
+        elif self.task.magnet is not None:
+            self.task.magnet.on_event(peer, event)
+
+    def _on_choked(self, peer: PeerTask, event: ev.PeerChoked) -> None:
+        tr = self.task.transfer
+        if tr is None:
+            return
+        for piece, offset, length in event.dropped:
+            block = BlockRef(piece, offset, length)
+            if peer.tracker is not None:
+                peer.tracker.cancelled(block)
+            tr.picker.abort(peer, block)
+
+    def _on_unchoked(self, peer: PeerTask, event: ev.PeerUnchoked) -> None:
+        self.fill(peer)
+
+    def _on_interested(self, peer: PeerTask, event: ev.PeerInterested) -> None:
+        conn = peer.conn
+        assert conn is not None
+        if conn.am_choking and self._unchoked_count() < self.settings.upload_slots:
+            peer.unchoked_since = self.session.clock.now()
+            peer.send_message(conn.send(m.Unchoke()))
+
+    def _on_not_interested(self, peer: PeerTask, event: ev.PeerNotInterested) -> None:
+        conn = peer.conn
+        if conn is not None and not conn.am_choking:
+            peer.send_message(conn.send(m.Choke()))
+        peer.upload_queue.clear()
+        if peer.is_seed and self.task.is_finished:
+            peer.close("both sides are seeds")
+
+    def _on_have(self, peer: PeerTask, event: ev.HaveReceived) -> None:
+        tr = self.task.transfer
+        if tr is None:
+            return
+        tr.picker.peer_have(peer, event.piece)
+        bf = peer.conn.peer_bitfield if peer.conn is not None else None
+        if bf is not None and bf.is_full:
+            peer.is_seed = True
+        conn = peer.conn
+        if conn is not None and not conn.am_interested and not tr.picker.have(event.piece):
+            self.update_interest(peer)
+        self.fill(peer)
+
+    def _on_bitfield(self, peer: PeerTask, event: ev.BitfieldReceived) -> None:
+        tr = self.task.transfer
+        if tr is None:
+            return
+        if self._apply_bitfield(peer, event.bitfield):
+            self.update_interest(peer)
+            self.fill(peer)
+
+    def _apply_bitfield(self, peer: PeerTask, bf: Bitfield) -> bool:
+        tr = self.task.transfer
+        if tr is None:
+            return False
+        if bf.is_full:
+            peer.is_seed = True
+            tr.picker.peer_have_all(peer)
+            if self.task.is_finished and self.task.state.value != "checking":
+                peer.close("both sides are seeds")
+                return False
+        else:
+            tr.picker.peer_bitfield(peer, bf)
+        return True
+
+    def _on_allowed_fast(self, peer: PeerTask, event: ev.AllowedFastReceived) -> None:
+        self.fill(peer)
+
+    def _on_extension_handshake(self, peer: PeerTask, event: ev.ExtensionHandshaken) -> None:
+        hs = event.handshake
+        reqq = getattr(hs, "reqq", None)
+        if reqq:
+            peer.reqq = max(1, int(reqq))
+        if self.task.magnet is not None:
+            self.task.magnet.on_event(peer, event)
+
+    def _on_metadata_requested(self, peer: PeerTask, event: ev.MetadataRequested) -> None:
+        conn = peer.conn
+        if conn is not None and conn.peer_extension_id("ut_metadata") is not None:
+            peer.send_message(conn.send_metadata(self.task.metadata_piece(event.piece)))
+
+    def _on_pex(self, peer: PeerTask, event: ev.PexReceived) -> None:
+        addrs = [PeerAddr(p.addr.host, p.addr.port) for p in event.added]
+        self.add_candidates(addrs, "pex")
+
+    # --- download --------------------------------------------------------------------------------------------
+
+    def on_block(self, peer: PeerTask, piece: int, offset: int, data: bytes) -> None:
+        t = self.task
+        tr = t.transfer
+        if tr is None:
+            return
+        n = len(data)
+        now = self.session.clock.now()
+        block = BlockRef(piece, offset, n)
+        tracker = peer.tracker
+        if tracker is not None:
+            tracker.received(block, now)
+        peer.downloaded += n
+        peer.down_window += n
+        t.counters["bytes_downloaded"] += n
+        tr.on_block(peer, block, data)
+        if not t.rates.take_down(n, now) or tr.write_backlog:
+            peer.pause_reading()
+        if tracker is not None and len(tracker) <= peer.depth - (peer.depth >> 2):
+            self.fill(peer)
+
+    def fill(self, peer: PeerTask) -> None:
+        tr = self.task.transfer
+        conn = peer.conn
+        tracker = peer.tracker
+        if (
+            tr is None
+            or conn is None
+            or tracker is None
+            or peer.closed
+            or not peer.attached
+            or self.task.paused
+        ):
+            return
+        want = peer.depth - len(tracker)
+        if want <= 0 or not conn.am_interested:
+            return
+        if conn.peer_choking:
+            fast = conn.allowed_fast
+            if not fast:
+                return
+            blocks = tr.picker.pick(peer, want, only=fast)
+        else:
+            blocks = tr.picker.pick(peer, want)
+        if not blocks:
+            return
+        now = self.session.clock.now()
+        for block in blocks:
+            tracker.sent(block, now)
+            peer.send_request(block)
+
+    def _on_rejected(self, peer: PeerTask, event: ev.Rejected) -> None:
+        tr = self.task.transfer
+        block = BlockRef(event.piece, event.offset, event.length)
+        if peer.tracker is not None:
+            peer.tracker.cancelled(block)
+        if tr is not None:
+            tr.picker.abort(peer, block)
+
+    # --- upload ----------------------------------------------------------------------------------------------
+
+    def _on_requested(self, peer: PeerTask, event: ev.BlockRequested) -> None:
+        t = self.task
+        if t.have is None or not t.have.has(event.piece):
+            return  # the connection only passes requests for pieces we advertised
+        peer.upload_queue.append((event.piece, event.offset, event.length))
+        if len(peer.upload_queue) == 1:
+            self.serve(peer)
+
+    def _on_cancelled(self, peer: PeerTask, event: ev.RequestCancelled) -> None:
+        pass  # the connection forgets it; serve() skips requests that are gone
+
+    def serve(self, peer: PeerTask) -> None:
+        tr = self.task.transfer
+        conn = peer.conn
+        if tr is None or conn is None:
+            return
+        queue = peer.upload_queue
+        t = self.task
+        sent = 0
+        now = self.session.clock.now()
+        while queue and not peer.write_paused and not peer.closed:
+            piece, offset, length = queue[0]
+            if not conn.is_requested(piece, offset, length):
+                queue.pop(0)
+                continue
+            if not t.rates.can_up(now):
+                break
+            data = tr.cached_piece(piece)
+            if data is None:
+                fut = tr.read_piece(piece)
+                fut.add_done_callback(functools.partial(self._read_done, peer))
+                break
+            queue.pop(0)
+            n = peer.send_block(piece, offset, data[offset : offset + length])
+            if n:
+                sent += n
+        if sent:
+            peer.uploaded += sent
+            peer.up_window += sent
+            t.counters["bytes_uploaded"] += sent
+            t.rates.take_up(sent, now)
+
+    def _read_done(self, peer: PeerTask, fut: asyncio.Future[bytes]) -> None:
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            logger.warning("torrent %s: read failed: %s", self.task.name, exc)
+            self.task.fail(exc)
+            return
+        if peer.attached and not peer.closed:
+            self.serve(peer)
+
+    # --- tick ------------------------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        s = self.settings
+        t = self.task
+        for peer in list(self.active):
+            tracker = peer.tracker
+            if tracker is None or peer.closed:
+                continue
+            peer.down_rate_est.add(peer.down_window, now)
+            peer.up_rate_est.add(peer.up_window, now)
+            peer.down_window = peer.up_window = 0
+            peer.down_rate = peer.down_rate_est.rate(now)
+            peer.up_rate = peer.up_rate_est.rate(now)
+            peer.snubbed = tracker.snubbed(now)
+            peer.depth = pipeline_depth(
+                peer.down_rate,
+                request_queue_time=s.request_queue_time,
+                min_requests=s.min_outstanding_requests,
+                max_requests=s.max_outstanding_requests,
+                peer_reqq=peer.reqq,
+                snubbed=peer.snubbed,
+            )
+            self._expire_requests(peer, now)
+            if peer.read_paused and t.rates.can_down(now):
+                tr = t.transfer
+                if tr is None or not tr.write_backlog:
+                    peer.resume_reading()
+            if peer.upload_queue and not peer.write_paused:
+                self.serve(peer)
+            self.fill(peer)
+        if self._last_choke is None or now - self._last_choke >= s.choke_interval:
+            self.rechoke(now)
+        self._connect_some(now)
+
+    def _expire_requests(self, peer: PeerTask, now: float) -> None:
+        tr = self.task.transfer
+        tracker = peer.tracker
+        if tr is None or tracker is None:
+            return
+        for block in tracker.timed_out(now):
+            peer.send_cancel(block)
+            tr.picker.abort(peer, block)
+
+    def _unchoked_count(self) -> int:
+        return sum(1 for p in self.active if p.conn is not None and not p.conn.am_choking)
+
+    def rechoke(self, now: float) -> None:
+        """Apply the choker's decision (tit-for-tat when leeching, round robin when seeding, one optimistic)."""
+        self._last_choke = now
+        stats = []
+        for p in self.active:
+            conn = p.conn
+            if conn is None or p.closed:
+                continue
+            stats.append(
+                PeerStats(
+                    peer=p,
+                    interested=conn.peer_interested,
+                    download_rate=p.down_rate,
+                    upload_rate=p.up_rate,
+                    uploaded=p.uploaded,
+                    downloaded=p.downloaded,
+                    unchoked_since=None if conn.am_choking else p.unchoked_since,
+                    snubbed=p.snubbed,
+                    is_seed=p.is_seed,
+                )
+            )
+        decision = self.choker.decide(stats, now, self.session.rng, seeding=self.task.is_finished)
+        for peer in self.active:
+            conn = peer.conn
+            if conn is None or peer.closed:
+                continue
+            if peer in decision.unchoke and conn.am_choking:
+                peer.unchoked_since = now
+                peer.send_message(conn.send(m.Unchoke()))
+            elif peer not in decision.unchoke and not conn.am_choking:
+                peer.send_message(conn.send(m.Choke()))
+                peer.upload_queue.clear()

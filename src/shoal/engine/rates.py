@@ -1,0 +1,86 @@
+"""Per-torrent payload rates and limits over the session's global limits (token buckets from policy.rate).
+
+A torrent's download is throttled by pausing the reading side of a peer's socket when a bucket runs dry (the tick
+resumes it); its upload by leaving requests queued until the buckets refill.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shoal.clock import Clock
+from shoal.policy.rate import RateEstimator, TokenBucket
+
+if TYPE_CHECKING:
+    from shoal.engine.session import Session
+
+
+def make_bucket(rate: int, clock: Clock) -> TokenBucket:
+    return TokenBucket(float(rate), now=clock.now())
+
+
+class RateSet:
+    def __init__(self, session: Session, download_limit: int = 0, upload_limit: int = 0) -> None:
+        self.session = session
+        self.clock = session.clock
+        now = self.clock.now()
+        self.down = TokenBucket(float(download_limit), now=now)
+        self.up = TokenBucket(float(upload_limit), now=now)
+        self.down_est = RateEstimator()
+        self.up_est = RateEstimator()
+        self._down_total = 0
+        self._up_total = 0
+
+    def set_limits(self, download: int | None, upload: int | None) -> None:
+        now = self.clock.now()
+        if download is not None:
+            self.down.set_rate(float(download), now)
+        if upload is not None:
+            self.up.set_rate(float(upload), now)
+
+    @property
+    def download_limit(self) -> int:
+        return int(self.down.rate)
+
+    @property
+    def upload_limit(self) -> int:
+        return int(self.up.rate)
+
+    def take_down(self, n: int, now: float) -> bool:
+        """Account ``n`` downloaded bytes; False when a limit is exhausted (pause reading until the tick)."""
+        self._down_total += n
+        ok = True
+        g = self.session.global_down
+        if g is not None and not g.unlimited:
+            ok = g.take(n, now) >= n and ok
+        if not self.down.unlimited:
+            ok = self.down.take(n, now) >= n and ok
+        return ok
+
+    def can_down(self, now: float) -> bool:
+        g = self.session.global_down
+        return self.down.available(now) > 0 and (g is None or g.available(now) > 0)
+
+    def can_up(self, now: float) -> bool:
+        g = self.session.global_up
+        return self.up.available(now) > 0 and (g is None or g.available(now) > 0)
+
+    def take_up(self, n: int, now: float) -> None:
+        self._up_total += n
+        g = self.session.global_up
+        if g is not None and not g.unlimited:
+            g.take(n, now)
+        if not self.up.unlimited:
+            self.up.take(n, now)
+
+    def tick(self, now: float) -> None:
+        self.down_est.add(self._down_total, now)
+        self.up_est.add(self._up_total, now)
+        self._down_total = self._up_total = 0
+        self._now = now
+
+    def down_rate(self) -> float:
+        return self.down_est.rate(self.clock.now())
+
+    def up_rate(self) -> float:
+        return self.up_est.rate(self.clock.now())

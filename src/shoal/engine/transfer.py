@@ -1,0 +1,167 @@
+"""Moving piece data for one torrent: blocks in (assembly, hash + write off the loop, smart ban) and out (serving).
+
+:class:`Transfer` is owned by a :class:`~shoal.engine.torrent.TorrentTask` once the metadata is known. It holds the
+picker, the storage and the in-memory piece buffers. Peers are :class:`~shoal.engine.peer.PeerTask` objects and are
+the picker's peer keys.
+
+Download: ``on_block`` copies a block into its piece buffer; when the picker reports the piece complete,
+``storage.hash_and_write_piece`` hashes and writes it in one worker-thread hop. A pass marks the piece had (and
+announces it); a failure resets it in the picker, records block hashes for smart ban, and strikes the peers that
+sent it. Upload: ``on_request`` queues on the peer; pieces are read whole into a small LRU cache so one disk read
+serves all of a piece's blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable, Coroutine, Hashable
+from typing import TYPE_CHECKING, Any
+
+from shoal.engine.pieces import PieceBuffer, SmartBan, block_hashes
+from shoal.errors import ShoalError, StorageError
+from shoal.policy.picker import PiecePicker
+from shoal.storage.backend import Storage
+from shoal.types import BlockRef
+
+if TYPE_CHECKING:
+    from shoal.engine.peer import PeerTask
+    from shoal.engine.torrent import TorrentTask
+
+logger = logging.getLogger(__name__)
+
+
+class Transfer:
+    def __init__(
+        self,
+        task: TorrentTask,
+        picker: PiecePicker,
+        storage: Storage,
+        piece_hash: Callable[[int], bytes],
+        *,
+        read_cache_pieces: int = 16,
+        max_pending_writes: int = 64,
+    ) -> None:
+        self.task = task
+        self.picker = picker
+        self.storage = storage
+        self.piece_hash = piece_hash
+        self.buffers: dict[int, PieceBuffer] = {}
+        self.smart_ban = SmartBan()
+        self.strikes: collections.Counter[Hashable] = collections.Counter()
+        self.pending_writes = 0
+        self.max_pending_writes = max_pending_writes
+        self._cache: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._cache_max = read_cache_pieces
+        self._reads: dict[int, asyncio.Future[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    # --- download ------------------------------------------------------------------------------------------
+
+    def on_block(self, peer: PeerTask, block: BlockRef, data: bytes) -> None:
+        picker = self.picker
+        piece, offset = block.piece, block.offset
+        result = picker.on_block_received(peer, block)
+        if not result.accepted:
+            self.task.counters["blocks_wasted"] += 1
+            return
+        buf = self.buffers.get(piece)
+        if buf is None:
+            buf = self.buffers[piece] = PieceBuffer(piece, picker.piece_size(piece))
+        buf.data[offset : offset + len(data)] = data
+        for other in result.cancel:
+            other.send_cancel(block)  # type: ignore[attr-defined]
+        if result.piece_complete:
+            del self.buffers[piece]
+            self._spawn(self._finish_piece(buf))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _finish_piece(self, buf: PieceBuffer) -> None:
+        index = buf.index
+        self.pending_writes += 1
+        try:
+            ok = await self.storage.hash_and_write_piece(index, buf.data, self.piece_hash(index))
+        except StorageError as exc:
+            self.pending_writes -= 1
+            if not self.closed:
+                self.picker.on_piece_failed(index)
+                self.task.fail(exc)
+            return
+        except asyncio.CancelledError:
+            self.pending_writes -= 1
+            raise
+        self.pending_writes -= 1
+        if self.closed:
+            return
+        senders = self.picker.block_senders(index)
+        if ok:
+            self.picker.on_piece_passed(index)
+            if self.smart_ban.pending(index):
+                for addr in self.smart_ban.record_success(index, block_hashes(buf.data)):
+                    self.task.ban_address(addr, "sent corrupt data (smart ban)")
+            self.task.on_piece_passed(index)
+        else:
+            self.picker.on_piece_failed(index)
+            addrs = [None if s is None else s.addr for s in senders]  # type: ignore[attr-defined]
+            guilty = self.smart_ban.record_failure(index, addrs, block_hashes(buf.data))
+            self.task.on_piece_failed(index, {a for a in addrs if a is not None}, guilty)
+        self.task.resume_reading_if_idle()
+
+    @property
+    def write_backlog(self) -> bool:
+        return self.pending_writes >= self.max_pending_writes
+
+    # --- upload --------------------------------------------------------------------------------------------
+
+    def cached_piece(self, piece: int) -> bytes | None:
+        data = self._cache.get(piece)
+        if data is not None:
+            self._cache.move_to_end(piece)
+        return data
+
+    def read_piece(self, piece: int) -> asyncio.Future[bytes]:
+        """A future for the whole piece, shared by every waiter; fills the cache."""
+        fut = self._reads.get(piece)
+        if fut is not None:
+            return fut
+        fut = asyncio.get_running_loop().create_future()
+        self._reads[piece] = fut
+
+        async def _read() -> None:
+            try:
+                data = await self.storage.read_piece(piece)
+            except ShoalError as exc:
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved; waiters re-raise
+            except asyncio.CancelledError:
+                fut.cancel()
+                raise
+            else:
+                self._cache[piece] = data
+                while len(self._cache) > self._cache_max:
+                    self._cache.popitem(last=False)
+                fut.set_result(data)
+            finally:
+                self._reads.pop(piece, None)
+
+        self._spawn(_read())
+        return fut
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Wait for piece writes in flight (bounded), then drop buffers."""
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=10)
+            for t in still:
+                t.cancel()
+        self.closed = True
+        self.buffers.clear()
+        self._cache.clear()

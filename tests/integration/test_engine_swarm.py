@@ -1,0 +1,132 @@
+"""Shoal <-> Shoal on real loopback sockets: one seeder, leechers, byte-identical results."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from shoal import alerts
+from shoal.config import Settings
+from shoal.engine.handle import TorrentState
+from shoal.engine.session import Session
+from shoal.types import PeerAddr
+from swarm_helpers import MULTI_FILE_SPEC, make_file, make_payload, make_torrent, same_tree
+
+LOOP = ("127.0.0.1", 0)
+
+
+def fast_settings() -> Settings:
+    return Settings(engine_tick_interval=0.1, choke_interval=1.0)
+
+
+async def _seed(tmp_path: Path, payload: Path, torrent: bytes) -> tuple[Session, object]:
+    seeder = Session(fast_settings(), listen=LOOP)
+    await seeder.start()
+    t = await seeder.add(torrent, save_path=payload.parent)
+    await t.wait_complete(timeout=20)
+    return seeder, t
+
+
+async def test_multi_file_download_from_one_seeder(tmp_path: Path) -> None:
+    src = make_payload(tmp_path / "src" / "multi", MULTI_FILE_SPEC)
+    torrent = make_torrent(src, piece_length=256 * 1024)
+    seeder, st = await _seed(tmp_path, src, torrent)
+    try:
+        assert st.status().state is TorrentState.SEEDING  # type: ignore[attr-defined]
+        async with Session(fast_settings(), listen=LOOP) as leecher:
+            t = await leecher.add(
+                torrent, save_path=tmp_path / "dl", peers=[PeerAddr("127.0.0.1", seeder.listen_port)]
+            )
+            status = await t.wait_complete(timeout=30)
+            assert status.is_complete
+            assert status.downloaded >= status.total_wanted
+        assert same_tree(src, tmp_path / "dl" / "multi")
+    finally:
+        await seeder.close()
+
+
+async def test_single_file_three_leechers_share(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "src" / "one.bin", 6 * 1024 * 1024 + 5)
+    torrent = make_torrent(src, piece_length=64 * 1024)
+    seeder, _ = await _seed(tmp_path, src, torrent)
+    sessions = [Session(fast_settings(), listen=LOOP) for _ in range(3)]
+    try:
+        for s in sessions:
+            await s.start()
+        everyone = [seeder, *sessions]
+        handles = []
+        for i, s in enumerate(sessions):
+            peers = [PeerAddr("127.0.0.1", o.listen_port) for o in everyone if o is not s]
+            handles.append(await s.add(torrent, save_path=tmp_path / f"dl{i}", peers=peers))
+        await asyncio.wait_for(asyncio.gather(*(h.wait_complete() for h in handles)), timeout=60)
+        for i in range(3):
+            assert same_tree(src, tmp_path / f"dl{i}" / "one.bin")
+    finally:
+        for s in sessions:
+            await s.close()
+        await seeder.close()
+
+
+async def test_resume_after_clean_stop_downloads_nothing_again(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "src" / "r.bin", 2 * 1024 * 1024)
+    torrent = make_torrent(src, piece_length=64 * 1024)
+    seeder, _ = await _seed(tmp_path, src, torrent)
+    try:
+        async with Session(fast_settings(), listen=LOOP) as s1:
+            t = await s1.add(
+                torrent, save_path=tmp_path / "dl", peers=[PeerAddr("127.0.0.1", seeder.listen_port)]
+            )
+            await t.wait_complete(timeout=30)
+        async with Session(fast_settings(), listen=LOOP) as s2:
+            t2 = await s2.add(torrent, save_path=tmp_path / "dl")
+            status = await t2.wait_complete(timeout=10)
+            assert status.downloaded == 0
+            assert t2.stats["pieces_from_resume"] == 32
+            assert t2.stats.get("pieces_from_recheck", 0) == 0
+    finally:
+        await seeder.close()
+
+
+async def test_alerts_report_finish(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "src" / "a.bin", 300_000)
+    torrent = make_torrent(src, piece_length=32 * 1024)
+    seeder, _ = await _seed(tmp_path, src, torrent)
+    try:
+        async with Session(fast_settings(), listen=LOOP) as leecher:
+            t = await leecher.add(
+                torrent, save_path=tmp_path / "dl", peers=[PeerAddr("127.0.0.1", seeder.listen_port)]
+            )
+            await t.wait_complete(timeout=30)
+            got = leecher.alerts().pop_all()
+            kinds = {type(a) for a in got}
+            assert alerts.TorrentFinished in kinds
+            assert alerts.PeerConnected in kinds
+            assert sum(1 for a in got if isinstance(a, alerts.PieceFinished)) == 10
+    finally:
+        await seeder.close()
+
+
+@pytest.mark.parametrize("paused", [True])
+async def test_pause_and_resume(tmp_path: Path, paused: bool) -> None:
+    src = make_file(tmp_path / "src" / "p.bin", 1024 * 1024)
+    torrent = make_torrent(src, piece_length=64 * 1024)
+    seeder, _ = await _seed(tmp_path, src, torrent)
+    try:
+        async with Session(fast_settings(), listen=LOOP) as leecher:
+            t = await leecher.add(
+                torrent,
+                save_path=tmp_path / "dl",
+                peers=[PeerAddr("127.0.0.1", seeder.listen_port)],
+                paused=paused,
+            )
+            await asyncio.sleep(0.3)
+            assert t.status().state is TorrentState.PAUSED
+            assert t.status().downloaded == 0
+            t.resume()
+            t.add_peer(("127.0.0.1", seeder.listen_port))
+            await t.wait_complete(timeout=30)
+        assert same_tree(src, tmp_path / "dl" / "p.bin")
+    finally:
+        await seeder.close()

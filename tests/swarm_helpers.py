@@ -1,0 +1,116 @@
+"""Helpers for engine, interop and hostile swarm tests: sample payloads and v1 .torrent files built in-test.
+
+``make_payload(root, spec, seed)`` writes files; ``make_torrent(path, piece_length, trackers)`` returns the .torrent
+bytes for a file or folder (BEP 3 v1, files in sorted order like mktorrent); ``same_tree(a, b)`` compares trees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from shoal.codec.bencode import encode
+
+# The acceptance layout: an empty file, one smaller than a piece, one spanning many pieces, and a total that makes
+# the last piece a non-power-of-two size.
+MULTI_FILE_SPEC: list[tuple[str, int]] = [
+    ("empty.txt", 0),
+    ("small.bin", 1000),
+    ("sub/big.bin", 3 * 1024 * 1024 + 12345),
+    ("sub/deeper/tail.dat", 77_777),
+]
+
+
+def make_payload(root: Path, spec: Sequence[tuple[str, int]], seed: int = 1) -> Path:
+    """Write files named in ``spec`` under ``root`` with seeded random content; returns ``root``."""
+    rng = random.Random(seed)
+    for rel, size in spec:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+    return root
+
+
+def make_file(path: Path, size: int, seed: int = 1) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    with path.open("wb") as f:
+        left = size
+        while left:
+            n = min(left, 1 << 20)
+            f.write(rng.randbytes(n))
+            left -= n
+    return path
+
+
+def _files(path: Path) -> list[tuple[list[str], Path]]:
+    if path.is_file():
+        return [([path.name], path)]
+    out = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = Path(dirpath) / name
+            out.append((list(full.relative_to(path).parts), full))
+    out.sort(key=lambda item: item[0])
+    return out
+
+
+def make_torrent(
+    path: Path, piece_length: int = 256 * 1024, trackers: Sequence[str] = (), private: bool = False
+) -> bytes:
+    files = _files(path)
+    pieces = bytearray()
+    buf = bytearray()
+    for _, full in files:
+        with full.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                buf += chunk
+                while len(buf) >= piece_length:
+                    pieces += hashlib.sha1(buf[:piece_length]).digest()
+                    del buf[:piece_length]
+    if buf:
+        pieces += hashlib.sha1(buf).digest()
+    info: dict[bytes, object] = {
+        b"name": path.name.encode(),
+        b"piece length": piece_length,
+        b"pieces": bytes(pieces),
+    }
+    if path.is_file():
+        info[b"length"] = path.stat().st_size
+    else:
+        info[b"files"] = [
+            {b"length": full.stat().st_size, b"path": [p.encode() for p in parts]} for parts, full in files
+        ]
+    if private:
+        info[b"private"] = 1
+    top: dict[bytes, object] = {b"info": info, b"created by": b"shoal tests"}
+    if trackers:
+        top[b"announce"] = trackers[0].encode()
+        top[b"announce-list"] = [[t.encode()] for t in trackers]
+    return encode(top)
+
+
+def info_hash_of(torrent: bytes) -> bytes:
+    from shoal.codec.bencode import raw_value
+
+    raw = raw_value(torrent, b"info")
+    assert raw is not None
+    return hashlib.sha1(raw).digest()
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Relative path -> sha1 of every regular file under ``root`` (or of ``root`` itself if a file)."""
+    return {"/".join(parts): hashlib.sha1(full.read_bytes()).hexdigest() for parts, full in _files(root)}
+
+
+def same_tree(a: Path, b: Path, skip_empty: bool = False) -> bool:
+    da, db = tree_digest(a), tree_digest(b)
+    if skip_empty:
+        empty = hashlib.sha1(b"").hexdigest()
+        da = {k: v for k, v in da.items() if v != empty}
+        db = {k: v for k, v in db.items() if v != empty}
+    return da == db
