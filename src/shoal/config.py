@@ -123,6 +123,13 @@ class Settings:
     dht_routers: tuple[str, ...] = ("router.bittorrent.com:6881", "dht.transmissionbt.com:6881")
     dht_bootstrap_retry: float = 30.0
 
+    # --- engine (engineer F) ---
+    engine_tick_interval: float = 0.5  # seconds between a torrent's ticks (choker, time-outs, rates, connects)
+    peer_connect_timeout: float = 10.0
+    read_cache_pieces: int = 16  # whole pieces kept in memory per torrent to serve uploads
+    max_pending_piece_writes: int = 64  # pieces waiting for hash+write before peers stop being read
+    max_alerts: int = 10_000  # alert queue size; the oldest is dropped beyond it
+
     # --- listening ---
     listen_host: str = "0.0.0.0"
     listen_port: int = 6881
