@@ -83,7 +83,7 @@ class _LayoutLike(Protocol):
 
 
 class _Partial:
-    __slots__ = ("nblocks", "nfree", "nreceived", "requesters", "senders", "state")
+    __slots__ = ("cursor", "nblocks", "nfree", "nreceived", "requesters", "senders", "state")
 
     def __init__(self, nblocks: int) -> None:
         self.nblocks = nblocks
@@ -91,6 +91,7 @@ class _Partial:
         self.requesters: list[set[Hashable] | None] = [None] * nblocks
         self.senders: list[Hashable | None] = [None] * nblocks
         self.nfree = nblocks
+        self.cursor = 0  # no FREE block below this index
         self.nreceived = 0
 
 
@@ -126,7 +127,8 @@ class PiecePicker:
         if len(self._prio) != num_pieces:
             raise ValueError(f"{len(self._prio)} priorities for {num_pieces} pieces")
         self._av = Availability(num_pieces, on_change=self._moved, on_bulk=self._mark_dirty)
-        self._peer_blocks: dict[Hashable, set[tuple[int, int]]] = {}
+        self._mine: dict[Hashable, dict[int, set[int]]] = {}  # peer -> piece -> blocks requested from it
+        self._free_parts: set[int] = set()  # partial pieces with at least one FREE block
         self._partial: dict[int, _Partial] = {}
         self._pad: dict[int, set[int]] = {}
         for piece, block in pad_blocks:
@@ -305,8 +307,9 @@ class PiecePicker:
     def peer_left(self, peer: Hashable) -> None:
         """Forget a peer: its availability and all its outstanding requests."""
         self._av.remove(peer)
-        for piece, block in self._peer_blocks.pop(peer, set()):
-            self._release(peer, piece, block)
+        for piece, blocks in self._mine.pop(peer, {}).items():
+            for block in blocks:
+                self._release(peer, piece, block)
 
     def peer_has(self, peer: Hashable, piece: int) -> bool:
         ph = self._av.get(peer)
@@ -383,6 +386,24 @@ class PiecePicker:
 
     # --- picking -------------------------------------------------------------------------------------------
 
+    def _mine_add(self, peer: Hashable, piece: int, block: int) -> None:
+        self._mine.setdefault(peer, {}).setdefault(piece, set()).add(block)
+
+    def _mine_discard(self, peer: Hashable, piece: int, block: int) -> None:
+        pieces = self._mine.get(peer)
+        if pieces is not None:
+            blocks = pieces.get(piece)
+            if blocks is not None:
+                blocks.discard(block)
+                if not blocks:
+                    del pieces[piece]
+
+    def _sync_free(self, piece: int, part: _Partial) -> None:
+        if part.nfree > 0:
+            self._free_parts.add(piece)
+        else:
+            self._free_parts.discard(piece)
+
     def _start(self, piece: int) -> _Partial:
         self._bucket_remove(piece)
         part = _Partial(self.blocks_in_piece(piece))
@@ -391,33 +412,34 @@ class PiecePicker:
             part.nfree -= 1
             part.nreceived += 1
         self._partial[piece] = part
+        self._sync_free(piece, part)
         return part
 
     def _drop_partial(self, piece: int) -> None:
         part = self._partial.pop(piece, None)
         if part is None:
             return
+        self._free_parts.discard(piece)
         for b, reqs in enumerate(part.requesters):
             if reqs:
                 for peer in reqs:
-                    s = self._peer_blocks.get(peer)
-                    if s is not None:
-                        s.discard((piece, b))
+                    self._mine_discard(peer, piece, b)
 
     def _take_free(self, peer: Hashable, piece: int, part: _Partial, count: int, out: list[BlockRef]) -> int:
-        mine = self._peer_blocks.setdefault(peer, set())
         state = part.state
         taken = 0
-        for b in range(part.nblocks):
-            if taken >= count:
-                break
+        b = part.cursor
+        while b < part.nblocks and taken < count:
             if state[b] == FREE:
                 state[b] = REQUESTED
                 part.requesters[b] = {peer}
                 part.nfree -= 1
-                mine.add((piece, b))
+                self._mine_add(peer, piece, b)
                 out.append(self._ref(piece, b))
                 taken += 1
+            b += 1
+        part.cursor = b
+        self._sync_free(piece, part)
         return taken
 
     def pick(self, peer: Hashable, count: int, *, only: Collection[int] | None = None) -> list[BlockRef]:
@@ -432,10 +454,9 @@ class PiecePicker:
         if self._dirty:
             self._rebuild()
         prio = self._prio
-        mine = self._peer_blocks.get(peer, ())
         allowed = None if only is None else set(only)
         # 1. partial pieces this peer works on
-        own = sorted({p for p, _ in mine})
+        own = sorted(self._mine.get(peer, ()))
         for piece in own:
             part = self._partial.get(piece)
             if part is not None and part.nfree and prio[piece] > 0 and (allowed is None or piece in allowed):
@@ -445,8 +466,9 @@ class PiecePicker:
         # 2. partial pieces with free blocks that nobody works on, fullest first
         idle: list[tuple[int, int, int]] = []
         busy: list[tuple[int, int, int]] = []
-        for piece, part in self._partial.items():
-            if not part.nfree or prio[piece] <= 0 or not ph.has(piece):
+        for piece in self._free_parts:
+            part = self._partial[piece]
+            if prio[piece] <= 0 or not ph.has(piece):
                 continue
             if allowed is not None and piece not in allowed:
                 continue
@@ -510,10 +532,7 @@ class PiecePicker:
         for key in self._keys:
             if (key & _AVAIL_MASK) or self._av.seeds:
                 return False
-        for piece, part in self._partial.items():
-            if part.nfree and self._prio[piece] > 0 and self.availability(piece) > 0:
-                return False
-        return True
+        return not any(self._prio[p] > 0 and self.availability(p) > 0 for p in self._free_parts)
 
     def in_endgame(self) -> bool:
         return bool(self._partial) and self._endgame()
@@ -535,13 +554,12 @@ class PiecePicker:
                 ):
                     cands.append((len(reqs), piece, b))
         cands.sort()
-        mine = self._peer_blocks.setdefault(peer, set())
         for _, piece, b in cands[:count]:
             reqs = self._partial[piece].requesters[b]
-            assert reqs is not None
-            reqs.add(peer)
-            mine.add((piece, b))
-            out.append(self._ref(piece, b))
+            if reqs is not None:
+                reqs.add(peer)
+                self._mine_add(peer, piece, b)
+                out.append(self._ref(piece, b))
 
     # --- block events --------------------------------------------------------------------------------------
 
@@ -558,25 +576,24 @@ class PiecePicker:
             if part.state[block] == REQUESTED:
                 part.state[block] = FREE
                 part.nfree += 1
+                part.cursor = min(part.cursor, block)
+                self._free_parts.add(piece)
 
     def abort(self, peer: Hashable, block: BlockRef) -> None:
         """The request of ``block`` to ``peer`` is gone (cancelled, rejected, timed out, choked)."""
         b = block.offset // self.block_size
-        s = self._peer_blocks.get(peer)
-        if s is not None:
-            s.discard((block.piece, b))
+        self._mine_discard(peer, block.piece, b)
         self._release(peer, block.piece, b)
 
     def requested_from(self, peer: Hashable) -> list[BlockRef]:
-        return [self._ref(p, b) for p, b in sorted(self._peer_blocks.get(peer, ()))]
+        pieces = self._mine.get(peer, {})
+        return [self._ref(p, b) for p in sorted(pieces) for b in sorted(pieces[p])]
 
     def on_block_received(self, peer: Hashable, block: BlockRef) -> Received:
         """A block arrived from ``peer``. The caller checked that offset and length are valid."""
         piece = block.piece
         b = block.offset // self.block_size
-        s = self._peer_blocks.get(peer)
-        if s is not None:
-            s.discard((piece, b))
+        self._mine_discard(peer, piece, b)
         if not 0 <= piece < self.num_pieces or self._have[piece]:
             return Received(False, (), False)
         part = self._partial.get(piece)
@@ -591,11 +608,10 @@ class PiecePicker:
         reqs.discard(peer)
         cancel = tuple(reqs)
         for other in cancel:
-            os_ = self._peer_blocks.get(other)
-            if os_ is not None:
-                os_.discard((piece, b))
+            self._mine_discard(other, piece, b)
         if part.state[b] == FREE:
             part.nfree -= 1
+            self._sync_free(piece, part)
         part.state[b] = RECEIVED
         part.requesters[b] = None
         part.senders[b] = peer
@@ -616,6 +632,40 @@ class PiecePicker:
         """Per block of a partial piece, the peer whose copy we kept (None: pad or not received)."""
         part = self._partial.get(piece)
         return [] if part is None else list(part.senders)
+
+    def invariant_errors(self) -> list[str]:
+        """Internal consistency problems (empty when healthy); for tests and debugging, O(pieces)."""
+        errs: list[str] = []
+        for piece, part in self._partial.items():
+            free = [b for b in range(part.nblocks) if part.state[b] == FREE]
+            if len(free) != part.nfree:
+                errs.append(f"piece {piece}: nfree {part.nfree} but {len(free)} free blocks")
+            if free and free[0] < part.cursor:
+                errs.append(f"piece {piece}: free block {free[0]} below cursor {part.cursor}")
+            if (part.nfree > 0) != (piece in self._free_parts):
+                errs.append(f"piece {piece}: free-set membership wrong")
+            received = sum(1 for st in part.state if st >= RECEIVED)
+            if received != part.nreceived:
+                errs.append(f"piece {piece}: nreceived {part.nreceived} but {received}")
+            for b in range(part.nblocks):
+                reqs = part.requesters[b]
+                if (part.state[b] == REQUESTED) != bool(reqs):
+                    errs.append(f"piece {piece} block {b}: state {part.state[b]} with requesters {reqs}")
+                for peer in reqs or ():
+                    if b not in self._mine.get(peer, {}).get(piece, ()):
+                        errs.append(f"piece {piece} block {b}: {peer!r} not in its request index")
+        for peer, pieces in self._mine.items():
+            for piece, blocks in pieces.items():
+                holder = self._partial.get(piece)
+                for b in blocks:
+                    if holder is None or peer not in (holder.requesters[b] or ()):
+                        errs.append(f"{peer!r} indexes piece {piece} block {b} it is not requesting")
+        if not self._free_parts <= set(self._partial):
+            errs.append("free set holds pieces that are not partial")
+        for i in range(self.num_pieces):
+            if self.availability(i) < 0:
+                errs.append(f"piece {i}: availability {self.availability(i)}")
+        return errs
 
     def on_piece_passed(self, piece: int) -> None:
         self.set_have(piece)

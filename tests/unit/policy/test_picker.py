@@ -320,6 +320,13 @@ def test_invariants(script: list[tuple[int, int, int, int]], sd: int) -> None:
                         p.on_piece_failed(b.piece)
         elif op == 7:
             p.set_priority(arg, cnt % 3)
+        elif op in (8, 9):
+            mine = outstanding.get(peer, set())
+            if mine:
+                b = sorted(mine)[arg % len(mine)]
+                mine.discard(b)
+                p.abort(peer, b)
+        assert p.invariant_errors() == []
         for i in range(n):
             assert p.availability(i) == sum(i in m for m in model.values())
         for q, m in model.items():
