@@ -384,3 +384,14 @@ def test_from_layout_uses_pad_blocks_and_priorities() -> None:
     assert pieces_of(p.pick("s", 100)) == [2]
     p.set_priority(1, 1)
     assert p.pick("s", 100) == [BlockRef(1, 0, BS)]  # the rest of piece 1 is pad
+
+
+def test_endgame_max_requesters_limit_one_past() -> None:
+    p = setup_picker("1")  # endgame_max_requesters defaults to 2
+    s1, s2, s3 = seed(p, "s1"), seed(p, "s2"), seed(p, "s3")
+    assert len(p.pick(s1, 10)) == 4
+    assert len(p.pick(s2, 10)) == 4  # second requester of each block: allowed
+    assert p.pick(s3, 10) == []  # a third would be one past the limit
+    p.abort(s2, BlockRef(0, 0, BS))
+    assert p.pick(s3, 10) == [BlockRef(0, 0, BS)]
+    assert p.invariant_errors() == []
