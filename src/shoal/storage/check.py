@@ -83,13 +83,15 @@ async def recheck(
         for i, f in enumerate(layout.files)
         if not f.is_pad and f.length > 0 and (stats[i] is None or stats[i].size < f.length)  # type: ignore[union-attr]
     }
+    skip = bytearray(n)
+    for fi in absent:
+        for piece in layout.file_piece_range(fi):
+            skip[piece] = 1
     todo: list[int] = []
     for piece in range(n) if only is None else sorted(set(only)):
         if not 0 <= piece < n:
             raise ValueError(f"piece {piece} out of range 0..{n - 1}")
-        if hashes[piece] is None:
-            continue  # nothing to check against (e.g. a v2 piece with no hash)
-        if not absent or not any(fi in absent for fi in layout.piece_files(piece)):
+        if hashes[piece] is not None and not skip[piece]:  # None: nothing to check against
             todo.append(piece)
     total = len(todo)
     done = 0

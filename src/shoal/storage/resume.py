@@ -214,9 +214,15 @@ class ResumeStore:
                 verdict[i] = 2
             elif then is None or then != now:
                 verdict[i] = 1
+        worst_of = bytearray(num_pieces)  # per piece: the worst verdict of the files it touches
+        for fi, v in enumerate(verdict):
+            if v:
+                for piece in layout.file_piece_range(fi):
+                    if worst_of[piece] < v:
+                        worst_of[piece] = v
         state = ResumeState(Bitfield(num_pieces), generation=int(gen), extra=bytes(extra))
         for piece in claimed:
-            worst = max((verdict[fi] for fi in layout.piece_files(piece)), default=0)
+            worst = worst_of[piece]
             if worst == 0:
                 state.have.add(piece)
             elif worst == 1:
