@@ -173,18 +173,16 @@ class FakeUdpTracker(asyncio.DatagramProtocol):
         req = udp.decode_request(data)
         if isinstance(req, udp.ConnectRequest):
             self.connects += 1
-            self.transport.sendto(
-                udp.encode_connect_response(req.tid, self.minter.make(addr[0], addr[1], 0)), addr
-            )
+            self.transport.sendto(udp.encode_connect_response(req.tid, self.minter.make(addr[0], 0)), addr)
         elif isinstance(req, udp.UdpAnnounce):
-            if not self.minter.valid(req.connection_id, addr[0], addr[1], 0):
+            if not self.minter.valid(req.connection_id, addr[0], 0):
                 return
             if self.error:
                 self.transport.sendto(udp.encode_error(req.tid, self.error), addr)
                 return
             self.transport.sendto(udp.encode_announce_response(req.tid, 300, 1, 2, PEERS), addr)
         elif isinstance(req, udp.UdpScrape):
-            if not self.minter.valid(req.connection_id, addr[0], addr[1], 0):
+            if not self.minter.valid(req.connection_id, addr[0], 0):
                 return
             stats = [ScrapeStats(2, 5, 1) for _ in req.info_hashes]
             self.transport.sendto(udp.encode_scrape_response(req.tid, stats), addr)

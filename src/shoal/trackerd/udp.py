@@ -54,15 +54,13 @@ class UdpTracker(asyncio.DatagramProtocol):
             svc.dropped_udp += 1
             return
         loop_time = asyncio.get_running_loop().time()
-        ip, port = addr[0], addr[1]
+        ip = addr[0]
         if not svc.allow(ip, loop_time):
             return
         if isinstance(req, proto.ConnectRequest):
-            transport.sendto(
-                proto.encode_connect_response(req.tid, self.minter.make(ip, port, loop_time)), addr
-            )
+            transport.sendto(proto.encode_connect_response(req.tid, self.minter.make(ip, loop_time)), addr)
             return
-        if not self.minter.valid(req.connection_id, ip, port, loop_time):
+        if not self.minter.valid(req.connection_id, ip, loop_time):
             svc.dropped_udp += 1
             return
         if isinstance(req, proto.UdpAnnounce):

@@ -17,8 +17,10 @@ Client side: transaction ids come from an injected ``random.Random``; a connecti
 :data:`CLIENT_CONNECTION_LIFETIME` seconds; :func:`retry_timeout` is the spec's ``15 * 2**n`` schedule.
 
 Server side: :class:`ConnectionIdMinter` makes stateless connection ids that cannot be forged: 4 bytes of issue
-time and the first 4 bytes of a keyed BLAKE2b over (time, client ip, client port), accepted for
-:data:`SERVER_CONNECTION_LIFETIME` seconds. A connect flood allocates nothing.
+time and the first 4 bytes of a keyed BLAKE2b over (time, client ip), accepted for
+:data:`SERVER_CONNECTION_LIFETIME` seconds. A connect flood allocates nothing. The id proves the source *address*
+(what BEP 15 asks); it is deliberately not bound to the source port: libtorrent shares connection ids between all
+sessions of a process (a process-wide cache keyed by tracker address), and NATs may change a client's port.
 """
 
 from __future__ import annotations
@@ -252,7 +254,7 @@ def encode_error(tid: int, message: str) -> bytes:
 
 
 class ConnectionIdMinter:
-    """Stateless, unforgeable BEP 15 connection ids (keyed hash of issue time, client ip and port)."""
+    """Stateless, unforgeable BEP 15 connection ids (keyed hash of issue time and client ip)."""
 
     def __init__(self, secret: bytes, lifetime: float = SERVER_CONNECTION_LIFETIME) -> None:
         if len(secret) < 16:
@@ -260,22 +262,21 @@ class ConnectionIdMinter:
         self._secret = secret[:64]
         self._lifetime = lifetime
 
-    def _mac(self, stamp: int, ip: str, port: int) -> int:
+    def _mac(self, stamp: int, ip: str) -> int:
         h = hashlib.blake2b(digest_size=4, key=self._secret)
         h.update(stamp.to_bytes(4, "big"))
         h.update(ip.encode())
-        h.update(port.to_bytes(2, "big"))
         return int.from_bytes(h.digest(), "big")
 
-    def make(self, ip: str, port: int, now: float) -> int:
+    def make(self, ip: str, now: float) -> int:
         stamp = int(now) & 0xFFFFFFFF
-        value = (stamp << 32) | self._mac(stamp, ip, port)
+        value = (stamp << 32) | self._mac(stamp, ip)
         return value - (1 << 64) if value >= 1 << 63 else value  # signed i64 on the wire
 
-    def valid(self, connection_id: int, ip: str, port: int, now: float) -> bool:
+    def valid(self, connection_id: int, ip: str, now: float) -> bool:
         value = connection_id & 0xFFFFFFFFFFFFFFFF
         stamp = value >> 32
         age = (int(now) - stamp) & 0xFFFFFFFF
         if age > self._lifetime:
             return False
-        return (value & 0xFFFFFFFF) == self._mac(stamp, ip, port)
+        return (value & 0xFFFFFFFF) == self._mac(stamp, ip)

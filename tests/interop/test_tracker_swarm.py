@@ -1,0 +1,207 @@
+"""Issue 5 acceptance 1-2: real clients swarm through `shoal tracker` (no Shoal engine involved) and complete a
+download; afterwards the tracker's scrape matches what the swarm did.
+
+libtorrent, Transmission (in a network namespace: it ignores loopback peers) and aria2 over HTTP; libtorrent and
+Transmission over UDP (aria2 1.36 with its DHT off does not speak UDP trackers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from interop.conftest import SAMPLE_PIECE
+from interop.harness import content
+from interop.harness.aria2 import Aria2Peer
+from interop.harness.libtorrent_peer import LtSession
+from interop.harness.netns import Netns
+from interop.harness.proc import stop, wait_for
+from interop.harness.transmission import TransmissionPeer
+from shoal.config import Settings
+from shoal.tracker.client import TrackerClient
+from shoal.tracker.proto.messages import ScrapeStats
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
+
+
+class ShoalTracker:
+    """`python -m shoal tracker` in a subprocess on ``host`` (ports from the OS)."""
+
+    def __init__(self, host: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shoal", "tracker", "--http", f"{host}:0", "--udp", f"{host}:0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+        try:
+            assert self.proc.stdout is not None
+            self.http_url = self.proc.stdout.readline().decode().split(": ", 1)[1].strip()
+            self.udp_url = self.proc.stdout.readline().decode().split(": ", 1)[1].strip()
+        except BaseException:
+            self.close()
+            raise
+
+    def url(self, transport: str) -> str:
+        return self.http_url if transport == "http" else self.udp_url
+
+    def scrape(self, info_hash_hex: str) -> ScrapeStats:
+        async def go() -> ScrapeStats:
+            async with TrackerClient(Settings(tracker_timeout=5.0)) as client:
+                ih = bytes.fromhex(info_hash_hex)
+                return (await client.scrape(self.http_url, [ih]))[ih]
+
+        return asyncio.run(go())
+
+    def wait_scrape(self, info_hash_hex: str, expected: ScrapeStats, timeout: float = 30) -> None:
+        last: list[ScrapeStats] = []
+
+        def matches() -> bool:
+            last[:] = [self.scrape(info_hash_hex)]
+            return last[0] == expected
+
+        try:
+            wait_for(matches, timeout=timeout, what=f"scrape {expected}", interval=0.5)
+        except TimeoutError:
+            raise AssertionError(f"scrape is {last}, expected {expected}") from None
+
+    def close(self) -> None:
+        stop(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def make_shoal_tracker() -> Iterator[Callable[[str], ShoalTracker]]:
+    made: list[ShoalTracker] = []
+
+    def make(host: str = "127.0.0.1") -> ShoalTracker:
+        made.append(ShoalTracker(host))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for t in made:
+            t.close()
+
+
+@pytest.mark.parametrize("transport", ["http", "udp"])
+def test_libtorrent_swarm(
+    tmp_path: Path,
+    sample: content.Content,
+    transport: str,
+    make_shoal_tracker: Callable[[str], ShoalTracker],
+    make_lt: Callable[..., LtSession],
+) -> None:
+    tracker = make_shoal_tracker("127.0.0.1")
+    t = content.make_torrent(
+        sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[tracker.url(transport)]
+    )
+    seeder, leecher = make_lt(), make_lt()
+    hs = seeder.add(t.path, sample.parent, seed=True)
+    seeder.wait_announced(hs, timeout=15)
+    hl = leecher.add(t.path, tmp_path / "dl")
+    leecher.wait_complete(hl, timeout=60)
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+    # the leecher announced "completed": two seeders, one download, nobody leeching
+    tracker.wait_scrape(t.info_hash, ScrapeStats(complete=2, downloaded=1, incomplete=0))
+
+
+def test_aria2_downloads_from_libtorrent_over_http(
+    tmp_path: Path,
+    sample: content.Content,
+    make_shoal_tracker: Callable[[str], ShoalTracker],
+    make_lt: Callable[..., LtSession],
+    make_aria2: Callable[..., Aria2Peer],
+) -> None:
+    tracker = make_shoal_tracker("127.0.0.1")
+    t = content.make_torrent(
+        sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[tracker.http_url]
+    )
+    seeder = make_lt()
+    hs = seeder.add(t.path, sample.parent, seed=True)
+    seeder.wait_announced(hs, timeout=15)
+    a2 = make_aria2(t.path, tmp_path / "dl", keep_seeding=True)
+    a2.wait_complete(timeout=60)
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+    tracker.wait_scrape(t.info_hash, ScrapeStats(complete=2, downloaded=1, incomplete=0))
+    a2.rpc("aria2.remove", a2.status()["gid"])  # aria2 says "stopped" to the tracker
+    tracker.wait_scrape(t.info_hash, ScrapeStats(complete=1, downloaded=1, incomplete=0))
+
+
+def test_libtorrent_downloads_from_aria2_over_http(
+    tmp_path: Path,
+    sample: content.Content,
+    make_shoal_tracker: Callable[[str], ShoalTracker],
+    make_lt: Callable[..., LtSession],
+    make_aria2: Callable[..., Aria2Peer],
+) -> None:
+    tracker = make_shoal_tracker("127.0.0.1")
+    t = content.make_torrent(
+        sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[tracker.http_url]
+    )
+    a2 = make_aria2(t.path, sample.parent, seed=True)
+    a2.wait_seeding(timeout=30)
+    tracker.wait_scrape(t.info_hash, ScrapeStats(complete=1, downloaded=0, incomplete=0))
+    leecher = make_lt()
+    hl = leecher.add(t.path, tmp_path / "dl")
+    leecher.wait_complete(hl, timeout=60)
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+    tracker.wait_scrape(t.info_hash, ScrapeStats(complete=2, downloaded=1, incomplete=0))
+
+
+@pytest.mark.parametrize("transport", ["http", "udp"])
+def test_transmission_downloads_from_libtorrent(
+    tmp_path: Path,
+    sample: content.Content,
+    transport: str,
+    make_netns: Callable[[], Netns],
+    make_shoal_tracker: Callable[[str], ShoalTracker],
+    make_lt: Callable[..., LtSession],
+    make_transmission: Callable[..., TransmissionPeer],
+) -> None:
+    ns = make_netns()
+    tracker = make_shoal_tracker(ns.host_addr)
+    t = content.make_torrent(
+        sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[tracker.url(transport)]
+    )
+    seeder = make_lt(ns.host_addr)
+    hs = seeder.add(t.path, sample.parent, seed=True)
+    seeder.wait_announced(hs, timeout=15)
+    tr = make_transmission(ns)
+    tid = tr.add(t.path, tmp_path / "tr-dl")
+    tr.wait_complete(tid, timeout=90)
+    content.assert_same_tree(sample.path, tmp_path / "tr-dl" / sample.name, skip_empty=True)
+    tracker.wait_scrape(t.info_hash, ScrapeStats(complete=2, downloaded=1, incomplete=0))
+
+
+def test_libtorrent_downloads_from_transmission_over_udp(
+    tmp_path: Path,
+    sample: content.Content,
+    make_netns: Callable[[], Netns],
+    make_shoal_tracker: Callable[[str], ShoalTracker],
+    make_lt: Callable[..., LtSession],
+    make_transmission: Callable[..., TransmissionPeer],
+) -> None:
+    ns = make_netns()
+    tracker = make_shoal_tracker(ns.host_addr)
+    t = content.make_torrent(
+        sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[tracker.udp_url]
+    )
+    tr = make_transmission(ns)
+    tid = tr.add(t.path, sample.parent)
+    tr.wait_complete(tid, timeout=30)
+    tracker.wait_scrape(t.info_hash, ScrapeStats(complete=1, downloaded=0, incomplete=0))
+    leecher = make_lt(ns.host_addr)
+    hl = leecher.add(t.path, tmp_path / "dl")
+    leecher.wait_complete(hl, timeout=90)
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+    tracker.wait_scrape(t.info_hash, ScrapeStats(complete=2, downloaded=1, incomplete=0))
