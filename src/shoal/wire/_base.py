@@ -51,6 +51,7 @@ class ConnectionBase:
         "_outgoing",
         "_peer_bitfield",
         "_peer_have_raw",
+        "_peer_info_hash",
         "_peer_requests",
         "_pex_limiter",
         "_reader",
@@ -120,6 +121,7 @@ class ConnectionBase:
         self._rx_time: float | None = now
         self._last_sent = now
         self._peer_bitfield: Bitfield | None = None
+        self._peer_info_hash: bytes | None = None
         self._peer_have_raw: tuple[bytes | None, set[int]] = (None, set())
         self._got_bitfield = False
         self._our_have: Bitfield | None = None

@@ -80,16 +80,21 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
         """Answer ``HandshakeReceived``: take the torrent and return our handshake (accepting side)."""
         if self._state != WAIT_ACCEPT:
             raise LocalProtocolError(f"accept() in state {self._state}")
-        if info_hash is not None:
-            self.info_hash = info_hash
+        ih = info_hash if info_hash is not None else self.info_hash
+        if ih is None:
+            raise LocalProtocolError("accept() needs the info-hash of the torrent")
+        if ih != self._peer_info_hash:
+            raise LocalProtocolError(
+                f"accept() for info-hash {ih.hex()} but the peer asked for {(self._peer_info_hash or b'').hex()}"
+            )
+        self.info_hash = ih
         if num_pieces is not None:
             self.num_pieces = num_pieces
         self.piece_length = piece_length if piece_length is not None else self.piece_length
         self.total_length = total_length if total_length is not None else self.total_length
         self.metadata_size = metadata_size if metadata_size is not None else self.metadata_size
-        assert self.info_hash is not None
         self._state = PEER_ID
-        return self._stamp(encode_handshake(self.info_hash, self.our_peer_id, self.reserved))
+        return self._stamp(encode_handshake(ih, self.our_peer_id, self.reserved))
 
     def _read_handshake(self) -> ev.Event | None:
         reader = self._reader
@@ -115,6 +120,7 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
                         DisconnectReason.WRONG_INFO_HASH,
                     )
                 self._state = WAIT_ACCEPT
+                self._peer_info_hash = info_hash
                 return ev.HandshakeReceived(info_hash, reserved)
         if self._state == PEER_ID:
             raw = reader.take(HANDSHAKE_SIZE)

@@ -593,3 +593,14 @@ def test_drip_feed_times_out() -> None:
         assert drain(pair.a) == []
         pair.a.handle_timer(30.0 * (i + 1))
     assert drain(pair.a) == [ev.ConnectionClosed(DisconnectReason.INACTIVE)]
+
+
+def test_accept_must_match_the_info_hash_asked_for() -> None:
+    conn = PeerConnection(None, bytes(20), initiator=False)
+    conn.receive_data(encode_handshake(INFO_HASH, b"-XX0000-" + bytes(12), Reserved.make()))
+    assert isinstance(conn.next_event(), ev.HandshakeReceived)
+    with pytest.raises(LocalProtocolError, match="peer asked for"):
+        conn.accept(b"\x05" * 20, 4)
+    with pytest.raises(LocalProtocolError, match="needs the info-hash"):
+        conn.accept()
+    assert conn.accept(INFO_HASH, 4)[28:48] == INFO_HASH
