@@ -240,8 +240,7 @@ class Metainfo:
             raise MetainfoError("torrent is not a dictionary")
         if b"info" not in top:
             raise MetainfoError("torrent has no info dictionary")
-        raw = bencode.raw_value(data, b"info", max_depth=s.max_bencode_depth)
-        assert raw is not None
+        raw = _raw_info(data, top[b"info"], s.max_bencode_depth)
         info = _parse_info(top[b"info"], raw, s)
         layers: dict[bytes, bytes] = {}
         if info.has_v2:
@@ -280,6 +279,26 @@ class Metainfo:
                 else [w.encode() for w in self.web_seeds]
             )
         return splice_info(top, self.info.raw)
+
+
+def _raw_info(data: bytes, info: Any, max_depth: int) -> bytes:
+    """The original bytes of the top-level ``info`` value (the info-hash is computed over them).
+
+    Walks the top-level keys; for ``info`` it first tries the canonical encoding of the decoded dict: bencode is
+    self-delimiting, so if those bytes are what the data holds at that position, they are exactly the value, and the
+    pure-Python structure scan of a large info dict is skipped. Non-canonical info dicts take the scan.
+    """
+    pos = 1
+    while pos < len(data) and data[pos] != 0x65:
+        key_end = bencode.value_end(data, pos, max_depth=1)
+        key = data[data.index(b":", pos) + 1 : key_end]
+        if key == b"info":
+            canonical = bencode.encode(info)
+            if data.startswith(canonical, key_end):
+                return canonical
+            return data[key_end : bencode.value_end(data, key_end, max_depth=max_depth)]
+        pos = bencode.value_end(data, key_end, max_depth=max_depth)
+    raise MetainfoError("torrent has no info dictionary")
 
 
 def splice_info(top: dict[bytes, Any], raw_info: bytes) -> bytes:
@@ -445,7 +464,7 @@ def _parse_v1_files(info: dict[bytes, Any], name: str, s: Settings) -> list[File
                 raise MetainfoError("file path component is not a string")
             path = (name, *check_path(comps, **_path_limits(s, 1)))
             seen.add(path)
-            result.append(FileEntry(path, length, offset, attr=attr, symlink=_symlink(entry, s)))
+            result.append(FileEntry(path, length, offset, attr=attr, symlink=_symlink(entry, attr, s)))
         offset += length
     return result
 
@@ -465,8 +484,8 @@ def _attr(entry: dict[bytes, Any]) -> str:
     return "".join(sorted({chr(c) for c in attr if chr(c) in "pxhl"}))
 
 
-def _symlink(entry: dict[bytes, Any], s: Settings) -> tuple[str, ...] | None:
-    if "l" not in _attr(entry):
+def _symlink(entry: dict[bytes, Any], attr: str, s: Settings) -> tuple[str, ...] | None:
+    if "l" not in attr:
         return None
     target = entry.get(b"symlink path")
     if not isinstance(target, list) or not all(isinstance(c, bytes) for c in target):

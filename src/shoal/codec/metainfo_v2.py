@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shoal.codec import merkle
-from shoal.codec.paths import PathSet, check_path, sanitize_component
+from shoal.codec.paths import PathSet, check_path_length, sanitize_component
 from shoal.config import Settings
 from shoal.errors import MetainfoError
 
@@ -62,7 +62,7 @@ def parse_file_tree(
             props = node[b""]
             if not isinstance(props, dict):
                 raise MetainfoError(f"file tree entry {'/'.join(path)!r} is not a dictionary")
-            check_path(path, max_name_length=s.max_name_length, max_path_length=s.max_path_length)
+            check_path_length(path, s.max_path_length)
             seen.add(path)
             raw_files.append((path, props))
         else:
@@ -87,7 +87,7 @@ def parse_file_tree(
         attr = _attr(props)
         if "p" in attr:
             raise MetainfoError(f"v2 file {'/'.join(path)!r} is marked as a pad file")
-        files.append(FileEntry(path, length, offset, root, attr, _symlink(props, s)))
+        files.append(FileEntry(path, length, offset, root, attr, _symlink(props, attr, s)))
         offset += length
         if offset % piece_length:  # like libtorrent: a pad after every file that ends inside a piece
             pad = piece_length - offset % piece_length

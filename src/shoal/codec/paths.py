@@ -46,6 +46,10 @@ MAX_KEPT_EXTENSION = 16
 
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _FORBIDDEN = re.compile('[\x01-\x1f\x7f<>:"|?*\ufffd]')
+_NEEDS_WORK = re.compile(
+    '[\x00-\x1f\x7f<>:"|?*/\\\\\ufffd\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]'
+)
+_RESERVED_PREFIXES = frozenset({"con", "prn", "aux", "nul", "com", "lpt"})
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.IGNORECASE)
 
 
@@ -59,6 +63,13 @@ def decode_component(raw: bytes | str) -> str:
 def sanitize_component(raw: bytes | str, *, max_name_length: int = DEFAULT_MAX_NAME_LENGTH) -> str:
     """Return a safe, portable file or directory name for one raw path component, or raise UnsafePathError."""
     name = decode_component(raw)
+    if (
+        _NEEDS_WORK.search(name) is None
+        and name[-1:] not in (".", " ", "")
+        and name[:3].lower() not in _RESERVED_PREFIXES
+        and len(name) * 4 <= max_name_length
+    ):
+        return name  # the common case: nothing to check further
     if name in ("", ".", ".."):
         raise UnsafePathError(f"unsafe path component {name!r}")
     if "\x00" in name:
@@ -98,10 +109,15 @@ def check_path(
     if len(components) > max_path_depth:
         raise UnsafePathError(f"path depth {len(components)} exceeds max_path_depth {max_path_depth}")
     result = tuple(sanitize_component(c, max_name_length=max_name_length) for c in components)
-    length = sum(len(c.encode()) for c in result) + len(result) - 1
+    check_path_length(result, max_path_length)
+    return result
+
+
+def check_path_length(path: Sequence[str], max_path_length: int = DEFAULT_MAX_PATH_LENGTH) -> None:
+    """Raise UnsafePathError if the sanitised ``path`` joined with ``/`` is longer than the limit (UTF-8 bytes)."""
+    length = sum(len(c.encode()) for c in path) + len(path) - 1
     if length > max_path_length:
         raise UnsafePathError(f"path length {length} exceeds max_path_length {max_path_length}")
-    return result
 
 
 class PathSet:
