@@ -80,6 +80,14 @@ def hybrid_drop_pad(info: dict[bytes, Any]) -> None:
     info[b"files"] = [f for f in info[b"files"] if b"attr" not in f]
 
 
+def hybrid_big_pad(info: dict[bytes, Any]) -> None:
+    for f in info[b"files"]:
+        if b"attr" in f:
+            f[b"length"] += 16384
+            f[b"path"] = [b".pad", str(f[b"length"]).encode()]
+    info[b"pieces"] += bytes(20 * sum(1 for f in info[b"files"] if b"attr" in f))
+
+
 def file_and_dir(info: dict[bytes, Any]) -> None:
     info[b"file tree"][b"a"][b"extra"] = {b"": {b"length": 1, b"pieces root": b"\x01" * 32}}
 
@@ -225,6 +233,7 @@ CORPUS: list[tuple[str, bytes, type[ShoalError], str]] = [
         "no valid 'pieces root'",
     ),
     ("8-hybrid-files-differ", info_edit(HYBRID, hybrid_rename_v1), MetainfoError, "differs from its v2"),
+    ("8-hybrid-big-pad", info_edit(HYBRID, hybrid_big_pad), MetainfoError, "not less than a piece"),
     ("8-hybrid-unaligned", info_edit(HYBRID, hybrid_drop_pad), MetainfoError, "piece"),
     (
         "8-v2-pad-attr",

@@ -500,6 +500,9 @@ def _expand_pads(v2_files: list[FileEntry], v1_files: list[FileEntry]) -> list[F
 
 
 def _check_hybrid(v1: list[FileEntry], v2: list[FileEntry], piece_length: int) -> None:
+    for f in v1:
+        if f.is_pad and f.length >= piece_length:
+            raise MetainfoError(f"hybrid torrent has a pad file of {f.length} bytes, not less than a piece")
     real1 = [f for f in v1 if not f.is_pad]
     real2 = [f for f in v2 if not f.is_pad]
     if len(real1) != len(real2):
