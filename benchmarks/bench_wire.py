@@ -86,7 +86,8 @@ def main() -> int:
     mode = "get_buffer" if args.buffered else "receive_data"
     print(
         f"{mode}: {mb:.0f} MB of 16 KiB blocks in {wall:.2f} s wall, {cpu:.2f} s cpu:"
-        f" {mb / wall:.0f} MB/s ({received // BLOCK / wall:.0f} blocks/s), chunk {args.chunk}"
+        f" {mb / wall:.0f} MB/s wall, {mb / cpu:.0f} MB/s per cpu-second"
+        f" ({received // BLOCK / cpu:.0f} blocks per cpu-second), chunk {args.chunk}"
     )
     return 0
 

@@ -132,7 +132,7 @@ class OutgoingMixin(ConnectionBase):
     # ----------------------------------------------------------------- conveniences (hot paths avoid dataclasses)
 
     def request(self, piece: int, offset: int, length: int) -> bytes:
-        """Request a block; it enters the ledger so its piece is accepted when it arrives."""
+        """Request a block; it enters the ledger so its piece is accepted when it arrives. b"" if already pending."""
         self._check_open()
         if self.peer_choking and piece not in self._allowed_fast_in:
             raise LocalProtocolError(f"request for piece {piece} while the peer chokes us (not allowed fast)")
@@ -141,7 +141,10 @@ class OutgoingMixin(ConnectionBase):
                 f"{len(self._our_requests)} outstanding requests reach max_outstanding_requests"
                 f" {self.settings.max_outstanding_requests}"
             )
-        self._our_requests[(piece, offset, length)] = None
+        key = (piece, offset, length)
+        if key in self._our_requests:
+            return b""
+        self._our_requests[key] = None
         return self._stamp(m.encode_request(m.REQUEST, piece, offset, length))
 
     def cancel(self, piece: int, offset: int, length: int) -> bytes:

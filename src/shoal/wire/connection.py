@@ -138,11 +138,11 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
     def _open(self) -> None:
         self._state = OPEN
         s = self.settings
-        limits = self._reader.payload_limits
-        limits[m.PIECE] = 8 + s.max_request_length
-        limits[m.EXTENDED] = s.max_extended_message_size
+        reader = self._reader
+        reader.set_payload_limit(m.PIECE, 8 + s.max_request_length)
+        reader.set_payload_limit(m.EXTENDED, s.max_extended_message_size)
         pieces = self.num_pieces if self.num_pieces is not None else s.max_piece_count
-        limits[m.BITFIELD] = bitfield_size(pieces)
+        reader.set_payload_limit(m.BITFIELD, bitfield_size(pieces))
         if self.num_pieces is not None:
             self._peer_bitfield = Bitfield(self.num_pieces)
 
@@ -230,7 +230,7 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
         self.total_length = total_length
         if self._state != OPEN:
             return
-        self._reader.payload_limits[m.BITFIELD] = bitfield_size(num_pieces)
+        self._reader.set_payload_limit(m.BITFIELD, bitfield_size(num_pieces))
         raw, haves = self._peer_have_raw
         self._peer_have_raw = (None, set())
         try:

@@ -8,7 +8,7 @@ O(bytes received). The buffer is replaced (never resized in place) when it must 
 by :meth:`get_buffer` never blocks it; it shrinks back after a large message has been consumed.
 
 A length prefix above ``max_message_size`` is refused as soon as its 4 bytes arrive, and a payload longer than the
-limit for its message id (``payload_limits``; fixed sizes from :data:`shoal.wire.messages.FIXED_PAYLOAD`) as soon
+limit for its message id (:meth:`FrameReader.set_payload_limit`; fixed sizes from :data:`shoal.wire.messages.FIXED_PAYLOAD`) as soon
 as the id byte arrives, so a hostile prefix never makes the buffer grow.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 
 from shoal.errors import DisconnectReason, LocalProtocolError, PeerProtocolError
-from shoal.wire.messages import check_payload_length, message_name
+from shoal.wire.messages import EXTENDED, FIXED_PAYLOAD, PIECE, check_payload_length, message_name
 
 _U32 = struct.Struct(">I")
 
@@ -35,16 +35,36 @@ class FrameReader:
     ``reader.buffer[payload_start:payload_end]`` and stays valid until the next call to ``feed``/``get_buffer``.
     """
 
-    __slots__ = ("_capacity", "_end", "_start", "buffer", "max_message_size", "payload_limits")
+    __slots__ = ("_capacity", "_end", "_hi", "_lo", "_start", "buffer", "max_message_size")
 
     def __init__(self, max_message_size: int, *, capacity: int = DEFAULT_CAPACITY) -> None:
         self.max_message_size = max_message_size
-        self.payload_limits: dict[int, int] = {}
-        """Maximum payload length (after the id byte) per message id; ids not listed are limited only by size."""
+        # Allowed payload length (after the id byte) per id, as [lo, hi] tables indexed by id: one range check per
+        # frame. Unknown ids have hi = -1; fixed-size messages lo = hi; others are limited by set_payload_limit.
+        self._lo = [0] * 256
+        self._hi = [-1] * 256
+        for msg_id in range(256):
+            name = message_name(msg_id)
+            if not name.startswith("unknown"):
+                fixed = FIXED_PAYLOAD.get(msg_id)
+                self._lo[msg_id] = (
+                    fixed if fixed is not None else (8 if msg_id == PIECE else 1 if msg_id == EXTENDED else 0)
+                )
+                self._hi[msg_id] = fixed if fixed is not None else max_message_size
         self._capacity = capacity
         self.buffer = bytearray(capacity)
         self._start = 0
         self._end = 0
+
+    def set_payload_limit(self, msg_id: int, limit: int) -> None:
+        """Refuse payloads (after the id byte) longer than ``limit`` for message ``msg_id``."""
+        if msg_id in FIXED_PAYLOAD or self._hi[msg_id] < 0:
+            raise LocalProtocolError(f"message id {msg_id} has a fixed size or is unknown")
+        self._hi[msg_id] = min(limit, self.max_message_size)
+
+    def payload_limit(self, msg_id: int) -> int | None:
+        """The longest payload accepted for ``msg_id`` (None for an unknown id)."""
+        return self._hi[msg_id] if self._hi[msg_id] >= 0 else None
 
     def __len__(self) -> int:
         """Bytes received and not yet consumed."""
@@ -119,7 +139,7 @@ class FrameReader:
         """The next complete frame as ``(msg_id, payload_start, payload_end)``, or None if incomplete.
 
         Raises :class:`PeerProtocolError` for a length over ``max_message_size``, an unknown id, a fixed-size
-        message of the wrong size or a payload over ``payload_limits``, before the payload is buffered.
+        message of the wrong size or a payload over its limit, before the payload is buffered.
         """
         start = self._start
         avail = self._end - start
@@ -138,16 +158,17 @@ class FrameReader:
         if avail < 5:
             return None
         msg_id = buf[start + 4]
-        self._check_header(msg_id, length - 1)
+        if not self._lo[msg_id] <= length - 1 <= self._hi[msg_id]:
+            self._refuse(msg_id, length - 1)
         if avail < 4 + length:
             return None
         self._start = end = start + 4 + length
         return (msg_id, start + 5, end)
 
-    def _check_header(self, msg_id: int, payload_length: int) -> None:
-        check_payload_length(msg_id, payload_length)
-        limit = self.payload_limits.get(msg_id)
-        if limit is not None and payload_length > limit:
+    def _refuse(self, msg_id: int, payload_length: int) -> None:
+        check_payload_length(msg_id, payload_length)  # unknown ids, fixed sizes and minimum sizes
+        limit = self._hi[msg_id]
+        if payload_length > limit:
             raise PeerProtocolError(
                 f"{message_name(msg_id)} message with payload of {payload_length} bytes exceeds limit {limit}",
                 DisconnectReason.MESSAGE_TOO_LARGE,

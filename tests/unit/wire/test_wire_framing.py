@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shoal.errors import DisconnectReason, PeerProtocolError
+from shoal.errors import DisconnectReason, LocalProtocolError, PeerProtocolError
 from shoal.wire import messages as m
 from shoal.wire.framing import KEEPALIVE_ID, FrameReader
 
@@ -51,7 +51,11 @@ def test_max_message_size_exact_and_one_past() -> None:
 
 def test_payload_limit_checked_at_the_id_byte() -> None:
     reader = FrameReader(1 << 20, capacity=1024)
-    reader.payload_limits[m.PIECE] = 8 + 16384
+    reader.set_payload_limit(m.PIECE, 8 + 16384)
+    assert reader.payload_limit(m.PIECE) == 8 + 16384 and reader.payload_limit(m.HAVE) == 4
+    assert reader.payload_limit(99) is None
+    with pytest.raises(LocalProtocolError):
+        reader.set_payload_limit(m.HAVE, 10)
     reader.feed((8 + 16384 + 1 + 1).to_bytes(4, "big") + bytes([m.PIECE]))
     with pytest.raises(PeerProtocolError, match="exceeds limit 16392") as info:
         reader.next_frame()
