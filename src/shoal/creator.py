@@ -167,6 +167,7 @@ def _hash_all(
     segments: list[_Segment], space: int, pl: int, version: Version, threads: int, progress: Progress | None
 ) -> list[_ChunkResult]:
     local = threading.local()
+    real = _RealFiles(segments)
     buf_size = max(1, CHUNK_TARGET // pl) * pl
 
     def work(first: int, length: int) -> _ChunkResult:
@@ -174,13 +175,13 @@ def _hash_all(
         whole = _single_file(segments, start, start + length)
         if whole is not None:  # the common case: map the file, hash the page cache in place (no copy)
             with _mapped(whole, start - whole.offset, length) as view:
-                return _hash_chunk(view, first, start, pl, version, segments)
+                return _hash_chunk(view, first, start, pl, version, real)
         buf: bytearray | None = getattr(local, "buf", None)
         if buf is None:
             buf = local.buf = bytearray(buf_size)
         view = memoryview(buf)[:length]
         _read_into(view, start, segments)
-        return _hash_chunk(view, first, start, pl, version, segments)
+        return _hash_chunk(view, first, start, pl, version, real)
 
     results: dict[int, _ChunkResult] = {}
     done_bytes = 0
@@ -282,8 +283,22 @@ def _mapped(seg: _Segment, file_offset: int, length: int) -> Iterator[memoryview
             pass
 
 
+class _RealFiles:
+    """The segments that are files (not pads), with their start offsets for bisection."""
+
+    def __init__(self, segments: list[_Segment]) -> None:
+        self.segments = [seg for seg in segments if seg.path is not None]
+        self.starts = [seg.offset for seg in self.segments]
+
+    def at(self, offset: int) -> _Segment | None:
+        k = bisect.bisect_right(self.starts, offset) - 1
+        if k >= 0 and offset < self.segments[k].offset + self.segments[k].length:
+            return self.segments[k]
+        return None
+
+
 def _hash_chunk(
-    view: memoryview, first: int, start: int, pl: int, version: Version, segments: list[_Segment]
+    view: memoryview, first: int, start: int, pl: int, version: Version, real: _RealFiles
 ) -> _ChunkResult:
     """Hash the pieces of one chunk, piece by piece so a piece is still in the CPU cache for its second hash."""
     v1: list[bytes] = []
@@ -292,8 +307,6 @@ def _hash_chunk(
     n = -(-len(view) // pl)
     sha1 = hashlib.sha1
     per_piece = pl // merkle.BLOCK_SIZE
-    real = [seg for seg in segments if seg.path is not None] if version != "v1" else []
-    starts = [seg.offset for seg in real]
     for i in range(n):
         piece = view[i * pl : (i + 1) * pl]
         if version != "v2":
@@ -301,8 +314,7 @@ def _hash_chunk(
         if version == "v1":
             continue
         a = start + i * pl
-        k = bisect.bisect_right(starts, a) - 1
-        seg = real[k] if k >= 0 and a < real[k].offset + real[k].length else None
+        seg = real.at(a)
         if seg is None:  # a piece made only of padding cannot occur in a plan; stay total anyway
             v2.append(merkle.pad_hash(per_piece.bit_length() - 1))
             continue
