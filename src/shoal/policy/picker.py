@@ -44,7 +44,6 @@ API (names are stable)::
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections.abc import Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -52,16 +51,13 @@ from typing import Protocol
 
 from shoal.policy.availability import Availability, PeerHave
 from shoal.policy.bitfield import Bitfield
+from shoal.policy.piece_order import MAX_PRIORITY, PieceOrder, key_availability, order_key
 from shoal.types import BLOCK_SIZE, BlockRef
 
 FREE = 0
 REQUESTED = 1
 RECEIVED = 2
 WRITTEN = 3
-
-_PRIO_SHIFT = 24
-_AVAIL_MASK = (1 << _PRIO_SHIFT) - 1
-MAX_PRIORITY = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +130,7 @@ class PiecePicker:
         for piece, block in pad_blocks:
             self._pad.setdefault(piece, set()).add(block)
         # buckets
-        self._bkey = [-1] * num_pieces
-        self._pos = [0] * num_pieces
-        self._buckets: dict[int, list[int]] = {}
-        self._keys: list[int] = []
-        self._dirty = True
+        self._order = PieceOrder(num_pieces)
         self._wanted_left = sum(1 for p in self._prio if p > 0)
         self._need = bytearray(self._nbytes)  # bit set: not had and priority > 0
         for i, p in enumerate(self._prio):
@@ -273,7 +265,7 @@ class PiecePicker:
         self._prio = list(priorities)
         for i in range(self.num_pieces):
             self._update_need(i)
-        self._dirty = True
+        self._order.dirty = True
 
     # --- availability ----------------------------------------------------------------------------------------
 
@@ -281,12 +273,12 @@ class PiecePicker:
         return self._av.counts[piece] + self._av.seeds
 
     def _moved(self, piece: int) -> None:
-        if not self._dirty and self._bkey[piece] >= 0:
+        if self._order.key_of(piece) >= 0:
             self._bucket_remove(piece)
             self._bucket_add(piece)
 
     def _mark_dirty(self) -> None:
-        self._dirty = True
+        self._order.dirty = True
 
     def peer_bitfield(self, peer: Hashable, bits: bytes | bytearray | Bitfield) -> None:
         """A peer's bitfield (wire bytes or a :class:`Bitfield`). Replaces anything it said before."""
@@ -334,55 +326,22 @@ class PiecePicker:
         return not self._have[piece] and self._prio[piece] > 0 and piece not in self._partial
 
     def _key(self, piece: int) -> int:
-        return ((MAX_PRIORITY - self._prio[piece]) << _PRIO_SHIFT) | min(self._av.counts[piece], _AVAIL_MASK)
+        return order_key(self._prio[piece], self._av.counts[piece])
 
     def _bucket_add(self, piece: int) -> None:
-        if self._dirty or not self._pickable(piece):
-            return
-        key = self._key(piece)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = []
-            bisect.insort(self._keys, key)
-        self._bkey[piece] = key
-        self._pos[piece] = len(bucket)
-        bucket.append(piece)
+        if not self._order.dirty and self._pickable(piece):
+            self._order.add(piece, self._key(piece))
 
     def _bucket_remove(self, piece: int) -> None:
-        key = self._bkey[piece]
-        if key < 0 or self._dirty:
-            return
-        bucket = self._buckets[key]
-        pos = self._pos[piece]
-        last = bucket.pop()
-        if last != piece:
-            bucket[pos] = last
-            self._pos[last] = pos
-        self._bkey[piece] = -1
-        if not bucket:
-            del self._buckets[key]
-            del self._keys[bisect.bisect_left(self._keys, key)]
+        self._order.remove(piece)
 
     def _rebuild(self) -> None:
-        self._buckets = {}
-        bkey = [-1] * self.num_pieces
-        pos = self._pos
-        buckets = self._buckets
         have, prio, avail, partial = self._have, self._prio, self._av.counts, self._partial
-        for i in range(self.num_pieces):
-            p = prio[i]
-            if have[i] or p <= 0 or i in partial:
-                continue
-            key = ((MAX_PRIORITY - p) << _PRIO_SHIFT) | min(avail[i], _AVAIL_MASK)
-            bucket = buckets.get(key)
-            if bucket is None:
-                bucket = buckets[key] = []
-            bkey[i] = key
-            pos[i] = len(bucket)
-            bucket.append(i)
-        self._bkey = bkey
-        self._keys = sorted(buckets)
-        self._dirty = False
+        self._order.rebuild(
+            (i, order_key(prio[i], avail[i]))
+            for i in range(self.num_pieces)
+            if not have[i] and prio[i] > 0 and i not in partial
+        )
 
     # --- picking -------------------------------------------------------------------------------------------
 
@@ -451,7 +410,7 @@ class PiecePicker:
         ph = self._av.get(peer)
         if ph is None or count <= 0 or self._wanted_left == 0:
             return out
-        if self._dirty:
+        if self._order.dirty:
             self._rebuild()
         prio = self._prio
         allowed = None if only is None else set(only)
@@ -504,16 +463,16 @@ class PiecePicker:
             best = -1
             best_key = 0
             for piece in allowed:
-                if 0 <= piece < self.num_pieces and self._bkey[piece] >= 0 and ph.has(piece):
-                    key = self._bkey[piece]
-                    if best < 0 or key < best_key:
-                        best, best_key = piece, key
+                key = self._order.key_of(piece) if 0 <= piece < self.num_pieces else -1
+                if key >= 0 and ph.has(piece) and (best < 0 or key < best_key):
+                    best, best_key = piece, key
             return best
         rng = self._rng
-        for key in self._keys:
-            if not ph.all and not (key & _AVAIL_MASK):
+        buckets = self._order.buckets
+        for key in self._order.keys:
+            if not ph.all and not key_availability(key):
                 continue  # a non-seed peer's pieces have availability >= 1
-            bucket = self._buckets[key]
+            bucket = buckets[key]
             n = len(bucket)
             start = rng.randrange(n) if n > 1 else 0
             if ph.all:
@@ -527,10 +486,10 @@ class PiecePicker:
 
     def _endgame(self) -> bool:
         """True when no free block is left that some peer could serve."""
-        if self._dirty:
+        if self._order.dirty:
             self._rebuild()
-        for key in self._keys:
-            if (key & _AVAIL_MASK) or self._av.seeds:
+        for key in self._order.keys:
+            if key_availability(key) or self._av.seeds:
                 return False
         return not any(self._prio[p] > 0 and self.availability(p) > 0 for p in self._free_parts)
 
