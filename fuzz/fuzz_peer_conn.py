@@ -60,6 +60,8 @@ def TestOneInput(data: bytes) -> None:
             if isinstance(event, TERMINAL):
                 finished = True
             elif isinstance(event, ev.HandshakeReceived):
+                if event.info_hash != INFO_HASH:
+                    return  # the listener drops an unknown info-hash (accept() refuses a different one)
                 conn.accept(INFO_HASH, NUM_PIECES, piece_length=PIECE_LENGTH, total_length=TOTAL)
             elif isinstance(event, ev.PeerUnchoked) and known and not requested:
                 for offset in (0, 16384):
