@@ -58,6 +58,22 @@ def shoal_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "shoal", *args]
 
 
+# How the Shoal side runs: "cli" (`shoal get` / `shoal seed`, what users run) or "api" (benchmarks.shoal_runner,
+# the Session API in a subprocess); and for "api" the event loop ("auto": uvloop when installed, or "asyncio").
+SHOAL_MODE = {"via": "cli", "loop": "auto"}
+
+
+def shoal_mode_note() -> str:
+    if SHOAL_MODE["via"] == "api":
+        return f"Shoal ran through the Session API in a subprocess (benchmarks.shoal_runner, loop {SHOAL_MODE['loop']})"
+    return "Shoal ran as the CLI: shoal get --no-seed / shoal seed"
+
+
+def shoal_runner_cmd(mode: str, torrent: Path, save: Path, *extra: str) -> list[str]:
+    cmd = [sys.executable, "-m", "benchmarks.shoal_runner", mode, str(torrent), str(save), *extra]
+    return [*cmd, "--loop", SHOAL_MODE["loop"]]
+
+
 def download_timeout(size: int) -> float:
     return 60 + size / 4e6  # 4 MB/s floor: 1 GiB -> ~330 s
 
@@ -75,6 +91,16 @@ def start_lt_seeder(bc: BenchContent, logdir: Path, n: int = 0) -> tuple[Measure
 
 
 def start_shoal_seeder(bc: BenchContent, logdir: Path) -> tuple[MeasuredProcess, int]:
+    if SHOAL_MODE["via"] == "api":
+        cmd = shoal_runner_cmd("seed", bc.torrent.path, bc.data.parent, "--timeout", "3600")
+        mp = MeasuredProcess(f"{SHOAL} seeder", cmd, log_path=logdir / "shoal-seed.log")
+        try:
+            port = int(mp.wait_event("listening", timeout=30)["port"])
+            mp.wait_event("ready", timeout=60 + bc.size / 100e6)
+        except BaseException:
+            mp.stop()
+            raise
+        return mp, port
     port = proc.free_port("127.0.0.1")
     cmd = shoal_cmd("seed", str(bc.torrent.path), str(bc.data), "--bind", "127.0.0.1", "--port", str(port))
     cmd.append("--quiet")
@@ -100,6 +126,11 @@ def run_downloader(kind: str, bc: BenchContent, seeders: list[int], work: Path, 
     with scratch_dir(work / f"dl-{kind}") as out:
         if kind == LT:
             cmd = runner_command("get", bc.torrent.path, out, peers=peers, timeout=download_timeout(bc.size))
+        elif SHOAL_MODE["via"] == "api":
+            extra = ["--timeout", str(download_timeout(bc.size))]
+            for ip, port in peers:
+                extra += ["--peer", f"{ip}:{port}"]
+            cmd = shoal_runner_cmd("get", bc.torrent.path, out, *extra)
         else:
             cmd = shoal_cmd("get", str(bc.torrent.path), "-o", str(out), "--no-seed", "--quiet")
             cmd += ["--bind", "127.0.0.1", "--port", "0", "--timeout", str(download_timeout(bc.size))]
@@ -180,7 +211,8 @@ def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1, s
     table = Table(
         title, rows, notes=["CPU s and RSS are the downloader process's (wait4); MB/s over its lifetime"]
     )
-    ratio = table.ratio_row(f"{SHOAL} downloads", f"{LT} downloads")
+    table.notes.append(shoal_mode_note())
+    ratio = table.ratio_row(f"{SHOAL} downloads", f"{LT} downloads", "ratio shoal/libtorrent")
     if ratio is not None and ratio.mb_s is not None:
         table.rows.append(ratio)
     return table
@@ -234,14 +266,25 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
             "(start-up, checking the data, serving)"
         ],
     )
-    ratio = table.ratio_row(f"{SHOAL} seeds", f"{LT} seeds")
+    table.notes.append(shoal_mode_note())
+    ratio = table.ratio_row(f"{SHOAL} seeds", f"{LT} seeds", "ratio shoal/libtorrent")
     if ratio is not None and ratio.mb_s is not None:
         table.rows.append(ratio)
     return table
 
 
-def run(case: str, *, size: int, runs: int, workdir: Path, shoal: bool = True) -> list[Table]:
-    """Run one case; ``shoal=False`` measures only the libtorrent baseline."""
+def run(
+    case: str,
+    *,
+    size: int,
+    runs: int,
+    workdir: Path,
+    shoal: bool = True,
+    shoal_via: str = "cli",
+    loop: str = "auto",
+) -> list[Table]:
+    """Run one case; ``shoal=False`` measures only the libtorrent baseline (see ``SHOAL_MODE`` for the rest)."""
+    SHOAL_MODE.update(via=shoal_via, loop=loop)
     bc = single_file_content(workdir, size)
     if case == "download":
         return [case_download(bc, workdir, runs, shoal=shoal)]
@@ -257,6 +300,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=1, help="repetitions per peer (median reported)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/shoal-bench"), help="content and scratch")
     parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")
+    parser.add_argument(
+        "--shoal-via", choices=["cli", "api"], default="cli", help="shoal get/seed or Session API"
+    )
+    parser.add_argument(
+        "--loop", choices=["auto", "asyncio"], default="auto", help="event loop for --shoal-via api"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,7 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(ap)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for t in run(args.case, size=parse_size(args.size), runs=args.runs, workdir=args.workdir):
+    tables = run(
+        args.case,
+        size=parse_size(args.size),
+        runs=args.runs,
+        workdir=args.workdir,
+        shoal_via=args.shoal_via,
+        loop=args.loop,
+    )
+    for t in tables:
         sys.stdout.write(t.render(markdown=args.markdown) + "\n\n")
     return 0
 

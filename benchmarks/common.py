@@ -281,7 +281,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
     columns: tuple[str, str, str, str] = ("MB/s", "CPU s", "peak RSS MiB", "peak anon MiB")
 
-    def ratio_row(self, numerator: str, denominator: str) -> Row | None:
+    def ratio_row(self, numerator: str, denominator: str, label: str = "") -> Row | None:
         a = next((r for r in self.rows if r.who == numerator), None)
         b = next((r for r in self.rows if r.who == denominator), None)
         if a is None or b is None:
@@ -291,7 +291,7 @@ class Table:
             return None if x is None or y is None or y == 0 else x / y
 
         return Row(
-            f"ratio {numerator}/{denominator}",
+            label or f"ratio {numerator}/{denominator}",
             div(a.mb_s, b.mb_s),
             div(a.cpu_s, b.cpu_s),
             div(a.rss_mib, b.rss_mib),

@@ -4,6 +4,7 @@ Used by the scale benchmarks, which need settings the CLI does not expose (conne
 
     python -m benchmarks.shoal_runner seed TORRENT DATA_PARENT [--listen IP] [--set FIELD=VALUE ...]
     python -m benchmarks.shoal_runner many TORRENT_DIR DATA_PARENT [--listen IP] [--set FIELD=VALUE ...]
+    python -m benchmarks.shoal_runner get TORRENT SAVE_DIR --peer IP:PORT [...]   # "ready" = download complete
 
 Lines: ``{"event": "listening", "port": P}`` once listening; ``{"event": "ready", "seconds": T, "count": N}`` once
 every torrent is checked and seeding (T from process start); ``{"event": "exit", ...}`` on SIGTERM/SIGINT or
@@ -42,6 +43,13 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def parse_peer(text: str) -> Any:
+    from shoal.types import PeerAddr
+
+    host, _, port = text.rpartition(":")
+    return PeerAddr(host.strip("[]"), int(port))
+
+
 def seeding(torrent: Any) -> bool:
     st = torrent.status()
     return bool(st.is_complete and st.state.value != "checking")
@@ -64,8 +72,20 @@ async def amain(args: argparse.Namespace) -> int:
     async with Session(settings, listen=(args.listen, 0)) as session:
         emit({"event": "listening", "port": session.listen_port})
         torrents = []
+        peers = [parse_peer(p) for p in args.peer]
         for p in paths:
-            torrents.append(await session.add(p, save_path=args.save, seed=True, use_trackers=False))
+            torrents.append(
+                await session.add(
+                    p,
+                    save_path=args.save,
+                    seed=args.mode != "get",
+                    use_trackers=False,
+                    peers=peers,
+                    # a seeder hashes its data on every start, as the libtorrent runner does (no resume data)
+                    force_recheck=args.mode != "get",
+                    resume=args.mode == "get",
+                )
+            )
         deadline = time.monotonic() + args.timeout
         while not all(seeding(t) for t in torrents):
             if stop.is_set() or time.monotonic() > deadline:
@@ -74,6 +94,8 @@ async def amain(args: argparse.Namespace) -> int:
                 return 2
             await asyncio.sleep(0.05)
         emit({"event": "ready", "seconds": time.monotonic() - T_START, "count": len(torrents)})
+        if args.mode == "get":
+            stop.set()
         try:
             await asyncio.wait_for(stop.wait(), timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
@@ -94,7 +116,8 @@ async def amain(args: argparse.Namespace) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="shoal_runner")
-    ap.add_argument("mode", choices=["seed", "many"])
+    ap.add_argument("mode", choices=["seed", "many", "get"])
+    ap.add_argument("--peer", action="append", default=[], metavar="HOST:PORT")
     ap.add_argument("torrent", type=Path)
     ap.add_argument("save", type=Path)
     ap.add_argument("--listen", default="127.0.0.1")

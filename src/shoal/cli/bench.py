@@ -47,6 +47,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument(
+        "--shoal-via",
+        choices=["cli", "api"],
+        default="cli",
+        help="run Shoal as `shoal get`/`shoal seed` (default) or through the Session API in a subprocess",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio"],
+        default="auto",
+        help="with --shoal-via api: auto (uvloop) or asyncio",
+    )
+    parser.add_argument(
         "--bench-args",
         default="",
         metavar="ARGS",
@@ -90,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"machine: {common.machine_line()}", flush=True)
     for case in cases:
         module: Any = importlib.import_module(f"benchmarks.{OWN[case]}")
-        for table in module.run(case, size=size, runs=args.runs, workdir=args.workdir):
+        options: dict[str, Any] = {}
+        if OWN[case] == "bench_transfer":
+            options = {"shoal_via": args.shoal_via, "loop": args.loop}
+        for table in module.run(case, size=size, runs=args.runs, workdir=args.workdir, **options):
             print(table.render(markdown=args.markdown) + "\n", flush=True)
     return 0

@@ -8,6 +8,10 @@ stopped). Its RPC listens on ``ns_addr:9091`` inside the namespace, white-listed
 the harness talks to it over HTTP from the host (JSON RPC with the X-Transmission-Session-Id dance), and
 :meth:`TransmissionPeer.remote` runs ``transmission-remote`` inside the namespace for anything else.
 
+Timing: Transmission 3.00 declares interest in a peer only at its 10-second rechoke pulse, so even a few-MiB
+download takes 10-15 s after it connects (seen here: connected at 2 s, interested at 11 s, done at 14 s).
+Give its waits at least 60 s.
+
 Transmission 3.00 does not create 0-byte files: compare with ``content.assert_same_tree(..., skip_empty=True)``.
 It predates BitTorrent v2: give it v1 torrents.
 
