@@ -21,7 +21,7 @@ from shoal.wire.messages import EXTENDED, FIXED_PAYLOAD, PIECE, check_payload_le
 
 _U32 = struct.Struct(">I")
 
-DEFAULT_CAPACITY = 256 * 1024
+DEFAULT_CAPACITY = 64 * 1024
 MIN_READ_SPACE = 64 * 1024
 
 KEEPALIVE_ID = -1

@@ -604,3 +604,26 @@ def test_accept_must_match_the_info_hash_asked_for() -> None:
     with pytest.raises(LocalProtocolError, match="needs the info-hash"):
         conn.accept()
     assert conn.accept(INFO_HASH, 4)[28:48] == INFO_HASH
+
+
+def test_magnet_bitfield_limited_by_max_piece_count_one_past() -> None:
+    pair = opened(num_pieces=None, piece_length=None, settings=Settings(max_piece_count=16))
+    assert pair.b_to_a(m.Bitfield(b"\xff\xff").encode()) == []
+    pair = opened(num_pieces=None, piece_length=None, settings=Settings(max_piece_count=16))
+    assert (
+        violation(pair.b_to_a(m.Bitfield(b"\xff\xff\x00").encode())).reason
+        is DisconnectReason.MESSAGE_TOO_LARGE
+    )
+
+
+def test_magnet_haves_bounded_by_max_piece_count() -> None:
+    pair = opened(num_pieces=None, piece_length=None, settings=Settings(max_piece_count=3))
+    events = pair.b_to_a(b"".join(m.Have(i).encode() for i in (7, 8, 9, 10, 7)))
+    assert events == [ev.HaveReceived(7), ev.HaveReceived(8), ev.HaveReceived(9)]
+
+
+def test_duplicate_request_is_a_no_op() -> None:
+    pair = serving()
+    assert pair.a.request(0, 0, BLOCK)
+    assert pair.a.request(0, 0, BLOCK) == b""
+    assert pair.a.our_requests == [(0, 0, BLOCK)]
