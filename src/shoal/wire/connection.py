@@ -27,6 +27,25 @@ a violation becomes a terminal ``ProtocolViolation(reason, ban, message)`` event
 
 For magnets pass ``num_pieces=None``; the peer's bitfield and haves are kept raw until :meth:`set_num_pieces`.
 
+API at a glance (all sends return the bytes to write)::
+
+    conn = PeerConnection(info_hash, our_peer_id, initiator=True, num_pieces=n, piece_length=pl,
+                          total_length=size, settings=settings, now=clock.now())
+    transport.write(conn.initiate())
+    conn.receive_data(data, now)                  # or get_buffer() / buffer_updated(nbytes, now)
+    while (event := conn.next_event()) is not None: ...
+    transport.write(conn.data_to_send())          # automatic rejects, after draining the events
+    conn.send_have_state(bitfield); conn.send_extension_handshake(p=port)
+    conn.send(Interested()); conn.send(Unchoke()); conn.send(Have(i)); conn.send(AllowedFast(i))
+    conn.request(piece, offset, length)           # LocalProtocolError if choked (not allowed fast) or queue full
+    conn.cancel(piece, offset, length)
+    conn.send_block(piece, offset, data)          # b"" when the peer cancelled meanwhile (or we choked it)
+    conn.send_metadata(msg); conn.send_pex(payload); conn.send_extended(name, payload)
+    conn.get_timer(); transport.write(conn.handle_timer(now))
+
+Drain ``next_event()`` after every input: the buffer holds at most one incomplete message only then.
+``accept()`` must name the info-hash the peer asked for (``LocalProtocolError`` otherwise).
+
 Time comes in as ``now`` arguments; pass ``now`` to ``receive_data`` so the inactivity timer is exact (without it
 the data counts as received at the next ``handle_timer``). Only complete messages (keep-alives included) count as
 activity, so a peer dripping one byte at a time still times out. Sends are stamped with the latest ``now`` seen, which
