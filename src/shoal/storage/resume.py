@@ -74,6 +74,10 @@ class ResumeState:
     extra: bytes = b""
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class ResumeStore:
     """SQLite resume database shared by all torrents of a session."""
 
@@ -183,10 +187,24 @@ class ResumeStore:
             except sqlite3.Error as exc:
                 logger.warning("resume data for %s unreadable: %s", info_hash.hex(), exc)
                 return None
+        num_pieces, piece_length, blob, extra, gen = row
+        # SQLite columns are loosely typed: anything of the wrong type means the row is not ours to trust.
+        if not (
+            _is_int(num_pieces)
+            and _is_int(piece_length)
+            and _is_int(gen)
+            and isinstance(blob, bytes)
+            and isinstance(extra, bytes)
+        ):
+            logger.warning("resume data for %s has wrong column types; ignored", info_hash.hex())
+            return None
         recorded: dict[int, FileStat | None] = {}
         for idx, size, mtime in files:
-            recorded[int(idx)] = None if size is None or mtime is None else FileStat(int(size), int(mtime))
-        return row, recorded
+            if not _is_int(idx):
+                continue
+            ok = _is_int(size) and _is_int(mtime)
+            recorded[idx] = FileStat(size, mtime) if ok else None
+        return (num_pieces, piece_length, blob, extra, gen), recorded
 
     def load(self, info_hash: bytes, layout: Layout, stats: Sequence[FileStat | None]) -> ResumeState | None:
         """The pieces still believable given the files' current ``stats``; None if there is nothing usable."""
@@ -200,7 +218,7 @@ class ResumeStore:
         if len(stats) != len(layout.files):
             raise ValueError(f"{len(stats)} file stats for {len(layout.files)} files")
         try:
-            claimed = Bitfield.from_bytes(bytes(blob), num_pieces)
+            claimed = Bitfield.from_bytes(blob, num_pieces)
         except (PeerProtocolError, ValueError):
             logger.warning("resume bitfield for %s is malformed; ignored", info_hash.hex())
             return None
@@ -220,7 +238,7 @@ class ResumeStore:
                 for piece in layout.file_piece_range(fi):
                     if worst_of[piece] < v:
                         worst_of[piece] = v
-        state = ResumeState(Bitfield(num_pieces), generation=int(gen), extra=bytes(extra))
+        state = ResumeState(Bitfield(num_pieces), generation=gen, extra=extra)
         for piece in claimed:
             worst = worst_of[piece]
             if worst == 0:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 from pathlib import Path
 
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from shoal.policy.bitfield import Bitfield
+from shoal.storage.backend import FileStat
 from shoal.storage.check import recheck
 from shoal.storage.files import FileStorage
 from shoal.storage.layout import Layout
@@ -144,3 +149,69 @@ def test_checkpointer() -> None:
     assert cp.due(5.0)
     cp.done(5.0)
     assert not cp.due(6.0)
+
+
+_values = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+)
+
+
+def test_fuzzed_rows_never_crash_load(tmp_path: Path) -> None:
+    """Resume loading parses untrusted data (case 9): any row gives None or a valid state, never a crash."""
+    db = tmp_path / "fuzz.db"
+    store = ResumeStore(db)
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA synchronous=OFF")
+    lay = layout()
+    stats = [FileStat(40, 1), FileStat(0, 1), FileStat(50, 1), FileStat(30, 1)]
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        st.tuples(
+            st.one_of(st.just(4), _values),
+            st.one_of(st.just(32), _values),
+            st.one_of(st.binary(min_size=1, max_size=1), _values),
+            _values,
+            _values,
+        ),
+        st.lists(
+            st.tuples(
+                st.one_of(st.integers(0, 4), _values),
+                st.one_of(st.sampled_from([0, 30, 40, 50]), _values),
+                st.one_of(st.just(1), _values),
+            ),
+            max_size=6,
+        ),
+    )
+    def check(row: tuple[object, ...], files: list[tuple[object, ...]]) -> None:
+        con.execute("DELETE FROM torrent")
+        con.execute("DELETE FROM file")
+        try:
+            con.execute(
+                "INSERT INTO torrent(info_hash, num_pieces, piece_length, have, extra, generation)"
+                " VALUES (?,?,?,?,?,?)",
+                (IH, *row),
+            )
+        except sqlite3.IntegrityError:
+            assume(False)
+        for f in files:
+            try:
+                con.execute(
+                    "INSERT OR REPLACE INTO file(info_hash, idx, size, mtime_ns) VALUES (?,?,?,?)", (IH, *f)
+                )
+            except sqlite3.IntegrityError:
+                pass
+        state = store.load(IH, lay, stats)
+        if state is not None:
+            assert state.have.num_pieces == lay.num_pieces
+            assert all(0 <= p < lay.num_pieces for p in state.recheck)
+
+    try:
+        check()
+    finally:
+        con.close()
+        store.close()
