@@ -30,7 +30,6 @@ from shoal.trackerd.service import MemoryBackend, TrackerService
 
 CONFIG = TrackerdConfig(max_request_size=2048, max_numwant=10, ip_rate=0, full_scrape=True)
 _HEAD = re.compile(rb"HTTP/1\.1 (\d{3}) [A-Za-z ]+\r\nContent-Type: [^\r]+\r\nContent-Length: (\d+)\r\n")
-LOOP = asyncio.new_event_loop()
 
 
 class FakeTransport(asyncio.Transport):
@@ -102,7 +101,7 @@ async def _serve(data: bytes) -> bytes:
 
 
 def TestOneInput(data: bytes) -> None:
-    out = LOOP.run_until_complete(_serve(data))
+    out = asyncio.run(_serve(data))
     try:
         _check_answers(out)
     except BencodeError as exc:
