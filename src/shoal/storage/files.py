@@ -251,6 +251,21 @@ class FileStorage:
             finally:
                 self._fds.release(s.file_index, fd, cached)
 
+    def _read_bytes(self, spans: list[Span], size: int) -> bytes:
+        """Like :meth:`_read_spans` but returns ``bytes``; a range inside one file is read without a copy."""
+        if len(spans) == 1 and not spans[0].is_pad:
+            s = spans[0]
+            fd, cached = self._fds.acquire(s.file_index, False)
+            try:
+                data = os.pread(fd, size, s.file_offset)
+            except OSError as exc:
+                raise map_os_error(exc, f"read {self._paths[s.file_index]}") from exc
+            finally:
+                self._fds.release(s.file_index, fd, cached)
+            if len(data) == size:
+                return data
+        return bytes(self._read_spans(spans, size))
+
     def _read_spans(self, spans: list[Span], size: int) -> bytearray:
         buf = bytearray(size)
         view = memoryview(buf)
@@ -317,11 +332,11 @@ class FileStorage:
 
     async def read_block(self, piece: int, offset: int, length: int) -> bytes:
         spans = self.layout.spans(piece, offset, length)
-        return bytes(await self._run(self._read_spans, spans, length))
+        return await self._run(self._read_bytes, spans, length)
 
     async def read_piece(self, piece: int) -> bytes:
         spans = self.layout.spans(piece)
-        return bytes(await self._run(self._read_spans, spans, self.layout.piece_size(piece)))
+        return await self._run(self._read_bytes, spans, self.layout.piece_size(piece))
 
     async def write_block(self, piece: int, offset: int, data: Buffer) -> None:
         spans = self.layout.spans(piece, offset, len(data))
