@@ -118,6 +118,7 @@ class PiecePicker:
         self._rng = rng
         self._nbytes = (num_pieces + 7) // 8
         self._have = bytearray(num_pieces)
+        self._have_bits = bytearray(self._nbytes)
         self._num_have = 0
         self._prio = list(priorities) if priorities is not None else [1] * num_pieces
         if len(self._prio) != num_pieces:
@@ -195,11 +196,7 @@ class PiecePicker:
 
     def bitfield(self) -> bytes:
         """Our pieces as a wire bitfield (MSB first, spare bits zero)."""
-        out = bytearray(self._nbytes)
-        for i, h in enumerate(self._have):
-            if h:
-                out[i >> 3] |= 0x80 >> (i & 7)
-        return bytes(out)
+        return bytes(self._have_bits)
 
     def have_bitfield(self) -> Bitfield:
         """Our pieces as a :class:`Bitfield` (e.g. for ResumeStore.save)."""
@@ -212,6 +209,7 @@ class PiecePicker:
         self._bucket_remove(piece)
         self._drop_partial(piece)
         self._have[piece] = 1
+        self._have_bits[piece >> 3] |= 0x80 >> (piece & 7)
         self._num_have += 1
         self._update_need(piece)
         if self._prio[piece] > 0:
