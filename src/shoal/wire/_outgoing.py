@@ -50,6 +50,9 @@ class OutgoingMixin(ConnectionBase):
 
     def _send_unchoke(self, msg: m.Message) -> bytes:
         self.am_choking = False
+        # requests that crossed our choke on the wire are honest races (BEP 6); count afresh per unchoke, as
+        # libtorrent resets its choke-reject counter
+        self._invalid_requests = 0
         return msg.encode()
 
     def _send_interested(self, msg: m.Message) -> bytes:

@@ -627,3 +627,15 @@ def test_duplicate_request_is_a_no_op() -> None:
     assert pair.a.request(0, 0, BLOCK)
     assert pair.a.request(0, 0, BLOCK) == b""
     assert pair.a.our_requests == [(0, 0, BLOCK)]
+
+
+def test_invalid_request_count_resets_on_unchoke() -> None:
+    pair = opened(settings=Settings(max_invalid_requests=3))
+    pair.b_to_a(pair.b.send_have_state(Bitfield(10, full=True)))
+    for round_ in range(3):
+        assert pair.a_to_b(b"".join(m.Request(0, 0, 1 + i + 10 * round_).encode() for i in range(3))) == []
+        assert pair.b.invalid_requests == 3
+        pair.b.send(m.Unchoke())
+        assert pair.b.invalid_requests == 0
+        pair.b.send(m.Choke())
+    assert not pair.b.closed
