@@ -36,6 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--max-connections-per-ip", type=int, help="most open HTTP connections from one IP")
     a("--no-stats", dest="stats", action="store_false", default=None, help="do not serve /stats")
     a("--log-announces", action="store_true", default=None, help="log every announce (off by default)")
+    a("--no-uvloop", action="store_true", help="use the default asyncio loop even when uvloop is installed")
 
 
 _FLAGS = [
@@ -89,5 +90,15 @@ async def _serve(config: TrackerdConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    asyncio.run(_serve(build_config(args)))
+    config = build_config(args)
+    factory = None
+    if not args.no_uvloop:
+        try:
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        except ImportError:
+            pass
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_serve(config))
     return 0

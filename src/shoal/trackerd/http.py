@@ -46,11 +46,37 @@ class HttpTracker:
         self.config = service.config
         self.connections: set[TrackerHttpProtocol] = set()
         self.per_ip: dict[str, int] = {}
+        self.loop = asyncio.get_event_loop()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._packed: dict[str, tuple[str, bytes]] = {}
+
+    def pack(self, host: str) -> tuple[str, bytes]:
+        hit = self._packed.get(host)
+        if hit is None:
+            if len(self._packed) > 65536:
+                self._packed.clear()
+            hit = self._packed[host] = pack_ip(host)
+        return hit
+
+    def start(self) -> None:
+        """Start the deadline sweeper (one timer for all connections, instead of one per request)."""
+        self.loop = asyncio.get_running_loop()
+        self._sweep()
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for conn in [c for c in self.connections if c.deadline <= now]:
+            conn.close()
+        tick = min(self.config.request_timeout, self.config.keepalive_timeout) / 4
+        self._sweeper = self.loop.call_later(max(0.05, min(tick, 1.0)), self._sweep)
 
     def protocol(self) -> TrackerHttpProtocol:
         return TrackerHttpProtocol(self)
 
     def close_all(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self.connections):
             conn.close()
 
@@ -126,7 +152,7 @@ class TrackerHttpProtocol(asyncio.Protocol):
         self.buf = bytearray()
         self.ip = ""
         self.packed = b""
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = float("inf")  # closed by the sweeper once the loop's time passes this
         self.busy = False  # an asynchronous answer is pending: later requests wait in buf
         self.closing = False
 
@@ -137,7 +163,7 @@ class TrackerHttpProtocol(asyncio.Protocol):
         cfg = server.config
         peer = transport.get_extra_info("peername")
         try:
-            self.ip, self.packed = pack_ip(peer[0])
+            self.ip, self.packed = server.pack(peer[0])
         except (OSError, TypeError, IndexError):
             transport.close()
             return
@@ -159,15 +185,9 @@ class TrackerHttpProtocol(asyncio.Protocol):
                 server.per_ip[self.ip] = n
             else:
                 server.per_ip.pop(self.ip, None)
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     def _arm(self, seconds: float) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        assert self.transport is not None
-        self.timer = asyncio.get_running_loop().call_later(seconds, self.close)
+        self.deadline = self.server.loop.time() + seconds
 
     def close(self) -> None:
         self.closing = True

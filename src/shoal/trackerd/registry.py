@@ -25,7 +25,7 @@ class AnnounceRefused(ShoalError):
     """The tracker refuses this announce; the message is the ``failure reason`` sent back."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ServerAnnounce:
     """An announce as the adapters parsed it. ``addr`` is the compact address (ip bytes + port)."""
 

@@ -91,6 +91,7 @@ class TrackerServer:
             if cfg.http:
                 host, port = parse_hostport(cfg.http)
                 self.http = HttpTracker(self.service)
+                self.http.start()
                 sock = _socket(host, port, socket.SOCK_STREAM, cfg.reuse_port)
                 server = await loop.create_server(self.http.protocol, sock=sock)
                 self._servers.append(server)

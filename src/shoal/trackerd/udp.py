@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import struct
 from typing import Any
 
 from shoal.tracker.proto import udp as proto
-from shoal.tracker.proto.messages import ScrapeStats
+from shoal.tracker.proto.messages import Event, ScrapeStats
 from shoal.trackerd.registry import AnnounceRefused, AnnounceResult, ServerAnnounce
 from shoal.trackerd.service import TrackerService, pack_ip
 
 logger = logging.getLogger(__name__)
 _ZERO = ScrapeStats(0, 0, 0)
+_HEADER = proto.REQUEST_HEADER
+_ANNOUNCE = proto.ANNOUNCE
+_PORT = struct.Struct(">H")
 
 
 class UdpTracker(asyncio.DatagramProtocol):
@@ -29,10 +33,13 @@ class UdpTracker(asyncio.DatagramProtocol):
         self.minter = proto.ConnectionIdMinter(secret or secrets.token_bytes(32))
         self.transport: asyncio.DatagramTransport | None = None
         self.v6 = False
+        self._loop = asyncio.get_event_loop()
+        self._packed: dict[str, bytes] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
         sockname = transport.get_extra_info("sockname")
         self.v6 = sockname is not None and len(sockname) == 4
 
@@ -49,63 +56,83 @@ class UdpTracker(asyncio.DatagramProtocol):
         svc = self.service
         transport = self.transport
         assert transport is not None
-        req = proto.decode_request(data, self.config.max_scrape_hashes_udp)
-        if req is None:
+        n = len(data)
+        if n < 16:
             svc.dropped_udp += 1
             return
-        loop_time = asyncio.get_running_loop().time()
+        cid, action, tid = _HEADER.unpack_from(data)
+        now = self._loop.time()
         ip = addr[0]
-        if not svc.allow(ip, loop_time):
+        if action == proto.ACTION_CONNECT:
+            if cid != proto.PROTOCOL_ID:
+                svc.dropped_udp += 1
+            elif svc.allow(ip, now):
+                transport.sendto(proto.encode_connect_response(tid, self.minter.make(ip, now)), addr)
             return
-        if isinstance(req, proto.ConnectRequest):
-            transport.sendto(proto.encode_connect_response(req.tid, self.minter.make(ip, loop_time)), addr)
-            return
-        if not self.minter.valid(req.connection_id, ip, loop_time):
+        if (
+            (action == proto.ACTION_ANNOUNCE and n < proto.ANNOUNCE_SIZE)
+            or (action == proto.ACTION_SCRAPE and n < 36)
+            or action not in (proto.ACTION_ANNOUNCE, proto.ACTION_SCRAPE)
+            or not self.minter.valid(cid, ip, now)
+        ):
             svc.dropped_udp += 1
             return
-        if isinstance(req, proto.UdpAnnounce):
-            r = req.request
-            if r.port == 0:
-                transport.sendto(proto.encode_error(req.tid, "invalid port"), addr)
-                return
-            norm, packed = pack_ip(ip)
-            sreq = ServerAnnounce(
-                info_hash=r.info_hash,
-                peer_id=r.peer_id,
-                addr=packed + r.port.to_bytes(2, "big"),
-                left=r.left if r.left >= 0 else 1,
-                event=r.event,
-                numwant=r.numwant,
-            )
-            if self.config.log_announces:
-                logger.info("announce %s %s %s", norm, r.info_hash.hex(), r.event.http)
-            if self.config.passkeys is not None:
-                transport.sendto(proto.encode_error(req.tid, "passkeys are required: use http"), addr)
-                return
-            reg = svc.registry
-            if reg is not None:
-                try:
-                    res = reg.announce(sreq, loop_time)
-                except AnnounceRefused as exc:
-                    transport.sendto(proto.encode_error(req.tid, str(exc)), addr)
-                    return
-                transport.sendto(self._announce_packet(req.tid, res, len(packed) == 16), addr)
-                return
-            self._spawn(self._announce_async(req.tid, sreq, loop_time, addr, len(packed) == 16))
+        if not svc.allow(ip, now):
             return
-        hashes = req.info_hashes
+        if action == proto.ACTION_SCRAPE:
+            req = proto.decode_request(data, self.config.max_scrape_hashes_udp)
+            assert isinstance(req, proto.UdpScrape)
+            self._scrape(tid, req.info_hashes, addr)
+            return
+        f = _ANNOUNCE.unpack_from(data)
+        port = f[12]
+        if port == 0:
+            transport.sendto(proto.encode_error(tid, "invalid port"), addr)
+            return
+        if self.config.passkeys is not None:
+            transport.sendto(proto.encode_error(tid, "passkeys are required: use http"), addr)
+            return
+        packed = self._packed.get(ip)
+        if packed is None:
+            if len(self._packed) > 65536:
+                self._packed.clear()
+            packed = self._packed[ip] = pack_ip(ip)[1]
+        left = f[6]
+        sreq = ServerAnnounce(
+            f[3],
+            f[4],
+            packed + _PORT.pack(port),
+            left if left >= 0 else 1,
+            Event.from_udp(f[8]),
+            f[11] if f[11] >= 0 else None,
+        )
+        if self.config.log_announces:
+            logger.info("announce %s %s %s", ip, sreq.info_hash.hex(), sreq.event.http)
+        v6 = len(packed) == 16
         reg = svc.registry
-        if reg is not None:
-            try:
-                stats = reg.scrape(hashes)
-            except AnnounceRefused as exc:
-                transport.sendto(proto.encode_error(req.tid, str(exc)), addr)
-                return
-            transport.sendto(
-                proto.encode_scrape_response(req.tid, [stats.get(h, _ZERO) for h in hashes]), addr
-            )
+        if reg is None:
+            self._spawn(self._announce_async(tid, sreq, now, addr, v6))
             return
-        self._spawn(self._scrape_async(req.tid, hashes, addr))
+        try:
+            res = reg.announce(sreq, now)
+        except AnnounceRefused as exc:
+            transport.sendto(proto.encode_error(tid, str(exc)), addr)
+            return
+        transport.sendto(self._announce_packet(tid, res, v6), addr)
+
+    def _scrape(self, tid: int, hashes: list[bytes], addr: tuple[Any, ...]) -> None:
+        transport = self.transport
+        assert transport is not None
+        reg = self.service.registry
+        if reg is None:
+            self._spawn(self._scrape_async(tid, hashes, addr))
+            return
+        try:
+            stats = reg.scrape(hashes)
+        except AnnounceRefused as exc:
+            transport.sendto(proto.encode_error(tid, str(exc)), addr)
+            return
+        transport.sendto(proto.encode_scrape_response(tid, [stats.get(h, _ZERO) for h in hashes]), addr)
 
     def _announce_packet(self, tid: int, res: AnnounceResult, v6: bool) -> bytes:
         size = 18 if v6 else 6

@@ -60,6 +60,9 @@ _REQ_HEADER = struct.Struct(">qii")
 _ANNOUNCE = struct.Struct(">qii20s20sqqqiIIiH")
 _ANNOUNCE_RESP = struct.Struct(">iiiii")
 _SCRAPE_ENTRY = struct.Struct(">iii")
+_STAMP = struct.Struct(">I")
+REQUEST_HEADER = _REQ_HEADER  # i64 connection id, i32 action, i32 transaction id
+ANNOUNCE = _ANNOUNCE  # the whole 98-byte announce request, for servers that unpack it themselves
 ANNOUNCE_SIZE = _ANNOUNCE.size  # 98
 _I32_MAX = 0x7FFFFFFF
 
@@ -259,13 +262,12 @@ class ConnectionIdMinter:
     def __init__(self, secret: bytes, lifetime: float = SERVER_CONNECTION_LIFETIME) -> None:
         if len(secret) < 16:
             raise LocalProtocolError(f"connection id secret of {len(secret)} bytes is shorter than 16")
-        self._secret = secret[:64]
+        self._keyed = hashlib.blake2b(digest_size=4, key=secret[:64])  # copied per use: no re-keying cost
         self._lifetime = lifetime
 
     def _mac(self, stamp: int, ip: str) -> int:
-        h = hashlib.blake2b(digest_size=4, key=self._secret)
-        h.update(stamp.to_bytes(4, "big"))
-        h.update(ip.encode())
+        h = self._keyed.copy()
+        h.update(_STAMP.pack(stamp) + ip.encode())
         return int.from_bytes(h.digest(), "big")
 
     def make(self, ip: str, now: float) -> int:
