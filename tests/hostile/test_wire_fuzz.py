@@ -118,3 +118,22 @@ def test_random_handshake_bytes(data: bytes, chunk: int) -> None:
     check_terminal(events)
     for event in events:
         assert isinstance(event, ev.HandshakeReceived | ev.ProtocolViolation)
+
+
+@FUZZ
+@given(st.binary(max_size=300) | st.builds(lambda b: b"d" + b + b"e", st.binary(max_size=200)))
+def test_extension_payload_decoders_raise_only_peer_protocol_error(payload: bytes) -> None:
+    from shoal.errors import PeerProtocolError
+    from shoal.wire.extension import decode_extension_handshake
+    from shoal.wire.metadata import decode_metadata_message
+    from shoal.wire.pex import decode_pex
+
+    for decode in (
+        lambda p: decode_extension_handshake(p, max_metadata_size=1 << 20, max_reqq=500),
+        lambda p: decode_metadata_message(p, max_metadata_size=1 << 20),
+        lambda p: decode_pex(p, max_peers=50),
+    ):
+        try:
+            decode(payload)
+        except PeerProtocolError:
+            pass

@@ -176,14 +176,11 @@ class OutgoingMixin(ConnectionBase):
         """Our first piece-set message: have-all / have-none with the fast extension, else a bitfield (or nothing
         when we have no pieces)."""
         self._check_open()
+        if have.is_empty:  # also a magnet before its metadata: Bitfield(0)
+            self._our_have = have.copy() if self.num_pieces is not None else None
+            return self._stamp(m.HaveNone().encode()) if self.fast else b""
         if self.fast and have.is_full:
             return self.send(m.HaveAll())
-        if self.fast and have.is_empty:
-            self._our_have = have.copy()
-            return self._stamp(m.HaveNone().encode())
-        if have.is_empty:
-            self._our_have = have.copy()
-            return b""
         return self.send(m.Bitfield(have.to_bytes()))
 
     def send_extension_handshake(

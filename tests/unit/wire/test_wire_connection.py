@@ -639,3 +639,13 @@ def test_invalid_request_count_resets_on_unchoke() -> None:
         assert pair.b.invalid_requests == 0
         pair.b.send(m.Choke())
     assert not pair.b.closed
+
+
+def test_magnet_have_state_then_metadata_then_have() -> None:
+    pair = opened(num_pieces=None, piece_length=None)
+    assert pair.a.send_have_state(Bitfield(0)) == m.HaveNone().encode()
+    pair.a.set_num_pieces(4)
+    assert drain(pair.a) == [ev.BitfieldReceived(Bitfield(4))]
+    assert pair.a.send(m.Have(2)) == m.Have(2).encode()
+    pair = opened(num_pieces=None, piece_length=None, reserved_b=NO_FAST)
+    assert pair.a.send_have_state(Bitfield(0)) == b""
