@@ -15,6 +15,7 @@ Contract (names are stable)::
                                                      hash in a worker; write only if the digest matches
     await s.hash_piece(piece, algo="sha1")           -> digest of the piece as stored
     await s.file_stats()                             -> list[FileStat | None] per file (None: pad or missing)
+    await s.set_file_priorities(prios)               priority 0 = unwanted: not created on disk (part file)
     await s.close()                                  release file descriptors
     await s.delete()                                 remove the files this storage created or owns
 
@@ -26,6 +27,7 @@ would leave the root.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -98,6 +100,8 @@ class Storage(Protocol):
     async def hash_piece(self, piece: int, algo: str = "sha1") -> bytes: ...
 
     async def file_stats(self) -> list[FileStat | None]: ...
+
+    async def set_file_priorities(self, priorities: Sequence[int]) -> None: ...
 
     async def close(self) -> None: ...
 

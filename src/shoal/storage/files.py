@@ -11,6 +11,10 @@
 - Work runs on an executor (default: one shared ``ThreadPoolExecutor`` of ``disk_threads`` workers); the event
   loop never blocks. ``hashlib`` releases the GIL, so hashing runs in parallel with the loop.
 - ``ENOSPC``/``EDQUOT`` -> :class:`~shoal.errors.DiskFullError`; other ``OSError`` -> :class:`StorageError`.
+- Unwanted files (priority 0, via ``file_priorities=`` or :meth:`FileStorage.set_file_priorities`) are not
+  created: the bytes of theirs that share a piece with a wanted file go to a sparse part file
+  ``root/.shoal.parts/<key>/<file index>.part`` (reads, hashing and ``file_stats`` use it), and are moved into
+  the real file if it becomes wanted. An unwanted file that already exists on disk is used as is.
 
 Use: ``st = FileStorage(layout, root); await st.open(); ok = await st.hash_and_write_piece(i, data, sha1)``.
 """
@@ -19,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +46,8 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 
+PARTS_DIR = ".shoal.parts"
+
 _shared_executor: ThreadPoolExecutor | None = None
 _shared_lock = threading.Lock()
 
@@ -52,6 +59,14 @@ def shared_executor(workers: int = 4) -> ThreadPoolExecutor:
         if _shared_executor is None:
             _shared_executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shoal-disk")
         return _shared_executor
+
+
+def default_parts_key(layout: Layout) -> str:
+    """A short name for this torrent's part files, stable across runs (from the file list)."""
+    h = hashlib.sha1()
+    for f in layout.files:
+        h.update("/".join(f.path).encode("utf-8", "surrogateescape") + b"\0" + str(f.length).encode() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def map_os_error(exc: OSError, what: str) -> StorageError:
@@ -83,6 +98,7 @@ class _FdCache:
         self.limit = max(1, limit)
         self.lock = threading.Lock()
         self.entries: OrderedDict[int, list[int]] = OrderedDict()  # file index -> [fd, writable, refs]
+        self.doomed: dict[int, int] = {}  # fd -> refs, forgotten while in use
 
     def acquire(self, index: int, writable: bool) -> tuple[int, bool]:
         """``(fd, cached)``; pass both back to :meth:`release`."""
@@ -111,7 +127,23 @@ class _FdCache:
             entry = self.entries.get(index)
             if entry is not None and entry[0] == fd:
                 entry[2] -= 1
+            elif fd in self.doomed:
+                self.doomed[fd] -= 1
+                if self.doomed[fd] <= 0:
+                    del self.doomed[fd]
+                    os.close(fd)
             self._evict()
+
+    def forget(self, index: int) -> None:
+        """Drop a file's descriptor from the cache; closed now, or when its last user releases it."""
+        with self.lock:
+            entry = self.entries.pop(index, None)
+            if entry is None:
+                return
+            if entry[2] <= 0:
+                os.close(entry[0])
+            else:
+                self.doomed[entry[0]] = entry[2]
 
     def _evict(self) -> None:
         if len(self.entries) <= self.limit:
@@ -145,6 +177,8 @@ class FileStorage:
         executor: Executor | None = None,
         max_open_files: int = 64,
         disk_threads: int = 4,
+        file_priorities: Sequence[int] | None = None,
+        parts_key: str | None = None,
     ) -> None:
         self.layout = layout
         self._root_arg = Path(root)
@@ -157,6 +191,28 @@ class FileStorage:
             for part in f.path:
                 check_component(part)
             self._paths.append(self._root.joinpath(*f.path))
+        self._part_dir = self._root / PARTS_DIR / (parts_key or default_parts_key(layout))
+        self._parked = self._parked_from(file_priorities)
+
+    def _parked_from(self, priorities: Sequence[int] | None) -> frozenset[int]:
+        if priorities is None:
+            return frozenset()
+        if len(priorities) != len(self.layout.files):
+            raise ValueError(f"{len(priorities)} file priorities for {len(self.layout.files)} files")
+        return frozenset(
+            i
+            for i, (f, p) in enumerate(zip(self.layout.files, priorities, strict=True))
+            if p <= 0 and not f.is_pad
+        )
+
+    def part_path(self, file_index: int) -> Path:
+        return self._part_dir / f"{file_index}.part"
+
+    def _path_for(self, index: int) -> Path:
+        """Where a file's bytes live: its own path, or its part file while unwanted and not on disk."""
+        if index in self._parked and not os.path.lexists(self._paths[index]):
+            return self.part_path(index)
+        return self._paths[index]
 
     @property
     def root(self) -> Path:
@@ -175,7 +231,9 @@ class FileStorage:
         return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
     def _check_parent(self, index: int, create: bool) -> None:
-        path = self._paths[index]
+        self._check_parent_of(self._paths[index], create)
+
+    def _check_parent_of(self, path: Path, create: bool) -> None:
         parent = path.parent
         if create:
             try:
@@ -189,8 +247,8 @@ class FileStorage:
             raise UnsafePathError(f"path {path} leaves the download folder {self._root} (via {real})")
 
     def _open(self, index: int, writable: bool) -> int:
-        path = self._paths[index]
-        self._check_parent(index, create=writable)
+        path = self._path_for(index)
+        self._check_parent_of(path, create=writable)
         flags = _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
         flags |= (os.O_RDWR | os.O_CREAT) if writable else os.O_RDONLY
         try:
@@ -218,8 +276,9 @@ class FileStorage:
         for i, f in enumerate(self.layout.files):
             if f.is_pad:
                 continue
-            self._check_parent(i, create=f.length == 0)
-            if f.length == 0 and not os.path.lexists(self._paths[i]):
+            make = f.length == 0 and i not in self._parked
+            self._check_parent(i, create=make)
+            if make and not os.path.lexists(self._paths[i]):
                 fd = self._open(i, writable=True)
                 os.close(fd)
 
@@ -308,7 +367,7 @@ class FileStorage:
                 out.append(None)
                 continue
             try:
-                st = os.stat(self._paths[i], follow_symlinks=False)
+                st = os.stat(self._path_for(i), follow_symlinks=False)
             except OSError:
                 out.append(None)
                 continue
@@ -327,6 +386,17 @@ class FileStorage:
                 pass
             except OSError as exc:
                 raise map_os_error(exc, f"delete {self._paths[i]}") from exc
+            try:
+                os.unlink(self.part_path(i))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise map_os_error(exc, f"delete {self.part_path(i)}") from exc
+        for d in (self._part_dir, self._part_dir.parent):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
 
     # --- Storage API ---------------------------------------------------------------------------------------
 
@@ -356,6 +426,57 @@ class FileStorage:
 
     async def hash_piece(self, piece: int, algo: str = "sha1") -> bytes:
         return await self._run(self._hash_read, piece, algo)
+
+    def _reprioritize(self, parked: frozenset[int]) -> None:
+        leaving = self._parked - parked
+        for i in self._parked ^ parked:
+            self._fds.forget(i)
+        self._parked = parked
+        for i in sorted(leaving):
+            self._unpark(i)
+
+    def _unpark(self, index: int) -> None:
+        """Move what a part file holds into the real file (now wanted), then remove the part file."""
+        part = self.part_path(index)
+        try:
+            src = os.open(part, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise map_os_error(exc, f"open {part}") from exc
+        try:
+            fd, cached = self._fds.acquire(index, True)
+            try:
+                size = os.fstat(src).st_size
+                pos = 0
+                while pos < size:
+                    try:
+                        pos = os.lseek(src, pos, os.SEEK_DATA)
+                        end = os.lseek(src, pos, os.SEEK_HOLE)
+                    except OSError as exc:
+                        if exc.errno == errno.ENXIO:
+                            break  # only holes left
+                        end = size  # no SEEK_DATA support: copy everything
+                    while pos < end:
+                        chunk = os.pread(src, min(end - pos, 1 << 20), pos)
+                        if not chunk:
+                            break
+                        written = 0
+                        while written < len(chunk):
+                            written += os.pwrite(fd, memoryview(chunk)[written:], pos + written)
+                        pos += len(chunk)
+            except OSError as exc:
+                raise map_os_error(exc, f"move {part} to {self._paths[index]}") from exc
+            finally:
+                self._fds.release(index, fd, cached)
+        finally:
+            os.close(src)
+        os.unlink(part)
+
+    async def set_file_priorities(self, priorities: Sequence[int]) -> None:
+        """Files at priority 0 are not created: bytes of theirs that share a piece with a wanted file go to a part
+        file under ``root/.shoal.parts/``; when such a file becomes wanted its part file is moved into it."""
+        await self._run(self._reprioritize, self._parked_from(priorities))
 
     async def file_stats(self) -> list[FileStat | None]:
         return await self._run(self._stats)

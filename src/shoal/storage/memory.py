@@ -15,6 +15,8 @@ standing in for modification times. ``writes`` counts write calls (to show batch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shoal.errors import DiskFullError, StorageError
 from shoal.storage.backend import FileStat, piece_digest
 from shoal.storage.layout import Layout, Span
@@ -36,6 +38,7 @@ class MemoryStorage:
         self.fail_writes = False
         self.missing: set[int] = set()
         self.writes = 0
+        self.file_priorities: list[int] = [1] * len(layout.files)
         self.opened = False
         self._tick = 0
 
@@ -122,6 +125,11 @@ class MemoryStorage:
             else:
                 out.append(FileStat(len(self.files[i]), self.mtimes[i]))
         return out
+
+    async def set_file_priorities(self, priorities: Sequence[int]) -> None:
+        if len(priorities) != len(self.layout.files):
+            raise ValueError(f"{len(priorities)} file priorities for {len(self.layout.files)} files")
+        self.file_priorities = list(priorities)
 
     async def close(self) -> None:
         self.opened = False

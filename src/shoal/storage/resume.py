@@ -86,7 +86,10 @@ class ResumeStore:
         self._lock = threading.Lock()
         try:
             self._db = self._connect(busy_timeout)
-        except sqlite3.DatabaseError as exc:
+        except (
+            sqlite3.DatabaseError,
+            UnicodeDecodeError,
+        ) as exc:  # a corrupt file can yield undecodable text
             aside = self.path.with_name(self.path.name + ".corrupt")
             logger.warning("resume database %s unreadable (%s); moved to %s", self.path, exc, aside)
             try:
@@ -109,7 +112,9 @@ class ResumeStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
             db.execute("SELECT count(*) FROM torrent").fetchone()
-        except sqlite3.Error:
+            if db.execute("PRAGMA quick_check").fetchone() != ("ok",):  # damaged pages: move the file aside
+                raise sqlite3.DatabaseError("resume database failed quick_check")
+        except (sqlite3.Error, UnicodeDecodeError):
             db.close()
             raise
         return db
@@ -184,7 +189,7 @@ class ResumeStore:
                 files = self._db.execute(
                     "SELECT idx, size, mtime_ns FROM file WHERE info_hash=?", (info_hash,)
                 ).fetchall()
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, UnicodeDecodeError) as exc:
                 logger.warning("resume data for %s unreadable: %s", info_hash.hex(), exc)
                 return None
         num_pieces, piece_length, blob, extra, gen = row

@@ -178,3 +178,46 @@ async def test_delete(tmp_path: Path) -> None:
     await st.delete()
     assert not (tmp_path / "t" / "a.bin").exists()
     assert not (tmp_path / "t" / "empty").exists()
+
+
+async def test_unwanted_files_are_not_created_and_move_in_when_wanted(tmp_path: Path) -> None:
+    lay = multi_layout()  # a.bin 0-10, empty, b.bin 10-60, pad 60-64, c.bin 64-84; pieces of 32
+    data = content(lay)
+    prios = [1, 0, 0, 1, 1]  # b.bin and the empty file unwanted
+    st = FileStorage(lay, tmp_path, file_priorities=prios)
+    await st.open()
+    assert not (tmp_path / "t" / "empty").exists()
+    for piece in (0, 2):  # piece 0 spans a.bin and b.bin (b.bin alone fills piece 1); piece 2 is c.bin
+        chunk = data[piece * PL : piece * PL + lay.piece_size(piece)]
+        assert await st.hash_and_write_piece(piece, chunk, hashlib.sha1(chunk).digest())
+    assert not (tmp_path / "t" / "sub" / "b.bin").exists()
+    assert st.part_path(2).exists()
+    assert st.part_path(2).resolve().is_relative_to(tmp_path.resolve())
+    # reads, hashes and stats see the part file
+    assert await st.read_piece(0) == data[:PL]
+    assert await st.hash_piece(2) == hashlib.sha1(data[2 * PL :]).digest()
+    stats = await st.file_stats()
+    assert stats[2] is not None and stats[2].size == 50
+    # b.bin becomes wanted: the part file moves into it
+    await st.set_file_priorities([1, 1, 1, 1, 1])
+    assert not st.part_path(2).exists()
+    b = (tmp_path / "t" / "sub" / "b.bin").read_bytes()
+    assert b == data[10:32] + bytes(28)  # what piece 0 put there; piece 1 not downloaded yet
+    chunk = data[PL : 2 * PL]
+    assert await st.hash_and_write_piece(1, chunk, hashlib.sha1(chunk).digest())
+    assert (tmp_path / "t" / "sub" / "b.bin").read_bytes() == data[10:60]
+    await st.close()
+    await st.delete()
+    assert not (tmp_path / ".shoal.parts").exists()
+
+
+async def test_unwanted_file_already_on_disk_is_used(tmp_path: Path) -> None:
+    lay = Layout.from_files([(("a",), 16, False), (("b",), 16, False)], 32, block_size=16)
+    (tmp_path / "b").write_bytes(b"B" * 16)
+    st = FileStorage(lay, tmp_path, file_priorities=[1, 0])
+    await st.open()
+    assert await st.read_block(0, 16, 16) == b"B" * 16
+    await st.write_piece(0, b"A" * 16 + b"C" * 16)
+    assert (tmp_path / "b").read_bytes() == b"C" * 16
+    assert not st.part_path(1).exists()
+    await st.close()

@@ -215,3 +215,22 @@ def test_fuzzed_rows_never_crash_load(tmp_path: Path) -> None:
     finally:
         con.close()
         store.close()
+
+
+async def test_piece_shared_with_unwanted_file_survives_resume(tmp_path: Path) -> None:
+    lay = layout()  # a 0-40, e, b 40-90, c 90-120; pieces of 32
+    data = data_for(lay)
+    st = FileStorage(lay, tmp_path / "d", file_priorities=[1, 1, 0, 1])
+    await st.open()
+    for p in (0, 1):  # piece 1 (32-64) spans a and the unwanted b
+        await st.write_piece(p, data[p * PL : p * PL + PL])
+    assert not (tmp_path / "d" / "b").exists()
+    store = ResumeStore(tmp_path / "resume.db")
+    store.save(IH, Bitfield.from_string("xx  "), PL, await st.file_stats())
+    await st.close()
+    st2 = FileStorage(lay, tmp_path / "d", file_priorities=[1, 1, 0, 1])
+    await st2.open()
+    state = store.load(IH, lay, await st2.file_stats())
+    assert state is not None and state.have == Bitfield.from_string("xx  ") and not state.recheck
+    assert list(await recheck(st2, hashes(lay, data), only=[0, 1])) == [0, 1]
+    store.close()
