@@ -13,8 +13,8 @@ separate process seeding on 127.0.0.1:
 * **torrents**: 1,000 single-file torrents (64 KiB each, 16 KiB pieces) loaded as seeds in one session:
   start-up time until all are seeding, RSS, and RSS per torrent over a one-torrent session.
 
-Run: ``shoal bench idle`` or ``python -m benchmarks.bench_scale``. ``SHOAL_BENCH_LOOP=asyncio`` runs Shoal on the
-asyncio loop instead of uvloop.
+Run: ``shoal bench idle [--loop asyncio]`` or ``python -m benchmarks.bench_scale [--loop asyncio]``; Shoal runs
+through the Session API (``benchmarks.shoal_runner``) on uvloop when installed, or on asyncio's loop.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import struct
 import sys
 import time
@@ -135,12 +134,14 @@ async def close_load(load: Load) -> None:
 
 
 # -- peers ---------------------------------------------------------------------------------------------------
+LOOP = {"loop": "auto"}  # event loop of the Shoal runner: "auto" (uvloop when installed) or "asyncio"
+
+
 def peer_command(kind: str, mode: str, torrent: Path, save: Path) -> list[str]:
     if kind == LT:
         return runner_command(mode, torrent, save, timeout=900, connections_limit=2000, unchoke_slots=-1)
     cmd = [sys.executable, "-m", "benchmarks.shoal_runner", mode, str(torrent), str(save), "--timeout", "900"]
-    if os.environ.get("SHOAL_BENCH_LOOP") == "asyncio":
-        cmd += ["--loop", "asyncio"]
+    cmd += ["--loop", LOOP["loop"]]
     for s in (
         "max_peers_per_torrent=2000",
         "max_peers_global=2000",
@@ -309,9 +310,16 @@ def shoal_available() -> bool:
 
 
 def run(
-    case: str = "idle", *, size: int = 0, runs: int = 1, workdir: Path = Path("/tmp/shoal-bench")
+    case: str = "idle",
+    *,
+    size: int = 0,
+    runs: int = 1,
+    workdir: Path = Path("/tmp/shoal-bench"),
+    shoal_via: str = "api",
+    loop: str = "auto",
 ) -> list[ScaleTable]:
-    del size, runs  # fixed workloads
+    del size, runs, shoal_via  # fixed workloads; Shoal always through the Session API (settings)
+    LOOP["loop"] = loop
     kinds = [LT, SHOAL] if shoal_available() else [LT]
     conns: dict[str, ConnResult] = {}
     tors: dict[str, TorrentsResult] = {}
@@ -427,9 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_scale")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/shoal-bench"))
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--loop", choices=["auto", "asyncio"], default="auto")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for t in run(workdir=args.workdir):
+    for t in run(workdir=args.workdir, loop=args.loop):
         sys.stdout.write(t.render(markdown=args.markdown) + "\n\n")
     return 0
 

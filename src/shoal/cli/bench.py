@@ -102,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"machine: {common.machine_line()}", flush=True)
     for case in cases:
         module: Any = importlib.import_module(f"benchmarks.{OWN[case]}")
-        options: dict[str, Any] = {}
-        if OWN[case] == "bench_transfer":
-            options = {"shoal_via": args.shoal_via, "loop": args.loop}
-        for table in module.run(case, size=size, runs=args.runs, workdir=args.workdir, **options):
+        tables = module.run(
+            case, size=size, runs=args.runs, workdir=args.workdir, shoal_via=args.shoal_via, loop=args.loop
+        )
+        for table in tables:
             print(table.render(markdown=args.markdown) + "\n", flush=True)
     return 0
