@@ -198,20 +198,23 @@ class ConnectionBase:
 
     def _violation(self, exc: PeerProtocolError) -> ev.Event:
         logger.debug("peer %s violation: %s (%s)", (self.peer_id or b"").hex(), exc, exc.reason.value)
-        event = ev.ProtocolViolation(exc.reason, exc.ban, str(exc))
-        self._state = CLOSED
-        self._events.clear()
-        return event
+        self._shutdown()
+        return ev.ProtocolViolation(exc.reason, exc.ban, str(exc))
 
     def _eof_event(self) -> ev.Event:
-        self._state = CLOSED
-        self._events.clear()
+        self._shutdown()
         return ev.ConnectionClosed(DisconnectReason.CLOSED_BY_PEER)
 
     def _close(self, event: ev.ConnectionClosed) -> None:
+        self._shutdown()
+        self._events.append(event)
+
+    def _shutdown(self) -> None:
+        """Enter CLOSED: no more events, nothing left to serve or to reply."""
         self._state = CLOSED
         self._events.clear()
-        self._events.append(event)
+        self._peer_requests.clear()
+        self._outgoing.clear()
 
     def _remember_late(self, key: Key) -> None:
         late = self._late

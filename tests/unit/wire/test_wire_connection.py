@@ -649,3 +649,14 @@ def test_magnet_have_state_then_metadata_then_have() -> None:
     assert pair.a.send(m.Have(2)) == m.Have(2).encode()
     pair = opened(num_pieces=None, piece_length=None, reserved_b=NO_FAST)
     assert pair.a.send_have_state(Bitfield(0)) == b""
+
+
+def test_nothing_to_serve_after_close() -> None:
+    pair = serving()
+    pair.a_to_b(pair.a.request(0, 0, BLOCK))
+    pair.b.receive_data(b"\x00\x00\x00\x01\x63")
+    assert violation(drain(pair.b)).reason is DisconnectReason.PROTOCOL_VIOLATION
+    assert pair.b.send_block(0, 0, bytes(BLOCK)) == b""
+    assert pair.b.data_to_send() == b""
+    with pytest.raises(LocalProtocolError):
+        pair.b.send(m.Have(1))
