@@ -68,10 +68,10 @@ async def _connect(load: Load, n: int, *, active: bool, interval: float) -> None
     src = f"127.0.{1 + n // 250}.{2 + n % 250}"
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", load.port, local_addr=(src, 0)), 10
+            asyncio.open_connection("127.0.0.1", load.port, local_addr=(src, 0)), 30
         )
         writer.write(handshake(load.info_hash, n))
-        hs = await asyncio.wait_for(reader.readexactly(68), 10)
+        hs = await asyncio.wait_for(reader.readexactly(68), 30)
         if hs[28:48] != load.info_hash:
             raise ConnectionError("wrong info-hash")
     except (OSError, asyncio.IncompleteReadError, TimeoutError, ConnectionError):
@@ -117,8 +117,8 @@ async def _request_loop(load: Load, writer: asyncio.StreamWriter, n: int, interv
 async def open_connections(load: Load, count: int, first: int, *, active: bool, timeout: float = 60) -> None:
     for n in range(first, first + count):
         load.tasks.append(asyncio.create_task(_connect(load, n, active=active, interval=0.1)))
-        if n % 50 == 49:
-            await asyncio.sleep(0.05)  # do not flood the accept queue
+        if n % 10 == 9:
+            await asyncio.sleep(0.02)  # libtorrent's listen backlog is small (listen_queue_size 5)
     deadline = time.monotonic() + timeout
     while load.handshaken + load.refused < first + count and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
