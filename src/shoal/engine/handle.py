@@ -43,6 +43,7 @@ class AddTorrentParams:
     use_trackers: bool = True
     resume: bool = True  # keep resume data in SQLite next to the data (save_path/.shoal)
     check: bool = True  # hash existing data not vouched for by resume data
+    data_name: str | None = None  # use this name for the torrent's top file/folder instead of its own name
     force_recheck: bool = False  # hash everything on disk, ignoring resume data (shoal seed / shoal check)
 
 

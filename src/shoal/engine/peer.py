@@ -64,6 +64,7 @@ class PeerTask(asyncio.BufferedProtocol):
         self.upload_queue: list[tuple[int, int, int]] = []
         self.serving = False
         self.snubbed = False
+        self.starved = False
 
     def __repr__(self) -> str:
         return f"<peer {self.addr.host}:{self.addr.port}>"
@@ -75,8 +76,7 @@ class PeerTask(asyncio.BufferedProtocol):
     # --- asyncio protocol ------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
         name = transport.get_extra_info("peername")
         if name and self.addr.host == "?":
             self.addr = PeerAddr(str(name[0]), int(name[1]))

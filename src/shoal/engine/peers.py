@@ -437,7 +437,8 @@ class PeerSet:
         if not t.rates.take_down(n, now) or tr.write_backlog:
             peer.pause_reading()
         if tracker is not None and len(tracker) <= peer.depth - (peer.depth >> 2):
-            self.fill(peer)
+            if not peer.starved or not tracker:
+                self.fill(peer)
 
     def fill(self, peer: PeerTask) -> None:
         tr = self.task.transfer
@@ -462,6 +463,9 @@ class PeerSet:
             blocks = tr.picker.pick(peer, want, only=fast)
         else:
             blocks = tr.picker.pick(peer, want)
+        # Nothing (or little) left to ask this peer: stop re-picking on every block until the next tick or until
+        # its pipeline is empty (end-game picks scan every partial piece).
+        peer.starved = len(blocks) < want
         if not blocks:
             return
         now = self.session.clock.now()
@@ -556,6 +560,7 @@ class PeerSet:
                 snubbed=peer.snubbed,
             )
             self._expire_requests(peer, now)
+            peer.starved = False
             if peer.read_paused and t.rates.can_down(now):
                 tr = t.transfer
                 if tr is None or not tr.write_backlog:

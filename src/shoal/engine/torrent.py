@@ -161,7 +161,14 @@ class TorrentTask:
         await self._tick_loop()
 
     def _make_layout(self, info: InfoDict) -> Layout:
-        return Layout.from_files([(f.path, f.length, f.is_pad) for f in info.files], info.piece_length)
+        rename = self.params.data_name
+        files = []
+        for f in info.files:
+            path = f.path
+            if rename and not f.is_pad and path:
+                path = (rename, *path[1:])
+            files.append((path, f.length, f.is_pad))
+        return Layout.from_files(files, info.piece_length)
 
     async def setup(self, info: InfoDict) -> None:
         """Metadata is known: build layout, storage, picker; check existing data; start downloading or seeding."""

@@ -1,0 +1,93 @@
+"""``shoal check TORRENT DATA_PATH``: hash every piece of the data against the torrent and report.
+
+Exit code 0 when every piece matches, 1 otherwise. Nothing is written; resume data is not consulted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from shoal.codec.metainfo import Metainfo
+from shoal.config import Settings
+from shoal.errors import ConfigError, MetainfoError
+from shoal.storage.check import recheck
+from shoal.storage.files import FileStorage
+from shoal.storage.layout import Layout
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("torrent", metavar="TORRENT", help="the .torrent file")
+    parser.add_argument("data", metavar="DATA_PATH", help="the file or folder the torrent describes")
+    parser.add_argument("--quiet", "-q", action="store_true", help="only the summary line")
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_check(args))
+
+
+async def _check(args: argparse.Namespace) -> int:
+    console = Console(highlight=False)
+    try:
+        raw = Path(args.torrent).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read torrent file {args.torrent!r}: {exc.strerror or exc}")
+    meta = Metainfo.from_bytes(raw, Settings())
+    info = meta.info
+    if info.piece_hashes_v1 is None:
+        raise MetainfoError("v2-only torrents cannot be checked yet (v1 and hybrid can)")
+    data = Path(args.data)
+    if not data.exists():
+        raise ConfigError(f"data path {str(data)!r} does not exist")
+    files = [((data.name, *f.path[1:]) if not f.is_pad else f.path, f.length, f.is_pad) for f in info.files]
+    layout = Layout.from_files(files, info.piece_length)
+    storage = FileStorage(layout, data.resolve().parent)
+    started = time.monotonic()
+    progress = (
+        None
+        if args.quiet or not console.is_terminal
+        else Progress(
+            TextColumn("checking"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} pieces"),
+            console=console,
+        )
+    )
+    task_id = None
+    if progress is not None:
+        progress.start()
+        task_id = progress.add_task("check", total=layout.num_pieces)
+
+    def step(done: int, total: int) -> None:
+        if progress is not None and task_id is not None:
+            progress.update(task_id, completed=done, total=total)
+
+    try:
+        good = await recheck(storage, info.piece_hashes_v1, progress=step)
+    finally:
+        if progress is not None:
+            progress.stop()
+        await storage.close()
+    bad_files = []
+    for index, f in enumerate(layout.files):
+        if f.is_pad or f.length == 0:
+            continue
+        pieces = layout.file_piece_range(index)
+        if any(not good.has(p) for p in pieces):
+            bad_files.append("/".join(f.path))
+    elapsed = time.monotonic() - started
+    total = layout.num_pieces
+    ok = good.count == total
+    if not args.quiet:
+        for name in bad_files:
+            console.print(f"  incomplete or damaged: {name}", soft_wrap=True)
+    verdict = "all pieces ok" if ok else f"{total - good.count} pieces missing or damaged"
+    console.print(
+        f"{info.name}: {good.count} of {total} pieces ok ({verdict}) in {elapsed:.1f}s", soft_wrap=True
+    )
+    return 0 if ok else 1

@@ -1,0 +1,88 @@
+"""``shoal seed TORRENT DATA_PATH``: check the data against the torrent, then seed it until Ctrl-C.
+
+DATA_PATH is the file or folder the torrent describes (what ``shoal create`` was given); it may have another name
+than the torrent. Every piece is hashed before anything is uploaded; data that does not match is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from shoal.cli._progress import add_row, human_bytes, make_progress, row_fields, run_async
+from shoal.config import Settings
+from shoal.engine.handle import TorrentState
+from shoal.engine.session import Session
+from shoal.errors import ConfigError, StorageError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("torrent", metavar="TORRENT", help="the .torrent file")
+    parser.add_argument("data", metavar="DATA_PATH", help="the file or folder the torrent describes")
+    parser.add_argument("--port", type=int, default=6881, help="port to listen on (0 picks one)")
+    parser.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--upload-limit", type=int, default=0, metavar="BYTES/S")
+    parser.add_argument("--time", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_async(lambda: _seed(args))
+
+
+async def _seed(args: argparse.Namespace) -> int:
+    console = Console(highlight=False)
+    data = Path(args.data)
+    if not data.exists():
+        raise ConfigError(f"data path {str(data)!r} does not exist")
+    started = time.monotonic()
+    async with Session(Settings(), listen=(args.bind, args.port)) as session:
+        torrent = await session.add(
+            args.torrent,
+            save_path=data.resolve().parent,
+            data_name=data.name,
+            force_recheck=True,
+            upload_limit=args.upload_limit,
+            seed=True,
+        )
+        while torrent.status().state in (TorrentState.CHECKING, TorrentState.DOWNLOADING_METADATA):
+            await asyncio.sleep(0.1)
+        st = torrent.status()
+        if st.state is TorrentState.ERROR:
+            raise StorageError(st.error or "checking failed")
+        if not st.is_complete:
+            console.print(
+                f"{st.name}: data at {data} does not match the torrent: "
+                f"{st.pieces_have} of {st.pieces_total} pieces verified",
+                soft_wrap=True,
+            )
+            return 1
+        port = session.listen_port
+        console.print(
+            f"{st.name}: {st.pieces_total} pieces verified; seeding on port {port} (Ctrl-C to stop)"
+        )
+        progress = None if args.quiet or not console.is_terminal else make_progress(console)
+        try:
+            if progress is not None:
+                progress.start()
+                row = add_row(progress, st.name[:14], st)
+            while args.time is None or time.monotonic() - started < args.time:
+                st = torrent.status()
+                if st.state is TorrentState.ERROR:
+                    break
+                if progress is not None:
+                    progress.update(row, **row_fields(st))
+                await asyncio.sleep(0.25)
+        finally:
+            if progress is not None:
+                progress.stop()
+            st = torrent.status()
+            console.print(
+                f"{st.name}: uploaded {human_bytes(st.uploaded)} in {time.monotonic() - started:.1f}s",
+                soft_wrap=True,
+            )
+        return 1 if st.state is TorrentState.ERROR else 0
