@@ -436,9 +436,12 @@ class PeerSet:
         tr.on_block(peer, block, data)
         if not t.rates.take_down(n, now) or tr.write_backlog:
             peer.pause_reading()
-        if tracker is not None and len(tracker) <= peer.depth - (peer.depth >> 2):
-            if not peer.starved or not tracker:
-                self.fill(peer)
+        if (
+            tracker is not None
+            and len(tracker) <= peer.depth - (peer.depth >> 2)
+            and (not peer.starved or not tracker)
+        ):
+            self.fill(peer)
 
     def fill(self, peer: PeerTask) -> None:
         tr = self.task.transfer
