@@ -23,6 +23,7 @@ import argparse
 import filecmp
 import importlib.util
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -101,19 +102,21 @@ def start_shoal_seeder(bc: BenchContent, logdir: Path) -> tuple[MeasuredProcess,
             mp.stop()
             raise
         return mp, port
-    port = proc.free_port("127.0.0.1")
-    cmd = shoal_cmd("seed", str(bc.torrent.path), str(bc.data), "--bind", "127.0.0.1", "--port", str(port))
-    cmd.append("--quiet")
+    cmd = shoal_cmd(
+        "seed", str(bc.torrent.path), str(bc.data), "--bind", "127.0.0.1", "--port", "0", "--quiet"
+    )
     mp = MeasuredProcess(f"{SHOAL} seeder", cmd, log_path=logdir / "shoal-seed.log")
     try:
-        # `shoal seed` checks the data before it serves; wait until it accepts connections and says so.
-        proc.wait_for(
-            lambda: mp._poll_exit() or proc.tcp_open("127.0.0.1", port),
+        # `shoal seed` hashes the data first, then prints "...; seeding on port N".
+        line = mp.wait_line(
+            lambda text: "seeding on port" in text,
             timeout=60 + bc.size / 100e6,
-            what="shoal seed to listen",
+            what="shoal seed to be seeding",
         )
-        if mp.result.returncode is not None:
-            raise RuntimeError(f"shoal seed exited {mp.result.returncode}: {last_line(mp.log_path)}")
+        m = re.search(r"seeding on port (\d+)", line)
+        if m is None:
+            raise RuntimeError(f"shoal seed said {line!r}")
+        port = int(m.group(1))
     except BaseException:
         mp.stop()
         raise
