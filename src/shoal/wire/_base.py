@@ -122,7 +122,7 @@ class ConnectionBase:
         self._last_sent = now
         self._peer_bitfield: Bitfield | None = None
         self._peer_info_hash: bytes | None = None
-        self._peer_have_raw: tuple[bytes | None, set[int]] = (None, set())
+        self._peer_have_raw: tuple[bytes | bool | None, set[int]] = (None, set())  # True: have-all
         self._got_bitfield = False
         self._our_have: Bitfield | None = None
         self._our_requests: dict[Key, None] = {}

@@ -118,7 +118,7 @@ class IncomingMixin(ConnectionBase):
         self._require_fast(m.HAVE_ALL)
         self._check_first_bitfield(m.HAVE_ALL)
         if self.num_pieces is None:
-            self._peer_have_raw = (b"all", self._peer_have_raw[1])
+            self._peer_have_raw = (True, self._peer_have_raw[1])
             return None
         self._peer_bitfield = Bitfield(self.num_pieces, full=True)
         return ev.BitfieldReceived(self._peer_bitfield.copy())

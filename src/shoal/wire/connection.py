@@ -253,9 +253,9 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
         raw, haves = self._peer_have_raw
         self._peer_have_raw = (None, set())
         try:
-            if raw == b"all":
+            if raw is True:
                 bf = Bitfield(num_pieces, full=True)
-            elif raw is not None:
+            elif isinstance(raw, bytes):
                 bf = Bitfield.from_bytes(raw, num_pieces)
             else:
                 bf = Bitfield(num_pieces)

@@ -660,3 +660,10 @@ def test_nothing_to_serve_after_close() -> None:
     assert pair.b.data_to_send() == b""
     with pytest.raises(LocalProtocolError):
         pair.b.send(m.Have(1))
+
+
+def test_magnet_raw_bitfield_spelling_all_is_not_have_all() -> None:
+    pair = opened(num_pieces=None, piece_length=None)
+    pair.b_to_a(m.Bitfield(b"all").encode())
+    pair.a.set_num_pieces(24)
+    assert drain(pair.a) == [ev.BitfieldReceived(Bitfield.from_bytes(b"all", 24))]
