@@ -187,14 +187,14 @@ class IncomingMixin(ConnectionBase):
         piece, offset, length = key = _III.unpack_from(self._reader.buffer, start)
         if key in self._our_requests:
             del self._our_requests[key]
-        elif key in self._late:
+            return ev.Rejected(piece, offset, length)
+        if key in self._late:  # the answer to a cancel (BEP 6): nothing the engine still waits for
             del self._late[key]
-        else:
-            raise PeerProtocolError(
-                f"reject for piece {piece} offset {offset} length {length} that was never requested",
-                DisconnectReason.PROTOCOL_VIOLATION,
-            )
-        return ev.Rejected(piece, offset, length)
+            return None
+        raise PeerProtocolError(
+            f"reject for piece {piece} offset {offset} length {length} that was never requested",
+            DisconnectReason.PROTOCOL_VIOLATION,
+        )
 
     def _on_port(self, start: int, end: int) -> ev.Event | None:
         return ev.DhtPortReceived(_H.unpack_from(self._reader.buffer, start)[0])

@@ -46,7 +46,8 @@ class Handshaken(Event):
 
 @dataclass(frozen=True, slots=True)
 class ExtensionHandshaken(Event):
-    """BEP 10 extended handshake from the peer, parsed and clamped."""
+    """BEP 10 extended handshake from the peer, parsed and clamped (this message alone; ``conn.peer_extensions``
+    is the view merged over every handshake the peer sent)."""
 
     handshake: ExtensionHandshake
 
@@ -123,7 +124,7 @@ class RequestCancelled(Event):
 
 @dataclass(frozen=True, slots=True)
 class Rejected(Event):
-    """The peer rejected one of our requests (BEP 6)."""
+    """The peer rejected one of our pending requests (BEP 6); a reject answering our own cancel is not reported."""
 
     piece: int
     offset: int
