@@ -8,7 +8,8 @@ Used by the scale benchmarks, which need settings the CLI does not expose (conne
 
 Lines: ``{"event": "listening", "port": P}`` once listening; ``{"event": "ready", "seconds": T, "count": N}`` once
 every torrent is checked and seeding (T from process start); ``{"event": "exit", ...}`` on SIGTERM/SIGINT or
-``--timeout``. ``--loop asyncio`` avoids uvloop (used by default when installed, as the CLI does). ``--set`` takes ``shoal.config.Settings`` field names (ints, floats, bools parsed).
+``--timeout``. ``--profile FILE`` writes cProfile stats (main thread only: hashing and disk threads are not
+in it); read them with ``python -m pstats FILE``. ``--loop asyncio`` avoids uvloop (used by default when installed, as the CLI does). ``--set`` takes ``shoal.config.Settings`` field names (ints, floats, bools parsed).
 """
 
 from __future__ import annotations
@@ -124,7 +125,22 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--loop", choices=["auto", "asyncio"], default="auto", help="auto: uvloop when installed")
+    ap.add_argument("--profile", type=Path, default=None, help="write cProfile stats of the run to this file")
     args = ap.parse_args()
+    if args.profile is not None:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            return run_loop(args)
+        finally:
+            prof.disable()
+            prof.dump_stats(args.profile)
+    return run_loop(args)
+
+
+def run_loop(args: argparse.Namespace) -> int:
     if args.loop == "asyncio":
         return asyncio.run(amain(args))
     try:
