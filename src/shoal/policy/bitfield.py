@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from shoal.errors import DisconnectReason, LocalProtocolError, PeerProtocolError
 
 _BIT = tuple(0x80 >> i for i in range(8))
+_POSITIONS = tuple(tuple(i for i in range(8) if byte & (0x80 >> i)) for byte in range(256))
+"""Set bit offsets (MSB first) of every byte value, so iteration never tests bits one by one."""
 
 
 def bitfield_size(num_pieces: int) -> int:
@@ -103,13 +105,12 @@ class Bitfield:
 
     def __iter__(self) -> Iterator[int]:
         """Set indices in ascending order."""
-        bits = self._bits
-        for byte_index, byte in enumerate(bits):
+        positions = _POSITIONS
+        for byte_index, byte in enumerate(self._bits):
             if byte:
                 base = byte_index << 3
-                for bit in range(8):
-                    if byte & _BIT[bit]:
-                        yield base + bit
+                for offset in positions[byte]:
+                    yield base + offset
 
     def missing(self) -> Iterator[int]:
         """Clear indices in ascending order."""
