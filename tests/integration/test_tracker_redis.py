@@ -4,6 +4,7 @@ consistent peer lists and scrape counts, also when they share one port with SO_R
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -134,3 +135,19 @@ async def test_reuse_port_processes_answer_alike(redis_url: str) -> None:
             stop(p)
             if p.stdout is not None:
                 p.stdout.close()
+
+
+def test_connection_id_from_one_process_accepted_by_the_other(trackers: list[tuple[str, str]]) -> None:
+    from urllib.parse import urlsplit
+
+    from shoal.tracker.proto import udp
+
+    (_, udp_a), (_, udp_b) = trackers
+    addr_a = ("127.0.0.1", urlsplit(udp_a).port)
+    addr_b = ("127.0.0.1", urlsplit(udp_b).port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(udp.encode_connect(1), addr_a)
+        cid = udp.decode_connect_response(s.recv(64), 1)
+        s.sendto(udp.encode_announce(cid, 2, peer(1)), addr_b)  # the keys are shared through redis
+        assert udp.decode_announce_response(s.recv(2048), 2).incomplete == 1

@@ -7,6 +7,7 @@ Layout (``P`` = ``redis_prefix``, ``H`` = hex info-hash)::
     P dl         hash: H -> completed downloads
     P swarms     set of H
     P stats      hash: announces, scrapes, started, completed, stopped
+    P udp-secret the key of UDP connection ids, shared by all processes
 
 One Lua script does a whole announce atomically (expire the swarm's silent peers, move the peer between the
 sets, count the event, sample peers with ZRANDMEMBER, return the counts), so concurrent processes agree.
@@ -16,6 +17,7 @@ stored: dictionary-mode answers carry no ``peer id``.
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
@@ -168,6 +170,17 @@ class RedisBackend:
             "leechers": leechers,
             **{k: counters.get(k, 0) for k in ("announces", "scrapes", "started", "completed", "stopped")},
         }
+
+    async def shared_secret(self) -> bytes:
+        """The UDP connection-id key, the same for every process using this Redis (so an id minted by one
+        process is accepted by another, e.g. after the kernel moves a client to another SO_REUSEPORT socket)."""
+        key = f"{self._p}udp-secret"
+        try:
+            await self._redis.set(key, secrets.token_bytes(32), nx=True)
+            value = await self._redis.get(key)
+        except RedisError as exc:
+            raise NetworkError(f"redis unreachable: {exc}") from None
+        return bytes(value)
 
     async def close(self) -> None:
         await self._redis.aclose()

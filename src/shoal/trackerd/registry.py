@@ -2,7 +2,8 @@
 
 Peers are keyed by their compact address (4 or 16 address bytes + 2 port bytes) so nobody can remove or
 replace another address's entry by sending its peer id. Each swarm keeps seeders and leechers in two indexed
-lists, so a random sample of ``numwant`` peers costs O(numwant) and removal is O(1).
+lists; removal is O(1) (swap with the last) and the ``numwant`` peers returned are a window at a random offset of
+each list (sizes proportional to the list sizes), which costs one random number and a slice.
 
 Rules: ``stopped`` removes the peer and returns no peers; seeders are not sent to seeders; the requester never
 gets itself; ``completed`` counts as a download only when the peer was not already a seeder; peers that do not
@@ -192,13 +193,23 @@ class Registry:
     def _sample(self, swarm: Swarm, seeder: bool, own: bytes, k: int) -> list[Peer]:
         leechers = swarm.leechers.items
         seeders: list[Peer] = [] if seeder else swarm.seeders.items
-        n = len(leechers) + len(seeders)
-        nl = len(leechers)
-        if n <= k + 1:
+        nl, ns = len(leechers), len(seeders)
+        if nl + ns <= k + 1:
             chosen = leechers + seeders
         else:
-            chosen = [leechers[i] if i < nl else seeders[i - nl] for i in self._rng.sample(range(n), k + 1)]
+            kl = min(nl, max(k - ns, round(k * nl / (nl + ns))))
+            chosen = self._window(leechers, kl + 1) + self._window(seeders, k + 1 - kl)
         return [p for p in chosen if p.addr != own][:k]
+
+    def _window(self, items: list[Peer], k: int) -> list[Peer]:
+        """``k`` peers from a random offset, wrapping around: one random number, C-speed slicing. The list
+        order is arrival order stirred by swap-removals, so a window is as good as a sample here."""
+        n = len(items)
+        if k >= n:
+            return items[:]
+        start = self._rng.randrange(n)
+        end = start + k
+        return items[start:end] if end <= n else items[start:] + items[: end - n]
 
     def _remove(self, swarm: Swarm, peer: Peer) -> None:
         (swarm.seeders if peer.seeder else swarm.leechers).remove(peer.addr)

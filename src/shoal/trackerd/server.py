@@ -68,7 +68,7 @@ class TrackerServer:
         self.http_address: tuple[str, int] | None = None
         self.udp_address: tuple[str, int] | None = None
         self._servers: list[asyncio.AbstractServer] = []
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: UdpTracker | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._state = StateDb(config.state_db) if config.state_db else None
 
@@ -99,11 +99,12 @@ class TrackerServer:
             if cfg.udp:
                 host, port = parse_hostport(cfg.udp)
                 sock = _socket(host, port, socket.SOCK_DGRAM, cfg.reuse_port)
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpTracker(self.service), sock=sock
-                )
-                self._udp = transport
                 self.udp_address = sock.getsockname()[:2]
+                secret = None
+                if not isinstance(self.backend, MemoryBackend):
+                    secret = await self.backend.shared_secret()
+                self._udp = UdpTracker(self.service, secret)
+                self._udp.attach(sock)
         except BaseException:
             await self.close()
             raise
@@ -149,7 +150,7 @@ class TrackerServer:
                 pass
         self._servers.clear()
         if self._udp is not None:
-            self._udp.close()
+            self._udp.detach()
             self._udp = None
         if self._state is not None and isinstance(self.backend, MemoryBackend):
             loop = asyncio.get_running_loop()

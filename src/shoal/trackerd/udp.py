@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 import struct
 from typing import Any
 
@@ -26,7 +27,31 @@ _ANNOUNCE = proto.ANNOUNCE
 _PORT = struct.Struct(">H")
 
 
+class SocketSender:
+    """The two transport methods the tracker uses, straight on a non-blocking socket (a full kernel buffer
+    drops the answer, as UDP may)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.closed = False
+
+    def sendto(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except OSError as exc:  # includes BlockingIOError
+            logger.debug("udp tracker send to %s failed: %s", addr[0], exc)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.sock.getsockname() if name == "sockname" else None
+
+
 class UdpTracker(asyncio.DatagramProtocol):
+    """The BEP 15 tracker. Either a DatagramProtocol (``create_datagram_endpoint``) or, faster, :meth:`attach`ed
+    to a socket: then each readiness event drains up to ``batch`` datagrams (the selector loop would read one)."""
+
     def __init__(self, service: TrackerService, secret: bytes | None = None) -> None:
         self.service = service
         self.config = service.config
@@ -42,6 +67,33 @@ class UdpTracker(asyncio.DatagramProtocol):
         self._loop = asyncio.get_running_loop()
         sockname = transport.get_extra_info("sockname")
         self.v6 = sockname is not None and len(sockname) == 4
+
+    def attach(self, sock: socket.socket, batch: int = 256) -> None:
+        sock.setblocking(False)
+        sender = SocketSender(sock)
+        self.connection_made(sender)  # type: ignore[arg-type]
+        recvfrom = sock.recvfrom
+        handle = self.datagram_received
+
+        def readable() -> None:
+            for _ in range(batch):
+                try:
+                    data, addr = recvfrom(2048)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:  # e.g. an ICMP error for an earlier answer
+                    logger.debug("udp tracker receive failed: %s", exc)
+                    continue
+                handle(data, addr)
+
+        self._loop.add_reader(sock.fileno(), readable)
+
+    def detach(self) -> None:
+        transport = self.transport
+        if isinstance(transport, SocketSender) and not transport.closed:
+            transport.closed = True
+            self._loop.remove_reader(transport.sock.fileno())
+            transport.sock.close()
 
     def error_received(self, exc: Exception) -> None:
         logger.debug("udp tracker socket error: %s", exc)
