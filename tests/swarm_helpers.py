@@ -114,3 +114,104 @@ def same_tree(a: Path, b: Path, skip_empty: bool = False) -> bool:
         da = {k: v for k, v in da.items() if v != empty}
         db = {k: v for k, v in db.items() if v != empty}
     return da == db
+
+
+# --- Shoal as a subprocess (the real CLI), for interop and hostile tests ------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class ShoalProc:
+    """``python -m shoal get|seed ... --stats FILE`` in a subprocess; read its JSON stats; always stopped.
+
+    Use as a context manager. ``stats()`` is the last JSON written (or {}), ``wait_stats(pred)`` polls it.
+    """
+
+    def __init__(self, args: Sequence[str], workdir: Path, *, netns_exec: Sequence[str] = ()) -> None:
+        import subprocess
+        import sys
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.stats_path = workdir / "stats.json"
+        self.log_path = workdir / "shoal.log"
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        cmd = [*netns_exec, sys.executable, "-m", "shoal", *args, "--stats", str(self.stats_path), "-q"]
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def __enter__(self) -> ShoalProc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stats(self) -> dict[str, object]:
+        import json
+
+        try:
+            return dict(json.loads(self.stats_path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def wait_stats(self, pred: object, timeout: float, what: str) -> dict[str, object]:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.stats()
+            if st and pred(st):  # type: ignore[operator]
+                return st
+            if self.proc.poll() is not None:
+                st = self.stats()
+                if st and pred(st):  # type: ignore[operator]
+                    return st
+                raise AssertionError(f"shoal exited ({self.proc.returncode}) before {what}: {self.log()}")
+            time.sleep(0.1)
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what}; stats {self.stats()}; {self.log()}"
+        )
+
+    def wait_exit(self, timeout: float) -> int:
+        import subprocess
+
+        try:
+            return int(self.proc.wait(timeout=timeout))
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"shoal did not exit within {timeout}s; stats {self.stats()}; {self.log()}")
+
+    def port(self, timeout: float = 30.0) -> int:
+        st = self.wait_stats(lambda s: s.get("listen_port"), timeout, "the listening port")
+        return int(st["listen_port"])  # type: ignore[call-overload]
+
+    def kill9(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+def shoal_get(torrent: Path, out: Path, workdir: Path, *extra: str, bind: str = "127.0.0.1") -> ShoalProc:
+    return ShoalProc(["get", str(torrent), "-o", str(out), "--port", "0", "--bind", bind, *extra], workdir)
+
+
+def shoal_seed(torrent: Path, data: Path, workdir: Path, *extra: str, bind: str = "127.0.0.1") -> ShoalProc:
+    return ShoalProc(["seed", str(torrent), str(data), "--port", "0", "--bind", bind, *extra], workdir)

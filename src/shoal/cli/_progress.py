@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -77,6 +79,33 @@ def summary_line(st: TorrentStatus, elapsed: float) -> str:
         f"downloaded {human_bytes(st.downloaded)} ({human_rate(rate)}), uploaded {human_bytes(st.uploaded)} "
         f"in {elapsed:.1f}s"
     )
+
+
+def write_stats(path: str | None, st: TorrentStatus, extra: dict[str, Any]) -> None:
+    """Write the status and counters as JSON to ``path`` atomically (for scripts, tests and benchmarks)."""
+    if not path:
+        return
+    data = {
+        "name": st.name,
+        "info_hash": st.info_hash.hex(),
+        "state": st.state.value,
+        "progress": st.progress,
+        "total_wanted": st.total_wanted,
+        "total_done": st.total_done,
+        "downloaded": st.downloaded,
+        "uploaded": st.uploaded,
+        "download_rate": st.download_rate,
+        "upload_rate": st.upload_rate,
+        "peers": st.peers,
+        "pieces_have": st.pieces_have,
+        "pieces_total": st.pieces_total,
+        "error": st.error,
+        **extra,
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
 
 
 def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:

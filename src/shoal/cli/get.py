@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from shoal.cli._progress import add_row, make_progress, row_fields, run_async, summary_line
+from shoal.cli._progress import add_row, make_progress, row_fields, run_async, summary_line, write_stats
 from shoal.config import Settings
 from shoal.engine.handle import TorrentState
 from shoal.engine.session import Session
@@ -45,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upload-limit", type=int, default=0, metavar="BYTES/S")
     parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, only the summary")
-    parser.add_argument("--no-check", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stats", metavar="FILE", help="keep writing status and counters as JSON to FILE")
 
 
 def parse_peer(text: str) -> PeerAddr:
@@ -91,6 +91,7 @@ async def _get(args: argparse.Namespace) -> int:
                 row = add_row(progress, torrent.name[:14] or "torrent", torrent.status())
             while True:
                 st = torrent.status()
+                write_stats(args.stats, st, _extra(session, torrent))
                 if progress is not None:
                     progress.update(row, description=(st.name or "torrent")[:14], **row_fields(st))
                 if st.state is TorrentState.ERROR:
@@ -106,10 +107,15 @@ async def _get(args: argparse.Namespace) -> int:
             if progress is not None:
                 progress.stop()
             st = torrent.status()
+            write_stats(args.stats, st, {**_extra(session, torrent), "finished": True})
             console.print(summary_line(st, time.monotonic() - started), highlight=False, soft_wrap=True)
             if st.error:
                 print(f"shoal: error: {st.error}", file=sys.stderr)
         return code
+
+
+def _extra(session: Session, torrent: Any) -> dict[str, Any]:
+    return {"listen_port": session.listen_port, "counters": torrent.stats}
 
 
 def _done_seeding(args: argparse.Namespace, st: Any, started: float) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from shoal.cli._progress import add_row, human_bytes, make_progress, row_fields, run_async
+from shoal.cli._progress import add_row, human_bytes, make_progress, row_fields, run_async, write_stats
 from shoal.config import Settings
 from shoal.engine.handle import TorrentState
 from shoal.engine.session import Session
@@ -28,6 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upload-limit", type=int, default=0, metavar="BYTES/S")
     parser.add_argument("--time", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.add_argument("--stats", metavar="FILE", help="keep writing status and counters as JSON to FILE")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +73,7 @@ async def _seed(args: argparse.Namespace) -> int:
                 row = add_row(progress, st.name[:14], st)
             while args.time is None or time.monotonic() - started < args.time:
                 st = torrent.status()
+                write_stats(args.stats, st, {"listen_port": port, "counters": torrent.stats})
                 if st.state is TorrentState.ERROR:
                     break
                 if progress is not None:
@@ -81,6 +83,7 @@ async def _seed(args: argparse.Namespace) -> int:
             if progress is not None:
                 progress.stop()
             st = torrent.status()
+            write_stats(args.stats, st, {"listen_port": port, "counters": torrent.stats, "finished": True})
             console.print(
                 f"{st.name}: uploaded {human_bytes(st.uploaded)} in {time.monotonic() - started:.1f}s",
                 soft_wrap=True,

@@ -96,7 +96,7 @@ class TorrentTask:
 
             self.magnet = MetadataTask(self)
             self._spawn(self._tick_loop())
-        self._start_trackers()
+            self._start_trackers()  # with metadata, trackers start once checking says what we have
         self.add_peers([PeerAddr(*p) for p in self.source.magnet_peers], source="magnet")
         self.add_peers(self.params.peers, source="user")
 
@@ -216,6 +216,8 @@ class TorrentTask:
         elif self.paused:
             self._set_state(TorrentState.PAUSED)
         self.peers.on_metadata()
+        if self._announce is None:
+            self._start_trackers()
 
     def _make_storage(self, layout: Layout) -> Any:
         factory = self.session.storage_factory

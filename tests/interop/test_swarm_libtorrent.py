@@ -1,0 +1,99 @@
+"""Acceptance (issue 3) with libtorrent and opentracker: Shoal downloads from libtorrent and seeds to it.
+
+Shoal runs as the real CLI (`shoal get` / `shoal seed` subprocesses); the multi-file torrent has an empty file, a
+file smaller than a piece, a file spanning many pieces and a short, non-power-of-two last piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from interop.conftest import SAMPLE_PIECE
+from interop.harness import content
+from interop.harness.libtorrent_peer import LtSession
+from interop.harness.opentracker import OpenTracker
+from swarm_helpers import MULTI_FILE_SPEC, make_payload, shoal_get, shoal_seed
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> content.Content:
+    """The acceptance layout (swarm_helpers.MULTI_FILE_SPEC scaled to 64 KiB pieces)."""
+    root = make_payload(tmp_path / "seed" / "shapes", MULTI_FILE_SPEC)
+    return content.Content(path=root, files=dict(MULTI_FILE_SPEC))
+
+
+def _torrent(
+    tmp_path: Path, sample: content.Content, ot: OpenTracker, udp: bool = False
+) -> content.TorrentFile:
+    url = ot.udp_url if udp else ot.announce_url
+    t = content.make_torrent(sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[url])
+    ot.allow(t.info_hash)
+    return t
+
+
+def test_layout_has_the_acceptance_shapes(sample: content.Content) -> None:
+    sizes = sample.files
+    assert sizes["empty.txt"] == 0
+    assert 0 < sizes["small.bin"] < SAMPLE_PIECE
+    assert sizes["sub/big.bin"] > 4 * SAMPLE_PIECE
+    last = sum(sizes.values()) % SAMPLE_PIECE
+    assert last and last & (last - 1)  # short last piece, not a power of two
+
+
+def test_shoal_downloads_from_libtorrent(
+    tmp_path: Path,
+    sample: content.Content,
+    make_tracker: Callable[..., OpenTracker],
+    make_lt: Callable[..., LtSession],
+) -> None:
+    ot = make_tracker()
+    t = _torrent(tmp_path, sample, ot)
+    seeder = make_lt()
+    hs = seeder.add(t.path, sample.parent, seed=True)
+    seeder.wait_announced(hs, timeout=15)
+    with shoal_get(t.path, tmp_path / "dl", tmp_path / "shoal", "--no-seed", "--timeout", "90") as sh:
+        code = sh.wait_exit(timeout=120)
+        assert code == 0, sh.log()
+        st = sh.stats()
+    assert st["state"] in ("finished", "seeding")
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+
+
+def test_libtorrent_downloads_from_shoal(
+    tmp_path: Path,
+    sample: content.Content,
+    make_tracker: Callable[..., OpenTracker],
+    make_lt: Callable[..., LtSession],
+) -> None:
+    ot = make_tracker()
+    t = _torrent(tmp_path, sample, ot)
+    with shoal_seed(t.path, sample.path, tmp_path / "shoal") as sh:
+        sh.port()  # checked and seeding (announced right after checking)
+        leecher = make_lt()
+        hl = leecher.add(t.path, tmp_path / "dl")
+        leecher.wait_complete(hl, timeout=90)
+        st = sh.wait_stats(lambda s: int(s["uploaded"]) >= t.total_size, 20, "shoal's upload count")  # type: ignore[call-overload]
+    assert int(st["uploaded"]) >= t.total_size  # type: ignore[call-overload]
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+
+
+def test_shoal_get_udp_tracker(
+    tmp_path: Path,
+    sample: content.Content,
+    make_tracker: Callable[..., OpenTracker],
+    make_lt: Callable[..., LtSession],
+) -> None:
+    """Acceptance 6 (UDP half): the torrent names only a UDP tracker; libtorrent seeds."""
+    ot = make_tracker()
+    t = _torrent(tmp_path, sample, ot, udp=True)
+    seeder = make_lt()
+    hs = seeder.add(t.path, sample.parent, seed=True)
+    seeder.wait_announced(hs, timeout=15)
+    with shoal_get(t.path, tmp_path / "dl", tmp_path / "shoal", "--no-seed", "--timeout", "90") as sh:
+        assert sh.wait_exit(timeout=120) == 0, sh.log()
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
