@@ -64,7 +64,7 @@ def parse_piece_size(text: str) -> int | None:
         mult, t = _UNITS[t[-1]], t[:-1]
     elif t.endswith(("kib", "mib", "gib")):
         mult, t = _UNITS[t[0 - 3]], t[:-3]
-    if not t.isdigit():
+    if not (t.isascii() and t.isdigit()) or len(t) > 12:
         raise ConfigError(f"piece size {text!r} is not 'auto' or a number of bytes")
     return int(t) * mult
 

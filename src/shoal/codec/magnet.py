@@ -201,7 +201,7 @@ def _safe_name(value: str) -> str | None:
 def parse_peer(value: str) -> PeerAddr:
     """``host:port`` or ``[v6]:port`` as used in ``x.pe``."""
     host, sep, port_text = value.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not sep or not _decimal(port_text) or len(port_text) > 5 or not 0 < int(port_text) < 65536:
         raise MagnetError(f"bad peer address {value!r} in x.pe")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -217,6 +217,11 @@ def format_peer(p: PeerAddr) -> str:
     return f"[{p.host}]:{p.port}" if ":" in p.host else f"{p.host}:{p.port}"
 
 
+def _decimal(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts superscripts and other scripts' digits)."""
+    return text.isascii() and text.isdigit()
+
+
 def _parse_select(value: str, max_index: int) -> tuple[tuple[int, int], ...]:
     ranges: list[tuple[int, int]] = []
     items = value.split(",")
@@ -224,7 +229,7 @@ def _parse_select(value: str, max_index: int) -> tuple[tuple[int, int], ...]:
         raise MagnetError(f"so has {len(items)} items, more than max_file_count {max_index}")
     for item in items:
         a, _, b = item.partition("-")
-        if not a.isdigit() or (b and not b.isdigit()) or len(a) > 12 or len(b) > 12:
+        if not _decimal(a) or (b and not _decimal(b)) or len(a) > 12 or len(b) > 12:
             raise MagnetError(f"bad so item {item!r}")
         lo, hi = int(a), int(b or a)
         if lo > hi or hi >= max_index:

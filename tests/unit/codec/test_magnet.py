@@ -81,6 +81,8 @@ def test_round_trip_property(v1: bytes | None, v2: bytes, dn: str | None, tracke
         (f"magnet:?xt=urn:btih:{HEX}&x.pe=1.2.3.4:0", "bad peer"),
         (f"magnet:?xt=urn:btih:{HEX}&x.pe=no-port", "bad peer"),
         (f"magnet:?xt=urn:btih:{HEX}&dn=%ff", "not valid utf-8"),
+        (f"magnet:?xt=urn:btih:{HEX}&so=\u00b2", "bad so"),  # a superscript passes str.isdigit
+        (f"magnet:?xt=urn:btih:{HEX}&x.pe=1.2.3.4:\uff11", "bad peer"),
     ],
 )
 def test_hostile_magnets(uri: str, match: str) -> None:
