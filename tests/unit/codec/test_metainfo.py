@@ -166,3 +166,22 @@ def test_round_trip_property(
     assert m.info.piece_length == piece_length
     assert m.to_bytes() == raw
     assert Metainfo.from_bytes(m.to_bytes()) == m
+
+
+def test_info_from_bytes_metadata_limit_one_past() -> None:
+    raw = bencode.encode(v1_single())
+    InfoDict.from_bytes(raw, Settings(max_metadata_size=len(raw)))
+    with pytest.raises(MetainfoError, match="max_metadata_size"):
+        InfoDict.from_bytes(raw, Settings(max_metadata_size=len(raw) - 1))
+
+
+def test_file_index_at_skips_empty_files_and_bounds() -> None:
+    m = Metainfo.from_bytes(build({("a",): content(10), ("b",): b"", ("c",): content(20000)}, "v1"))
+    assert [m.info.file_index_at(o) for o in (0, 9, 10, 20009)] == [0, 0, 2, 2]
+    assert m.info.file_piece_range(1) == (0, 0)
+    assert m.info.file_piece_range(2) == (0, 2)
+    with pytest.raises(IndexError):
+        m.info.piece_size(2)
+    with pytest.raises(IndexError):
+        m.info.piece_hash_v1(-1)
+    assert m.v2_piece_hash(0) is None  # a v1 torrent has no v2 hashes
