@@ -122,7 +122,9 @@ class ConnectionBase:
         self._last_sent = now
         self._peer_bitfield: Bitfield | None = None
         self._peer_info_hash: bytes | None = None
-        self._peer_have_raw: tuple[bytes | bool | None, set[int]] = (None, set())  # True: have-all
+        # magnet mode, before num_pieces is known: the raw bitfield (True for have-all) and the haves as a bit set
+        # that grows to the highest index seen (at most max_piece_count bits)
+        self._peer_have_raw: tuple[bytes | bool | None, bytearray] = (None, bytearray())
         self._got_bitfield = False
         self._our_have: Bitfield | None = None
         self._our_requests: dict[Key, None] = {}

@@ -84,11 +84,20 @@ class IncomingMixin(ConnectionBase):
     def _on_have(self, start: int, end: int) -> ev.Event | None:
         index = self._index(start, "have")
         bf = self._peer_bitfield
-        if bf is None:
-            raw = self._peer_have_raw[1]
-            if index in raw or len(raw) >= self.settings.max_piece_count:
+        if bf is None:  # magnet: piece count unknown yet
+            limit = self.settings.max_piece_count
+            if index >= limit:
+                raise PeerProtocolError(
+                    f"have for piece {index} beyond max_piece_count {limit}",
+                    DisconnectReason.PROTOCOL_VIOLATION,
+                )
+            bits = self._peer_have_raw[1]
+            byte, mask = index >> 3, 0x80 >> (index & 7)
+            if byte >= len(bits):
+                bits.extend(bytes(byte + 1 - len(bits)))
+            elif bits[byte] & mask:
                 return None
-            raw.add(index)
+            bits[byte] |= mask
             return ev.HaveReceived(index)
         if bf.add(index):
             return ev.HaveReceived(index)

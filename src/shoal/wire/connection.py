@@ -251,7 +251,7 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
             return
         self._reader.set_payload_limit(m.BITFIELD, bitfield_size(num_pieces))
         raw, haves = self._peer_have_raw
-        self._peer_have_raw = (None, set())
+        self._peer_have_raw = (None, bytearray())
         try:
             if raw is True:
                 bf = Bitfield(num_pieces, full=True)
@@ -259,13 +259,16 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
                 bf = Bitfield.from_bytes(raw, num_pieces)
             else:
                 bf = Bitfield(num_pieces)
-            for index in haves:
-                if index >= num_pieces:
+            if haves:
+                size = bitfield_size(num_pieces)
+                spare = size * 8 - num_pieces
+                tail = haves[size - 1] & ((1 << spare) - 1) if len(haves) >= size and spare else 0
+                if tail or any(haves[size:]):
                     raise PeerProtocolError(
-                        f"have for piece {index} out of range 0..{num_pieces - 1}",
+                        f"have for a piece out of range 0..{num_pieces - 1}",
                         DisconnectReason.PROTOCOL_VIOLATION,
                     )
-                bf.add(index)
+                bf = bf | Bitfield.from_bytes(bytes(haves[:size]).ljust(size, b"\0"), num_pieces)
         except PeerProtocolError as exc:
             self._events.append(self._violation(exc))
             return

@@ -618,10 +618,25 @@ def test_magnet_bitfield_limited_by_max_piece_count_one_past() -> None:
     )
 
 
-def test_magnet_haves_bounded_by_max_piece_count() -> None:
-    pair = opened(num_pieces=None, piece_length=None, settings=Settings(max_piece_count=3))
+def test_magnet_haves_bounded_by_max_piece_count_one_past() -> None:
+    pair = opened(num_pieces=None, piece_length=None, settings=Settings(max_piece_count=11))
     events = pair.b_to_a(b"".join(m.Have(i).encode() for i in (7, 8, 9, 10, 7)))
-    assert events == [ev.HaveReceived(7), ev.HaveReceived(8), ev.HaveReceived(9)]
+    assert events == [ev.HaveReceived(7), ev.HaveReceived(8), ev.HaveReceived(9), ev.HaveReceived(10)]
+    assert "beyond max_piece_count 11" in violation(pair.b_to_a(m.Have(11).encode())).message
+
+
+@pytest.mark.parametrize(
+    ("have", "ok"), [(0, True), (8, True), (9, True), (10, False), (15, False), (16, False)]
+)
+def test_magnet_have_range_checked_when_metadata_arrives(have: int, ok: bool) -> None:
+    pair = opened(num_pieces=None, piece_length=None)
+    pair.b_to_a(m.Have(have).encode())
+    pair.a.set_num_pieces(10)
+    events = drain(pair.a)
+    if ok:
+        assert events == [ev.BitfieldReceived(Bitfield.from_indices(10, [have]))]
+    else:
+        assert "out of range" in violation(events).message
 
 
 def test_duplicate_request_is_a_no_op() -> None:
