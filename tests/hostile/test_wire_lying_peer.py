@@ -351,3 +351,35 @@ def test_fake_peer_learns_victim_extension_ids() -> None:
 def test_fake_peer_reserved_without_fast_makes_fast_messages_fatal() -> None:
     conn, peer = connect(reserved=Reserved.make(fast=False))
     disconnected(feed(conn, peer.have_all()), DisconnectReason.PROTOCOL_VIOLATION)
+
+
+def test_floods_keep_memory_flat() -> None:
+    """~2 MB of legal-looking floods (haves, suggests, allowed-fast, keep-alives, duplicate interest, ignored
+    extended messages, choked requests) through one connection: peak traced memory stays well under 4 MiB."""
+    from fuzzkit import peak_memory
+
+    num = 100_000
+    conn, peer = connect(Settings(max_invalid_requests=10**9), num_pieces=num)
+    conn.send_have_state(Bitfield(num, full=True))
+    chunk = b"".join(
+        [
+            b"".join(m.Have(i).encode() for i in range(0, 2000)),
+            b"".join(m.Suggest(i).encode() for i in range(2000)),
+            b"".join(m.AllowedFast(i).encode() for i in range(2000)),
+            peer.keepalives(2000),
+            m.Interested().encode() * 2000,
+            m.Extended(99, b"x" * 1000).encode() * 100,
+            peer.request_flood(2000),
+        ]
+    )
+
+    def run() -> None:
+        for i in range(8):
+            conn.receive_data(chunk, now=float(i))
+            while conn.next_event() is not None:
+                pass
+            conn.data_to_send()
+
+    peak = peak_memory(run)
+    assert not conn.closed
+    assert peak < 4 * 1024 * 1024, peak
