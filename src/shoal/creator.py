@@ -3,11 +3,13 @@
 ``create_torrent(path, ...)`` is the library entry point behind ``shoal create``. The layout and the encoding are
 decided by the pure :mod:`shoal.codec.metainfo_create`; this module only reads and hashes.
 
-How it is fast: the piece space is cut into chunks of whole pieces (about 8 MiB each). A thread pool with one
-worker per core takes a chunk at a time. A chunk inside one file (nearly all of them) is memory-mapped with
-``MAP_POPULATE`` and hashed straight from the page cache, without copying; a chunk that spans files or padding is
-read with ``os.preadv`` into a per-thread, reused buffer. Each piece gets its SHA-1 (v1) and then its SHA-256
-block hashes and merkle subtree (v2) back to back, while it is still in the CPU cache. ``hashlib`` releases the
+How it is fast: the piece space is cut into chunks of whole pieces (about 8 MiB each). The main thread loads each
+chunk once: a chunk inside one file (nearly all of them) is memory-mapped with ``MAP_POPULATE`` and hashed
+straight from the page cache, without copying; a chunk that spans files or padding is read with ``os.preadv`` into a
+pooled, reused buffer. A thread pool with one worker per core hashes the loaded chunks: SHA-1 per piece (v1);
+SHA-256 per 16 KiB block plus each piece's merkle subtree (v2). A hybrid chunk is two tasks, so SHA-1 and SHA-256
+run on two cores at once over the same bytes; the SHA-1 task takes the GIL about once per piece, so the SHA-256
+task's 64 short calls per MiB rarely wait for it. ``hashlib`` releases the
 GIL for buffers of 2 KiB and more, so the workers really run in parallel; the main thread only collects results.
 
 Reproducible: files are taken in sorted order, symlinks and special files are skipped, and no creation date is
@@ -20,12 +22,11 @@ import bisect
 import hashlib
 import mmap
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from shoal import __version__
 from shoal.codec import merkle
@@ -163,52 +164,101 @@ def _chunks(space: int, pl: int) -> Iterator[tuple[int, int]]:
         yield first, min(space, start + per_chunk * pl) - start
 
 
+class _Loaded:
+    """One chunk's bytes, mapped from a file or read into a pooled buffer; closed when its last hash task ends."""
+
+    def __init__(self, view: memoryview, tasks: int, mm: mmap.mmap | None, buf: bytearray | None) -> None:
+        self.view = view
+        self.tasks = tasks
+        self.mm = mm
+        self.buf = buf
+
+    def close(self, free: list[bytearray]) -> None:
+        self.view.release()
+        if self.mm is not None:
+            try:
+                self.mm.close()
+            except BufferError:  # a slice is still referenced somewhere; the mapping goes with it
+                pass
+        if self.buf is not None:
+            free.append(self.buf)
+
+
 def _hash_all(
     segments: list[_Segment], space: int, pl: int, version: Version, threads: int, progress: Progress | None
 ) -> list[_ChunkResult]:
-    local = threading.local()
+    """The main thread maps or reads each chunk once; the pool hashes it. A hybrid chunk gets two tasks, SHA-1 and
+    SHA-256, that run on different cores at once: the SHA-1 task holds the GIL only ~once per piece, so the
+    SHA-256 task's many short calls rarely wait for it."""
     real = _RealFiles(segments)
+    kinds = ("v1", "v2") if version == "hybrid" else (version,)
     buf_size = max(1, CHUNK_TARGET // pl) * pl
-
-    def work(first: int, length: int) -> _ChunkResult:
-        start = first * pl
-        whole = _single_file(segments, start, start + length)
-        if whole is not None:  # the common case: map the file, hash the page cache in place (no copy)
-            with _mapped(whole, start - whole.offset, length) as view:
-                return _hash_chunk(view, first, start, pl, version, real)
-        buf: bytearray | None = getattr(local, "buf", None)
-        if buf is None:
-            buf = local.buf = bytearray(buf_size)
-        view = memoryview(buf)[:length]
-        _read_into(view, start, segments)
-        return _hash_chunk(view, first, start, pl, version, real)
-
-    results: dict[int, _ChunkResult] = {}
+    free: list[bytearray] = []
+    loaded: dict[int, _Loaded] = {}
+    v1: dict[int, list[bytes]] = {}
+    v2: dict[int, tuple[list[bytes], dict[int, bytes]]] = {}
     done_bytes = 0
-    chunks = list(_chunks(space, pl))
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="shoal-hash") as pool:
-        pending: dict[Future[_ChunkResult], int] = {}
-        it = iter(chunks)
+    it = iter(list(_chunks(space, pl)))
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="shoal-hash")
+    pending: dict[Future[Any], tuple[int, str]] = {}
+    try:
         while True:
-            while len(pending) < 2 * threads:
+            while len(loaded) < threads + 1:
                 nxt = next(it, None)
                 if nxt is None:
                     break
-                pending[pool.submit(work, *nxt)] = nxt[1]
+                first, length = nxt
+                chunk = _load(segments, first * pl, length, len(kinds), free, buf_size)
+                loaded[first] = chunk
+                for kind in kinds:
+                    if kind == "v1":
+                        fut: Future[Any] = pool.submit(_hash_v1, chunk.view, pl)
+                    else:
+                        fut = pool.submit(_hash_v2, chunk.view, first, pl, real)
+                    pending[fut] = (first, kind)
             if not pending:
                 break
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                size = pending.pop(fut)
-                try:
-                    r = fut.result()
-                except OSError as exc:
-                    raise StorageError(f"cannot read data: {exc}") from None
-                results[r.first_piece] = r
-                done_bytes += size
-                if progress is not None:
-                    progress(done_bytes, space)
-    return [results[k] for k in sorted(results)]
+                first, kind = pending.pop(fut)
+                if kind == "v1":
+                    v1[first] = fut.result()
+                else:
+                    v2[first] = fut.result()
+                chunk = loaded[first]
+                chunk.tasks -= 1
+                if chunk.tasks == 0:
+                    done_bytes += len(chunk.view)
+                    chunk.close(free)
+                    del loaded[first]
+                    if progress is not None:
+                        progress(done_bytes, space)
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True)
+        for chunk in loaded.values():
+            chunk.close(free)
+    return [
+        _ChunkResult(first, v1.get(first, []), *v2.get(first, ([], {})))
+        for first in sorted(set(v1) | set(v2))
+    ]
+
+
+def _load(
+    segments: list[_Segment], start: int, length: int, tasks: int, free: list[bytearray], buf_size: int
+) -> _Loaded:
+    try:
+        whole = _single_file(segments, start, start + length)
+        if whole is not None:  # the common case: map the file and hash the page cache in place (no copy)
+            mm, skew = _map(whole, start - whole.offset, length)
+            return _Loaded(memoryview(mm)[skew : skew + length], tasks, mm, None)
+        buf = free.pop() if free else bytearray(buf_size)
+        view = memoryview(buf)[:length]
+        _read_into(view, start, segments)
+        return _Loaded(view, tasks, None, buf)
+    except OSError as exc:
+        raise StorageError(f"cannot read data: {exc.strerror or exc}") from None
 
 
 def _read_into(view: memoryview, start: int, segments: list[_Segment]) -> None:
@@ -259,9 +309,9 @@ def _single_file(segments: list[_Segment], start: int, end: int) -> _Segment | N
     return None
 
 
-@contextmanager
-def _mapped(seg: _Segment, file_offset: int, length: int) -> Iterator[memoryview]:
-    """A read-only view of ``length`` bytes of the file at ``file_offset``, mapped with MAP_POPULATE on Linux."""
+def _map(seg: _Segment, file_offset: int, length: int) -> tuple[mmap.mmap, int]:
+    """A read-only mapping holding ``length`` bytes of the file at ``file_offset`` (``MAP_POPULATE`` on Linux), and
+    where in it those bytes start."""
     assert seg.path is not None
     fd = os.open(seg.path, os.O_RDONLY)
     try:
@@ -272,15 +322,7 @@ def _mapped(seg: _Segment, file_offset: int, length: int) -> Iterator[memoryview
         mm = mmap.mmap(fd, length + skew, flags=flags, prot=mmap.PROT_READ, offset=file_offset - skew)
     finally:
         os.close(fd)
-    view = memoryview(mm)
-    try:
-        yield view[skew : skew + length]
-    finally:
-        view.release()
-        try:
-            mm.close()
-        except BufferError:  # a slice is still referenced somewhere; the mapping goes with it
-            pass
+    return mm, skew
 
 
 class _RealFiles:
@@ -297,30 +339,27 @@ class _RealFiles:
         return None
 
 
-def _hash_chunk(
-    view: memoryview, first: int, start: int, pl: int, version: Version, real: _RealFiles
-) -> _ChunkResult:
-    """Hash the pieces of one chunk, piece by piece so a piece is still in the CPU cache for its second hash."""
-    v1: list[bytes] = []
+def _hash_v1(view: memoryview, pl: int) -> list[bytes]:
+    sha1 = hashlib.sha1
+    return [sha1(view[i : i + pl]).digest() for i in range(0, len(view), pl)]
+
+
+def _hash_v2(view: memoryview, first: int, pl: int, real: _RealFiles) -> tuple[list[bytes], dict[int, bytes]]:
+    """Per piece: the merkle subtree over its 16 KiB leaves (pad excluded), and the root of each file that fits in
+    one piece (its ``pieces root`` is not a piece-layer entry)."""
     v2: list[bytes] = []
     small: dict[int, bytes] = {}
-    n = -(-len(view) // pl)
-    sha1 = hashlib.sha1
     per_piece = pl // merkle.BLOCK_SIZE
-    for i in range(n):
-        piece = view[i * pl : (i + 1) * pl]
-        if version != "v2":
-            v1.append(sha1(piece).digest())
-        if version == "v1":
-            continue
+    start = first * pl
+    for i in range(-(-len(view) // pl)):
         a = start + i * pl
         seg = real.at(a)
         if seg is None:  # a piece made only of padding cannot occur in a plan; stay total anyway
             v2.append(merkle.pad_hash(per_piece.bit_length() - 1))
             continue
         file_end = seg.offset + seg.length
-        leaves = merkle.block_hashes(piece[: min(file_end, a + pl) - a])
+        leaves = merkle.block_hashes(view[i * pl : i * pl + min(file_end - a, pl)])
         v2.append(merkle.merkle_root(leaves, per_piece))
-        if seg.offset == a and file_end <= a + pl:  # the whole file is in this piece: its root is not a layer
+        if seg.offset == a and file_end <= a + pl:
             small[first + i] = merkle.merkle_root(leaves)
-    return _ChunkResult(first, v1, v2, small)
+    return v2, small
