@@ -163,3 +163,21 @@ def test_bad_inputs(tmp_path: Path) -> None:
             create_torrent(tmp_path / "f", piece_length=bad)
     with pytest.raises(ConfigError, match="version"):
         create_torrent(tmp_path / "f", version="v3")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_file_shrinking_while_hashing_is_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, multi: bool
+) -> None:
+    from shoal.errors import StorageError
+
+    make_tree(tmp_path / "t", {"a": 40000, "b": 100})
+    real_scan = creator.scan
+
+    def stale_scan(path: Path) -> tuple[str, list[tuple[tuple[str, ...], int, Path]], bool]:
+        name, files, single = real_scan(path)
+        return name, [(rel, length + 50000, full) for rel, length, full in files], single
+
+    monkeypatch.setattr(creator, "scan", stale_scan)
+    with pytest.raises(StorageError, match="shrank"):
+        create_torrent(tmp_path / "t" if multi else tmp_path / "t" / "a", piece_length=16 * KiB)
