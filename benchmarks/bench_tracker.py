@@ -105,8 +105,38 @@ def start_opentracker(workdir: Path, hashes: list[str]) -> tuple[subprocess.Pope
     return p, port
 
 
-def start_shoal(extra: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    cmd = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_tcp(port)
+    return p, f"redis://127.0.0.1:{port}/0"
+
+
+def start_shoal_group(extra: list[str], n: int, redis_url: str) -> tuple[list[subprocess.Popen[bytes]], int]:
+    """``n`` tracker processes on one port (SO_REUSEPORT) sharing swarms through Redis."""
+    port = free_port()
+    procs = []
+    for _ in range(n):
+        p, _ = start_shoal([*extra, "--reuse-port", "--redis", redis_url], port=port)
+        procs.append(p)
+    return procs, port
+
+
+def start_shoal(extra: list[str], port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -249,6 +279,12 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--window", type=int, default=64)
     ap.add_argument("--no-uvloop", action="store_true", help="run shoal tracker on the default asyncio loop")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="also measure N shoal processes (SO_REUSEPORT + redis-server)",
+    )
     args = ap.parse_args()
     if not shutil.which("wrk") or not shutil.which("opentracker"):
         print("needs wrk and opentracker (apt-get install wrk opentracker)", file=sys.stderr)
@@ -269,9 +305,17 @@ def main() -> int:
             "opentracker": lambda: start_opentracker(tmp / "ot", hexes),
             "shoal": lambda: start_shoal(extra),
         }
+        group: dict[str, object] = {}
+        if args.processes:
+            redis_proc, redis_url = start_redis(tmp)
+            group["redis"] = redis_proc
+            trackers[f"shoal x{args.processes} +redis"] = lambda: start_shoal_group(
+                extra, args.processes, redis_url
+            )
         for rnd in range(args.rounds):
             for name, starter in trackers.items():
-                p, port = starter()
+                started = starter()
+                procs, port = (started[0] if isinstance(started[0], list) else [started[0]]), started[1]
                 try:
                     for mode, script in scripts.items():
                         rate = run_wrk(port, script, args.seconds, args.connections)
@@ -283,12 +327,24 @@ def main() -> int:
                     results[key] = max(results.get(key, 0.0), rate)
                     print(f"round {rnd + 1} {name} UDP: {rate:,.0f}/s", file=sys.stderr)
                 finally:
-                    stop(p)
-    print("| load | opentracker /s | shoal /s | shoal / opentracker |")
-    print("|---|---|---|---|")
+                    for p in procs:
+                        stop(p)
+        if "redis" in group:
+            stop(group["redis"])  # type: ignore[arg-type]
+    names = list(trackers)
+    print(
+        "| load | "
+        + " | ".join(f"{n} /s" for n in names)
+        + " | "
+        + " | ".join(f"{n} / opentracker" for n in names[1:])
+        + " |"
+    )
+    print("|---" * (2 * len(names)) + "|")
     for load in ("HTTP (keep-alive)", "HTTP (close)", "UDP (connect+announce pairs)"):
-        ot, sh = results[("opentracker", load)], results[("shoal", load)]
-        print(f"| {load} | {ot:,.0f} | {sh:,.0f} | {sh / ot:.2f}x |")
+        ot = results[("opentracker", load)]
+        rates = " | ".join(f"{results[(n, load)]:,.0f}" for n in names)
+        ratios = " | ".join(f"{results[(n, load)] / ot:.2f}x" for n in names[1:])
+        print(f"| {load} | {rates} | {ratios} |")
     return 0
 
 

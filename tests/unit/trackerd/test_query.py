@@ -88,3 +88,21 @@ def test_encode_announce_compact_and_dict() -> None:
 def test_encode_scrape_and_failure() -> None:
     assert client_http.parse_scrape(q.encode_scrape({IH: ScrapeStats(1, 2, 3)})) == {IH: ScrapeStats(1, 2, 3)}
     assert decode(q.encode_failure("nope")) == {b"failure reason": b"nope"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [bytes(range(20)), b"\xff" * 20, b"abc=def%41" + bytes(10), b"-SH0100-abcdefghijkl", b"a b\tc+d_e"],
+)
+def test_unquote_matches_urllib(raw: bytes) -> None:
+    from urllib.parse import unquote_to_bytes
+
+    for encoded in (
+        quote_from_bytes(raw, safe="").encode(),
+        quote_from_bytes(raw, safe="").lower().encode(),
+        quote_from_bytes(raw).encode(),
+        "".join(f"%{b:02X}" for b in raw).encode(),
+    ):
+        assert q.unquote(encoded) == unquote_to_bytes(encoded) == raw or q.unquote(
+            encoded
+        ) == unquote_to_bytes(encoded)
