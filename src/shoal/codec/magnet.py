@@ -30,7 +30,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from shoal.codec.metainfo import ALLOWED_TRACKER_SCHEMES, ALLOWED_WEB_SEED_SCHEMES, InfoDict, Metainfo
+from shoal.codec.metainfo import InfoDict, Metainfo
+from shoal.codec.metainfo_fields import ALLOWED_TRACKER_SCHEMES, ALLOWED_WEB_SEED_SCHEMES
 from shoal.codec.paths import sanitize_component
 from shoal.config import Settings
 from shoal.errors import MagnetError, MetainfoError, ShoalError

@@ -10,23 +10,29 @@ Public API (names are stable; other areas import them)::
     Metainfo.piece_layer(file_index) / v2_piece_hash(piece)  v2 hashes for the storage and wire layers
     InfoDict.from_bytes(raw_info, settings=None, expected_hash=None)   after a BEP 9 metadata fetch
     InfoDict.raw / to_bytes()                                the original info bytes (served over BEP 9)
-    InfoDict.name, piece_length, files, piece_hashes_v1, num_pieces, total_length, content_length, private,
-        source, meta_version, has_v1, has_v2, piece_size(i), piece_hash_v1(i), file_index_at(offset),
-        file_piece_range(file_index)
+    InfoDict.name, piece_length, files, real_files, piece_hashes_v1, num_pieces, total_length, content_length,
+        private, source, meta_version, has_v1, has_v2, is_hybrid, piece_size(i), piece_hash_v1(i),
+        file_index_at(offset), file_piece_range(file_index)
     FileEntry(path, length, offset, pieces_root, attr, symlink)   ``is_pad``, ``is_executable``, ``is_hidden``
 
 Geometry: all files lie in one *piece space*. ``FileEntry.offset`` is the file's byte offset in it. For v1 the
 space is the concatenation of the ``files`` list, pad files (BEP 47) included. For v2-only torrents every file
 starts on a piece boundary (BEP 52) and Shoal inserts a synthetic pad entry (``attr`` ``"p"``) after every file
-that ends inside a piece, last file included, as libtorrent does; hybrids carry their own pad files. ``total_length`` is the length of the piece space (pads
-included) and ``content_length`` the sum of real files. ``FileEntry.path`` is relative to the download folder and
-already sanitised (see ``shoal.codec.paths``): ``(name,)`` for a single-file torrent, ``(name, dir, ..., file)``
-for a multi-file one. Pad entries have the path ``(name, ".pad", "<length>")`` (``(".pad", "<length>")`` in a single-file torrent), hold
-zeros, and are never written to disk or requested from peers.
+that ends inside a piece, last file included, as libtorrent does; hybrids carry their own pad files.
+``total_length`` is the length of the piece space (pads included; ``piece_size`` counts them) and
+``content_length`` the sum of real files. ``FileEntry.path`` is relative to the download folder and already
+sanitised (see ``shoal.codec.paths``): ``(name,)`` for a single-file torrent, ``(name, dir, ..., file)`` for a
+multi-file one. A v2 ``file tree`` holding a single file at its root is a single-file torrent (as in libtorrent).
+Pad entries have the path ``(name, ".pad", "<length>")``, hold zeros, and are never written to disk or requested
+from peers.
 
 Every problem raises ``MetainfoError`` (``UnsafePathError`` for paths) or ``BencodeError``; nothing else escapes.
-The info-hashes are computed over the original bytes of the info dictionary (``bencode.raw_value``), never over a
-re-encoding, so a non-canonical torrent gets the same info-hash as in libtorrent.
+The info-hashes are computed over the original bytes of the info dictionary, never over a re-encoding, so a
+non-canonical torrent gets the same info-hash as in libtorrent.
+
+Modules: ``metainfo`` (this: model, v1, hybrid checks), ``metainfo_fields`` (``FileEntry``, field helpers,
+trackers), ``metainfo_v2`` (file tree, piece layers), ``merkle`` (BEP 52 trees), ``metainfo_create`` (layout and
+encoding of new torrents; the hashing is ``shoal.creator``), ``paths`` (safe names), ``magnet``.
 """
 
 from __future__ import annotations
@@ -38,38 +44,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.codec import bencode, merkle
+from shoal.codec.metainfo_fields import (
+    PAD_DIR,
+    FileEntry,
+    get_field,
+    get_text,
+    opt_int,
+    opt_text,
+    pad_path,
+    parse_attr,
+    parse_symlink,
+    parse_trackers,
+    parse_web_seeds,
+    path_limits,
+)
 from shoal.codec.metainfo_v2 import parse_file_tree, validate_piece_layers
 from shoal.codec.paths import PathSet, check_path, sanitize_component
 from shoal.config import Settings
 from shoal.errors import MetainfoError, ShoalError
 
-PAD_DIR = ".pad"
-ALLOWED_TRACKER_SCHEMES = ("http://", "https://", "udp://")
-ALLOWED_WEB_SEED_SCHEMES = ("http://", "https://")
-
-
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    """One file (or pad) of a torrent, in the piece space."""
-
-    path: tuple[str, ...]
-    length: int
-    offset: int
-    pieces_root: bytes | None = None
-    attr: str = ""
-    symlink: tuple[str, ...] | None = None
-
-    @property
-    def is_pad(self) -> bool:
-        return "p" in self.attr
-
-    @property
-    def is_executable(self) -> bool:
-        return "x" in self.attr
-
-    @property
-    def is_hidden(self) -> bool:
-        return "h" in self.attr
+__all__ = ["PAD_DIR", "FileEntry", "InfoDict", "Metainfo", "splice_info"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,11 +243,11 @@ class Metainfo:
             info=info,
             info_hash_v1=info.info_hash_v1,
             info_hash_v2=info.info_hash_v2,
-            trackers=_parse_trackers(top, s),
-            web_seeds=_parse_web_seeds(top.get(b"url-list"), s),
-            comment=_opt_text(top, b"comment"),
-            created_by=_opt_text(top, b"created by"),
-            creation_date=_opt_int(top, b"creation date"),
+            trackers=parse_trackers(top, s),
+            web_seeds=parse_web_seeds(top.get(b"url-list"), s),
+            comment=opt_text(top, b"comment"),
+            created_by=opt_text(top, b"created by"),
+            creation_date=opt_int(top, b"creation date"),
             piece_layers=layers,
         )
 
@@ -311,36 +305,7 @@ def splice_info(top: dict[bytes, Any], raw_info: bytes) -> bytes:
     return b"".join(parts)
 
 
-# ---------------------------------------------------------------- parsing helpers
-
-
-def _get(d: dict[bytes, Any], key: bytes, kind: type, where: str = "info") -> Any:
-    if key not in d:
-        raise MetainfoError(f"{where} has no {key.decode()!r}")
-    value = d[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise MetainfoError(
-            f"{where} {key.decode()!r} is not {'an integer' if kind is int else 'a ' + kind.__name__}"
-        )
-    return value
-
-
-def _text(d: dict[bytes, Any], key: bytes, where: str = "info") -> bytes:
-    utf8 = d.get(key + b".utf-8")
-    if isinstance(utf8, bytes):
-        return utf8
-    result: bytes = _get(d, key, bytes, where)
-    return result
-
-
-def _opt_text(d: dict[bytes, Any], key: bytes) -> str | None:
-    v = d.get(key)
-    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else None
-
-
-def _opt_int(d: dict[bytes, Any], key: bytes) -> int | None:
-    v = d.get(key)
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+# ---------------------------------------------------------------- parsing
 
 
 def _parse_info(info: Any, raw: bytes, s: Settings) -> InfoDict:
@@ -355,7 +320,7 @@ def _parse_info(info: Any, raw: bytes, s: Settings) -> InfoDict:
 def _parse_info_checked(info: Any, raw: bytes, s: Settings) -> InfoDict:
     if not isinstance(info, dict):
         raise MetainfoError("info is not a dictionary")
-    piece_length = _get(info, b"piece length", int)
+    piece_length = get_field(info, b"piece length", int)
     if piece_length <= 0:
         raise MetainfoError(f"piece length {piece_length} is not positive")
     if piece_length > s.max_piece_length:
@@ -369,12 +334,12 @@ def _parse_info_checked(info: Any, raw: bytes, s: Settings) -> InfoDict:
         raise MetainfoError("info has no 'pieces'")
     name = _parse_name(info, raw, has_v1, s)
     private = info.get(b"private") == 1
-    source = _opt_text(info, b"source")
+    source = opt_text(info, b"source")
 
     v1_files: list[FileEntry] | None = None
     pieces: bytes | None = None
     if has_v1:
-        pieces = _get(info, b"pieces", bytes)
+        pieces = get_field(info, b"pieces", bytes)
         if len(pieces) % 20:
             raise MetainfoError(f"pieces length {len(pieces)} is not a multiple of 20")
         if len(pieces) // 20 > s.max_piece_count:
@@ -421,25 +386,21 @@ def _parse_info_checked(info: Any, raw: bytes, s: Settings) -> InfoDict:
 
 
 def _parse_name(info: dict[bytes, Any], raw: bytes, has_v1: bool, s: Settings) -> str:
-    name = _text(info, b"name")
+    name = get_text(info, b"name")
     if name == b"":  # libtorrent's choice: the hex info-hash
         return (hashlib.sha1(raw).hexdigest() if has_v1 else hashlib.sha256(raw).hexdigest())[:40]
     return sanitize_component(name, max_name_length=s.max_name_length)
-
-
-def _pad_path(length: int, prefix: tuple[str, ...] = ()) -> tuple[str, ...]:
-    return (*prefix, PAD_DIR, str(length))
 
 
 def _parse_v1_files(info: dict[bytes, Any], name: str, s: Settings) -> list[FileEntry]:
     if b"length" in info:
         if b"files" in info:
             raise MetainfoError("info has both 'length' and 'files'")
-        length = _get(info, b"length", int)
+        length = get_field(info, b"length", int)
         if length < 0:
             raise MetainfoError(f"file length {length} is negative")
-        return [FileEntry((name,), length, 0, attr=_attr(info))]
-    raw_files = _get(info, b"files", list)
+        return [FileEntry((name,), length, 0, attr=parse_attr(info))]
+    raw_files = get_field(info, b"files", list)
     if not raw_files:
         raise MetainfoError("info has an empty 'files' list")
     if len(raw_files) > s.max_file_count:
@@ -450,47 +411,23 @@ def _parse_v1_files(info: dict[bytes, Any], name: str, s: Settings) -> list[File
     for entry in raw_files:
         if not isinstance(entry, dict):
             raise MetainfoError("file entry is not a dictionary")
-        length = _get(entry, b"length", int, "file")
+        length = get_field(entry, b"length", int, "file")
         if length < 0:
             raise MetainfoError(f"file length {length} is negative")
-        attr = _attr(entry)
+        attr = parse_attr(entry)
         if "p" in attr:
-            result.append(FileEntry(_pad_path(length, (name,)), length, offset, attr=attr))
+            result.append(FileEntry(pad_path(length, (name,)), length, offset, attr=attr))
         else:
-            comps = _get(entry, b"path.utf-8", list, "file") if b"path.utf-8" in entry else None
+            comps = get_field(entry, b"path.utf-8", list, "file") if b"path.utf-8" in entry else None
             if comps is None:
-                comps = _get(entry, b"path", list, "file")
+                comps = get_field(entry, b"path", list, "file")
             if not all(isinstance(c, bytes) for c in comps):
                 raise MetainfoError("file path component is not a string")
-            path = (name, *check_path(comps, **_path_limits(s, 1)))
+            path = (name, *check_path(comps, **path_limits(s, 1)))
             seen.add(path)
-            result.append(FileEntry(path, length, offset, attr=attr, symlink=_symlink(entry, attr, s)))
+            result.append(FileEntry(path, length, offset, attr=attr, symlink=parse_symlink(entry, attr, s)))
         offset += length
     return result
-
-
-def _path_limits(s: Settings, used: int) -> dict[str, int]:
-    return {
-        "max_name_length": s.max_name_length,
-        "max_path_length": s.max_path_length,
-        "max_path_depth": s.max_path_depth - used,
-    }
-
-
-def _attr(entry: dict[bytes, Any]) -> str:
-    attr = entry.get(b"attr", b"")
-    if not isinstance(attr, bytes):
-        raise MetainfoError("file attr is not a string")
-    return "".join(sorted({chr(c) for c in attr if chr(c) in "pxhl"}))
-
-
-def _symlink(entry: dict[bytes, Any], attr: str, s: Settings) -> tuple[str, ...] | None:
-    if "l" not in attr:
-        return None
-    target = entry.get(b"symlink path")
-    if not isinstance(target, list) or not all(isinstance(c, bytes) for c in target):
-        raise MetainfoError("symlink file has no valid 'symlink path'")
-    return check_path(target, **_path_limits(s, 0))
 
 
 def _expand_pads(v2_files: list[FileEntry], v1_files: list[FileEntry]) -> list[FileEntry]:
@@ -516,48 +453,3 @@ def _check_hybrid(v1: list[FileEntry], v2: list[FileEntry], piece_length: int) -
             raise MetainfoError(
                 f"hybrid torrent's file {'/'.join(a.path)!r} does not start on a piece boundary"
             )
-
-
-def _tracker_ok(url: Any) -> str | None:
-    if not isinstance(url, bytes):
-        return None
-    text = url.decode("utf-8", errors="replace").strip()
-    return text if text.lower().startswith(ALLOWED_TRACKER_SCHEMES) and len(text) <= 2048 else None
-
-
-def _parse_trackers(top: dict[bytes, Any], s: Settings) -> list[list[str]]:
-    """Tiers from ``announce-list`` (BEP 12), else ``announce``; only http, https and udp; capped."""
-    tiers: list[list[str]] = []
-    seen: set[str] = set()
-    count = 0
-    raw_tiers = top.get(b"announce-list")
-    if not (isinstance(raw_tiers, list) and raw_tiers):
-        raw_tiers = [[top.get(b"announce")]]
-    for raw_tier in raw_tiers:
-        if not isinstance(raw_tier, list):
-            continue
-        tier = []
-        for url in raw_tier:
-            text = _tracker_ok(url)
-            if text is None or text in seen or count >= s.max_trackers:
-                continue
-            seen.add(text)
-            tier.append(text)
-            count += 1
-        if tier:
-            tiers.append(tier)
-    return tiers
-
-
-def _parse_web_seeds(value: Any, s: Settings) -> list[str]:
-    items = value if isinstance(value, list) else [value]
-    result: list[str] = []
-    for item in items:
-        if not isinstance(item, bytes):
-            continue
-        text = item.decode("utf-8", errors="replace").strip()
-        if text.lower().startswith(ALLOWED_WEB_SEED_SCHEMES) and text not in result:
-            result.append(text)
-        if len(result) >= s.max_web_seeds:
-            break
-    return result

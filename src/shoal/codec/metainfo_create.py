@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from shoal.codec import bencode
 from shoal.codec.merkle import BLOCK_SIZE
-from shoal.codec.metainfo import PAD_DIR
+from shoal.codec.metainfo_fields import PAD_DIR
 from shoal.errors import ConfigError
 
 Version = Literal["v1", "v2", "hybrid"]

@@ -8,15 +8,13 @@ larger than one piece has a layer of the right size whose merkle root is the fil
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shoal.codec import merkle
+from shoal.codec.metainfo_fields import FileEntry, pad_path, parse_attr, parse_symlink
 from shoal.codec.paths import PathSet, check_path_length, sanitize_component
 from shoal.config import Settings
 from shoal.errors import MetainfoError
-
-if TYPE_CHECKING:
-    from shoal.codec.metainfo import FileEntry
 
 
 def parse_file_tree(
@@ -24,8 +22,6 @@ def parse_file_tree(
 ) -> list[FileEntry]:
     """Files of a v2 ``file tree``. A tree holding one file at its root is a single-file torrent (as in
     libtorrent), unless ``multi_file`` says otherwise (a hybrid whose v1 part has a ``files`` list)."""
-    from shoal.codec.metainfo import FileEntry, _attr, _pad_path, _symlink
-
     if not isinstance(tree, dict) or not tree:
         raise MetainfoError("v2 info has no valid 'file tree'")
     single = (
@@ -84,14 +80,14 @@ def parse_file_tree(
                 raise MetainfoError(f"file {'/'.join(path)!r} has an all-zero 'pieces root'")
         else:
             root = None
-        attr = _attr(props)
+        attr = parse_attr(props)
         if "p" in attr:
             raise MetainfoError(f"v2 file {'/'.join(path)!r} is marked as a pad file")
-        files.append(FileEntry(path, length, offset, root, attr, _symlink(props, attr, s)))
+        files.append(FileEntry(path, length, offset, root, attr, parse_symlink(props, attr, s)))
         offset += length
         if offset % piece_length:  # like libtorrent: a pad after every file that ends inside a piece
             pad = piece_length - offset % piece_length
-            files.append(FileEntry(_pad_path(pad, (name,)), pad, offset, attr="p"))
+            files.append(FileEntry(pad_path(pad, (name,)), pad, offset, attr="p"))
             offset += pad
     return files
 
