@@ -303,6 +303,7 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
         if now >= self._last_received + s.peer_inactivity_timeout:
             self._close(ev.ConnectionClosed(DisconnectReason.INACTIVE))
             return b""
+        self._reader.trim()  # timers fire on quiet connections: give their buffer back
         if now >= self._last_sent + s.keepalive_interval:
             return self._stamp(m.KEEPALIVE_BYTES)
         return b""

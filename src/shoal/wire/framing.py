@@ -21,8 +21,14 @@ from shoal.wire.messages import EXTENDED, FIXED_PAYLOAD, PIECE, check_payload_le
 
 _U32 = struct.Struct(">I")
 
-DEFAULT_CAPACITY = 64 * 1024
-MIN_READ_SPACE = 64 * 1024
+DEFAULT_CAPACITY = 4 * 1024
+"""Initial (and idle) buffer size: an idle peer costs a few KiB (issue 7: under 50 KiB per idle peer)."""
+MIN_READ_SPACE = 4 * 1024
+MAX_READ_SPACE = 256 * 1024
+"""Reads offered by :meth:`FrameReader.get_buffer` double while they come back full, up to this."""
+
+_TABLE = EXTENDED + 1
+"""Message ids 0..20 have table entries; every higher id is unknown."""
 
 KEEPALIVE_ID = -1
 """``msg_id`` reported by :meth:`FrameReader.next_frame` for a keep-alive (zero-length message)."""
@@ -35,15 +41,25 @@ class FrameReader:
     ``reader.buffer[payload_start:payload_end]`` and stays valid until the next call to ``feed``/``get_buffer``.
     """
 
-    __slots__ = ("_capacity", "_end", "_hi", "_lo", "_start", "buffer", "max_message_size")
+    __slots__ = (
+        "_capacity",
+        "_end",
+        "_hi",
+        "_lo",
+        "_offered",
+        "_read_size",
+        "_start",
+        "buffer",
+        "max_message_size",
+    )
 
     def __init__(self, max_message_size: int, *, capacity: int = DEFAULT_CAPACITY) -> None:
         self.max_message_size = max_message_size
         # Allowed payload length (after the id byte) per id, as [lo, hi] tables indexed by id: one range check per
         # frame. Unknown ids have hi = -1; fixed-size messages lo = hi; others are limited by set_payload_limit.
-        self._lo = [0] * 256
-        self._hi = [-1] * 256
-        for msg_id in range(256):
+        self._lo = [0] * _TABLE
+        self._hi = [-1] * _TABLE
+        for msg_id in range(_TABLE):
             name = message_name(msg_id)
             if not name.startswith("unknown"):
                 fixed = FIXED_PAYLOAD.get(msg_id)
@@ -52,19 +68,21 @@ class FrameReader:
                 )
                 self._hi[msg_id] = fixed if fixed is not None else max_message_size
         self._capacity = capacity
+        self._read_size = MIN_READ_SPACE
+        self._offered = 0
         self.buffer = bytearray(capacity)
         self._start = 0
         self._end = 0
 
     def set_payload_limit(self, msg_id: int, limit: int) -> None:
         """Refuse payloads (after the id byte) longer than ``limit`` for message ``msg_id``."""
-        if msg_id in FIXED_PAYLOAD or self._hi[msg_id] < 0:
+        if msg_id in FIXED_PAYLOAD or not 0 <= msg_id < _TABLE or self._hi[msg_id] < 0:
             raise LocalProtocolError(f"message id {msg_id} has a fixed size or is unknown")
         self._hi[msg_id] = min(limit, self.max_message_size)
 
     def payload_limit(self, msg_id: int) -> int | None:
         """The longest payload accepted for ``msg_id`` (None for an unknown id)."""
-        return self._hi[msg_id] if self._hi[msg_id] >= 0 else None
+        return self._hi[msg_id] if 0 <= msg_id < _TABLE and self._hi[msg_id] >= 0 else None
 
     def __len__(self) -> int:
         """Bytes received and not yet consumed."""
@@ -92,13 +110,34 @@ class FrameReader:
         self._start = 0
         self._end = live
 
+    def _adapt(self, nbytes: int, filled: bool) -> None:
+        """Follow the peer's pace: double the read size after a full read, halve it after a small one."""
+        size = self._read_size
+        if filled:
+            self._read_size = min(2 * size, MAX_READ_SPACE)
+        elif nbytes < size // 8:
+            self._read_size = max(size // 2, MIN_READ_SPACE)
+
+    def _reset_if_empty(self) -> None:
+        if self._start == self._end:
+            self._start = self._end = 0
+            keep = max(self._read_size, self._capacity)
+            if len(self.buffer) > 4 * keep:
+                self.buffer = bytearray(keep)
+
+    def trim(self) -> None:
+        """Give memory back when nothing is buffered (call when the connection goes quiet)."""
+        if self._start == self._end:
+            self._start = self._end = 0
+            self._read_size = MIN_READ_SPACE
+            if self.buffer:
+                self.buffer = bytearray()  # the next read allocates what it needs
+
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data`` (copied once into the buffer)."""
         n = len(data)
-        if self._start == self._end:
-            self._start = self._end = 0
-            if len(self.buffer) > 4 * self._capacity and n <= self._capacity:
-                self.buffer = bytearray(self._capacity)
+        self._adapt(n, n >= self._read_size)
+        self._reset_if_empty()
         end = self._end
         if end + n > len(self.buffer):
             self._make_room(n)
@@ -108,11 +147,11 @@ class FrameReader:
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Free space to receive into directly (``asyncio.BufferedProtocol.get_buffer``)."""
-        want = max(sizehint, MIN_READ_SPACE)
-        if self._start == self._end:
-            self._start = self._end = 0
+        want = max(sizehint, self._read_size)
+        self._reset_if_empty()
         if len(self.buffer) - self._end < want:
             self._make_room(want)
+        self._offered = len(self.buffer) - self._end
         return memoryview(self.buffer)[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -120,6 +159,7 @@ class FrameReader:
         if nbytes < 0 or self._end + nbytes > len(self.buffer):
             raise LocalProtocolError(f"buffer_updated({nbytes}) exceeds the space handed out")
         self._end += nbytes
+        self._adapt(nbytes, nbytes >= self._offered)
 
     # --- output --------------------------------------------------------------------------------------------
 
@@ -158,7 +198,7 @@ class FrameReader:
         if avail < 5:
             return None
         msg_id = buf[start + 4]
-        if not self._lo[msg_id] <= length - 1 <= self._hi[msg_id]:
+        if msg_id >= _TABLE or not self._lo[msg_id] <= length - 1 <= self._hi[msg_id]:
             self._refuse(msg_id, length - 1)
         if avail < 4 + length:
             return None
@@ -167,7 +207,7 @@ class FrameReader:
 
     def _refuse(self, msg_id: int, payload_length: int) -> None:
         check_payload_length(msg_id, payload_length)  # unknown ids, fixed sizes and minimum sizes
-        limit = self._hi[msg_id]
+        limit = self._hi[msg_id]  # check_payload_length has refused ids outside the table
         if payload_length > limit:
             raise PeerProtocolError(
                 f"{message_name(msg_id)} message with payload of {payload_length} bytes exceeds limit {limit}",

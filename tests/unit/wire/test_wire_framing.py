@@ -83,8 +83,38 @@ def test_buffer_grows_for_a_large_message_and_shrinks_after() -> None:
     reader.feed(big)
     assert frames(reader) == [(m.BITFIELD, b"\xff" * 100_000)]
     reader.feed(m.Have(1).encode())
-    assert reader.capacity == 1024
+    assert reader.capacity <= 16 * 1024  # shrunk back once the big message was consumed
     assert frames(reader) == [(m.HAVE, b"\x00\x00\x00\x01")]
+    reader.trim()
+    assert reader.capacity == 0
+    reader.feed(m.Have(2).encode())
+    assert frames(reader) == [(m.HAVE, b"\x00\x00\x00\x02")]
+
+
+def test_read_size_follows_the_peer() -> None:
+    reader = FrameReader(1 << 20)
+    assert len(reader.get_buffer()) >= 4096
+    sizes = []
+    for _ in range(8):  # a fast peer fills every read
+        view = reader.get_buffer()
+        n = len(view)
+        view[:n] = bytes(n)  # zero-length keep-alives: consumed below
+        del view
+        reader.buffer_updated(n)
+        sizes.append(n)
+        while reader.next_frame() is not None:
+            pass
+    assert sizes[-1] >= 256 * 1024 > sizes[0]
+    for _ in range(8):  # then goes quiet: tiny reads shrink it again
+        view = reader.get_buffer()
+        view[:4] = bytes(4)
+        del view
+        reader.buffer_updated(4)
+        assert reader.next_frame() is not None
+    assert reader.capacity <= 64 * 1024
+    reader.trim()
+    assert reader.capacity == 0
+    assert len(reader.get_buffer()) >= 4096
 
 
 def test_compaction_keeps_partial_message() -> None:

@@ -1,0 +1,27 @@
+"""Issue 7: an idle peer connection costs little memory (goal: under 50 KiB per idle peer)."""
+
+from __future__ import annotations
+
+from fuzzkit import peak_memory
+from helpers import ConnectionPair
+from shoal.policy.bitfield import Bitfield
+
+PAIRS = 100
+
+
+def test_idle_connection_memory() -> None:
+    pairs: list[ConnectionPair] = []
+
+    def build() -> None:
+        for i in range(PAIRS):
+            pair = ConnectionPair(num_pieces=1000, piece_length=1 << 20, seed=i)
+            pair.handshake()
+            pair.b_to_a(pair.b.send_have_state(Bitfield(1000, full=True)) + pair.b.send_extension_handshake())
+            pair.a_to_b(pair.a.send_have_state(Bitfield(1000)) + pair.a.send_extension_handshake())
+            pair.a.handle_timer(1.0)  # timers fire on quiet connections and release the receive buffer
+            pair.b.handle_timer(1.0)
+            pairs.append(pair)
+
+    peak = peak_memory(build)
+    per_connection = peak / (2 * PAIRS)
+    assert per_connection < 20 * 1024, per_connection
