@@ -124,6 +124,13 @@ def test_shoal_torrents_load_and_verify_in_libtorrent(
     path.write_bytes(raw)
     m = Metainfo.from_bytes(raw)
     assert lt_view(lt, path) == shoal_view(m)
+    params = lt.load_torrent_file(str(path))
+    ih = params.ti.info_hashes()
+    assert (ih.v1.to_bytes() if ih.has_v1() else None, ih.v2.to_bytes() if ih.has_v2() else None) == (
+        m.info_hash_v1,
+        m.info_hash_v2,
+    )
+    assert list(params.trackers) == ["http://127.0.0.1:1/announce"]
     st = wait_checked(lt, data, path)
     assert st.is_seeding, f"libtorrent found {st.num_pieces}/{m.info.num_pieces} pieces valid"
     assert st.num_pieces == m.info.num_pieces

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shoal import creator
 from shoal.codec import merkle
@@ -14,6 +17,7 @@ from shoal.codec.metainfo import Metainfo
 from shoal.codec.metainfo_create import auto_piece_length, plan_layout
 from shoal.creator import create_torrent
 from shoal.errors import ConfigError
+from torrent_factory import build, content
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -181,3 +185,27 @@ def test_file_shrinking_while_hashing_is_storage_error(
     monkeypatch.setattr(creator, "scan", stale_scan)
     with pytest.raises(StorageError, match="shrank"):
         create_torrent(tmp_path / "t" if multi else tmp_path / "t" / "a", piece_length=16 * KiB)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 70000), min_size=1, max_size=4),
+    version=st.sampled_from(["v1", "v2", "hybrid"]),
+    piece_length=st.sampled_from([16 * KiB, 32 * KiB]),
+    chunk=st.sampled_from([16 * KiB, 64 * KiB, 8 * MiB]),
+)
+def test_creator_matches_independent_hashing(
+    sizes: list[int], version: str, piece_length: int, chunk: int
+) -> None:
+    """Whatever the sizes and chunking, the threaded creator writes the same bytes as hashing everything in memory."""
+    if sum(sizes) == 0:
+        return
+    files = {(f"f{i}",): content(n, i) for i, n in enumerate(sizes)}
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(creator, "CHUNK_TARGET", chunk)
+        root = Path(tmp) / "t"
+        root.mkdir()
+        for (name,), data in files.items():
+            (root / name).write_bytes(data)
+        ours = create_torrent(root, version=version, piece_length=piece_length, created_by=None)  # type: ignore[arg-type]
+    assert ours == build(files, version, piece_length)
