@@ -203,3 +203,27 @@ def test_libtorrent_downloads_from_our_connection(tmp_path: Path, make_lt: Calla
             handle.connect_peer(("127.0.0.1", port))
         assert handle.status().is_seeding, leecher.stats(handle)
     content.assert_same_tree(src.path, tmp_path / "dl" / "data.bin")
+
+
+def test_libtorrent_fetches_magnet_metadata_from_our_connection(
+    tmp_path: Path, make_lt: Callable[..., LtSession]
+) -> None:
+    """A libtorrent magnet download from a PeerConnection alone: ut_metadata from our MetadataServer, then data."""
+    src, torrent, info = make_torrent(tmp_path)
+    data = src.path.read_bytes()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        leecher = make_lt(settings={"out_enc_policy": 2})  # plaintext only (enc_policy.pe_disabled)
+        lt = leecher.lt
+        atp = lt.parse_magnet_uri(f"magnet:?xt=urn:btih:{torrent.info_hash}")
+        atp.save_path = str(tmp_path / "dl")
+        atp.flags &= ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+        handle: Any = leecher.session.add_torrent(atp)
+        handle.connect_peer(("127.0.0.1", port))
+        listener.settimeout(TIMEOUT)
+        sock, _ = listener.accept()
+        with sock:
+            assert serve(sock, leecher, handle, torrent, data, info) is None
+        assert handle.status().is_seeding, leecher.stats(handle)
+        assert handle.status().has_metadata
+    content.assert_same_tree(src.path, tmp_path / "dl" / "data.bin")
