@@ -234,12 +234,16 @@ async def test_announce_driver_runs_and_stops(udp_tracker: tuple[FakeUdpTracker,
 
     async with TrackerClient(SETTINGS) as client:
         announcer = Announcer([["http://127.0.0.1:1/announce"], [url]], random.Random(1))
-        driver = AnnounceDriver(announcer, client, make_request, got.append)
+        failures: list[str] = []
+        driver = AnnounceDriver(
+            announcer, client, make_request, got.append, on_failure=lambda url, exc: failures.append(url)
+        )
         task = asyncio.create_task(driver.run())
         async with asyncio.timeout(10):
             while not got:
                 await asyncio.sleep(0.02)
         assert announcer.working == url
+        assert failures == ["http://127.0.0.1:1/announce"]  # tier 1 failed first, then tier 2 answered
         await driver.stop(task, timeout=5)
         assert task.done() and announcer.finished
     assert got[0] == [PeerAddr("10.0.0.1", 6881)]

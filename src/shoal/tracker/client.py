@@ -337,7 +337,7 @@ class AnnounceDriver:
     """Runs one torrent's :class:`Announcer` over a :class:`TrackerClient` until stopped.
 
     ``make_request(event)`` builds the request from the torrent's current counters; ``on_peers`` receives every
-    peer list a tracker returns. Call :meth:`run` in a task, :meth:`completed` when the download finishes and
+    peer list a tracker returns; ``on_failure(url, error)`` (optional) hears of every failed announce. Call :meth:`run` in a task, :meth:`completed` when the download finishes and
     ``await stop()`` to send ``stopped`` (bounded by ``timeout``) and end the task.
     """
 
@@ -348,8 +348,10 @@ class AnnounceDriver:
         make_request: Callable[[Event], AnnounceRequest],
         on_peers: Callable[[list[PeerAddr]], None],
         clock: Clock | None = None,
+        on_failure: Callable[[str, TrackerError], None] | None = None,
     ) -> None:
         self.announcer = announcer
+        self._on_failure = on_failure
         self._client = client
         self._make_request = make_request
         self._on_peers = on_peers
@@ -406,6 +408,8 @@ class AnnounceDriver:
         except TrackerError as exc:
             logger.debug("announce to %s failed: %s", job.url, exc)
             self.announcer.on_failure(job, str(exc), self._clock.now())
+            if self._on_failure is not None:
+                self._on_failure(job.url, exc)
         except Exception as exc:  # a bug must not wedge the announcer with a job in flight
             logger.warning("announce to %s crashed: %r", job.url, exc)
             self.announcer.on_failure(job, repr(exc), self._clock.now())
