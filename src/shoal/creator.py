@@ -39,7 +39,7 @@ from shoal.codec.metainfo_create import (
     check_piece_length,
     plan_layout,
 )
-from shoal.codec.paths import sanitize_component
+from shoal.codec.paths import check_unique, sanitize_component
 from shoal.errors import ConfigError, ShoalError, StorageError
 
 CHUNK_TARGET = 8 * 1024 * 1024
@@ -79,6 +79,7 @@ def scan(path: Path) -> tuple[str, list[tuple[tuple[str, ...], int, Path]], bool
             files.append((tuple(sanitize_component(c) for c in rel), full.stat().st_size, full))
     if not files:
         raise ConfigError(f"folder {str(path)!r} has no files")
+    check_unique((name, *rel) for rel, _, _ in files)  # names that sanitise (or case-fold) to the same path
     return name, files, False
 
 

@@ -54,9 +54,18 @@ _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?
 
 
 def decode_component(raw: bytes | str) -> str:
-    """Text of a raw path component; invalid UTF-8 becomes U+FFFD (later ``_``)."""
+    """Text of a raw path component; invalid UTF-8 becomes U+FFFD (later ``_``).
+
+    A ``str`` may come from the local file system (``os.walk``), where undecodable bytes are lone surrogates
+    (``surrogateescape``); they get the same treatment as invalid UTF-8 in a torrent.
+    """
     if isinstance(raw, str):
-        return raw
+        if raw.isascii():
+            return raw
+        try:
+            return raw.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+        except UnicodeEncodeError:
+            return raw.encode("utf-8", errors="replace").decode("utf-8")
     return raw.decode("utf-8", errors="replace")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import tempfile
 from pathlib import Path
@@ -209,3 +210,18 @@ def test_creator_matches_independent_hashing(
             (root / name).write_bytes(data)
         ours = create_torrent(root, version=version, piece_length=piece_length, created_by=None)  # type: ignore[arg-type]
     assert ours == build(files, version, piece_length)
+
+
+def test_local_names_are_sanitised_and_collisions_refused(tmp_path: Path) -> None:
+    from shoal.errors import UnsafePathError
+
+    root = tmp_path / "t"
+    root.mkdir()
+    with open(os.path.join(os.fsencode(root), b"bad\xff.bin"), "wb") as f:  # not UTF-8
+        f.write(b"x" * 10)
+    (root / "CON").write_bytes(b"y")
+    m = Metainfo.from_bytes(create_torrent(root))
+    assert [f.path for f in m.info.files] == [("t", "_CON"), ("t", "bad_.bin")]
+    (root / "bad_.bin").write_bytes(b"z")
+    with pytest.raises(UnsafePathError, match="duplicate"):
+        create_torrent(root)

@@ -38,9 +38,11 @@ def test_rejected_components(raw: bytes | str) -> None:
         ("zero\u200bwidth\ufeff".encode(), "zerowidth"),
         (b"bad\xff\xfeutf8", "bad__utf8"),
         ("caf\u00e9".encode(), "caf\u00e9"),
+        ("bad\udcff", "bad_"),  # os.walk's surrogateescape for a non-UTF-8 local name
+        ("lone\ud800", "lone_"),
     ],
 )
-def test_neutralised_components(raw: bytes, safe: str) -> None:
+def test_neutralised_components(raw: bytes | str, safe: str) -> None:
     assert sanitize_component(raw) == safe
 
 
