@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 import random
 import statistics
 from collections.abc import Callable
@@ -27,8 +28,14 @@ Addr = tuple[str, int]
 
 
 def sim_settings(**changes: object) -> Settings:
-    """Settings for simulated nodes: per-IP limits as in production; slow maintenance to keep runs short."""
-    base = Settings().with_(dht_maintenance_interval=300.0, dht_max_lookups=64)
+    """Settings for simulated nodes: limits as in production, but no background upkeep (pings and bucket
+    refreshes), so the traffic measured is the lookups' own and long runs stay cheap."""
+    base = Settings().with_(
+        dht_maintenance_interval=300.0,
+        dht_max_lookups=64,
+        dht_node_questionable_after=1e9,
+        dht_bucket_refresh_interval=1e9,
+    )
     return base.with_(**changes) if changes else base
 
 
@@ -114,15 +121,17 @@ class DhtSim:
             self.events[addr].append(event)
         self._schedule(addr, node)
 
+    def _next_time(self) -> float | None:
+        while self._timers and self._scheduled.get(self._timers[0][2]) != self._timers[0][0]:
+            heapq.heappop(self._timers)  # a stale wake-up: the node re-armed its timer since
+        times = [q[0][0] for q in (self._queue, self._timers) if q]
+        return min(times) if times else None
+
     def step(self) -> bool:
         """Deliver the next datagram or fire the next timer; False when nothing is left."""
-        while self._timers and self._scheduled.get(self._timers[0][2]) != self._timers[0][0]:
-            heapq.heappop(self._timers)
-        next_dgram = self._queue[0][0] if self._queue else None
-        next_timer = self._timers[0][0] if self._timers else None
-        if next_dgram is None and next_timer is None:
+        if self._next_time() is None:
             return False
-        if next_timer is None or (next_dgram is not None and next_dgram <= next_timer):
+        if not self._timers or (self._queue and self._queue[0][0] <= self._timers[0][0]):
             t, _, dst, src, data = heapq.heappop(self._queue)
             self.now = max(self.now, t)
             self.nodes[dst].receive_datagram(data, src, self.now)
@@ -136,15 +145,13 @@ class DhtSim:
         return True
 
     def run_until(self, done: Callable[[], bool], max_time: float) -> bool:
+        """Step until ``done()`` or until the next event lies past ``max_time`` from now (the clock then
+        stops at that deadline)."""
         deadline = self.now + max_time
         while not done():
-            if not self._queue and not self._timers:
-                return False
-            head = min(
-                self._queue[0][0] if self._queue else deadline,
-                self._timers[0][0] if self._timers else deadline,
-            )
-            if head > deadline:
+            head = self._next_time()
+            if head is None or head > deadline:
+                self.now = max(self.now, deadline) if head is not None else self.now
                 return False
             self.step()
         return True
@@ -165,18 +172,25 @@ class DhtSim:
 class LookupReport:
     nodes: int
     lookups: int
-    converged: int
+    converged: int  # lookups whose result held the true k closest nodes
+    closest_found: int  # lookups whose first result was the true closest node
     hops_median: float
     hops_p95: float
     messages_median: float
     messages_p95: float
     log2_n: float
+    announces: int = 0
+    announces_found: int = 0  # get_peers lookups that found the announced peer
+    loss: float = 0.0
 
     def lines(self) -> list[str]:
         return [
-            f"nodes {self.nodes}, lookups {self.lookups}, converged {self.converged}/{self.lookups}",
-            f"hops median {self.hops_median:.1f}, p95 {self.hops_p95:.1f}; log2(N) {self.log2_n:.1f}",
-            f"messages per lookup median {self.messages_median:.1f}, p95 {self.messages_p95:.1f}",
+            f"nodes {self.nodes} (log2 N = {self.log2_n:.1f}), datagram loss {self.loss:.0%}",
+            f"find_node lookups {self.lookups}: found the true 8 closest in {self.converged},"
+            f" the true closest in {self.closest_found}",
+            f"hops to the closest node: median {self.hops_median:.0f}, p95 {self.hops_p95:.0f}",
+            f"queries per lookup: median {self.messages_median:.0f}, p95 {self.messages_p95:.0f}",
+            f"announce + get_peers: {self.announces_found}/{self.announces} found the announced peer",
         ]
 
 
@@ -187,14 +201,86 @@ def percentile(values: list[int], q: float) -> float:
     return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
-def report(nodes: int, hops: list[int], messages: list[int], converged: int, log2_n: float) -> LookupReport:
-    return LookupReport(
-        nodes,
-        len(hops),
-        converged,
-        float(statistics.median(hops)) if hops else 0.0,
-        percentile(hops, 0.95),
-        float(statistics.median(messages)) if messages else 0.0,
-        percentile(messages, 0.95),
-        log2_n,
+def _run_lookup(sim: DhtSim, addr: Addr, start: Callable[[DhtNode], int]) -> LookupFinished:
+    lookup_id = start(sim.nodes[addr])
+    sim.flush(addr)
+    if not sim.run_until(lambda: sim.finished(addr, lookup_id) is not None, 600.0):
+        raise AssertionError(f"lookup {lookup_id} from {addr} never finished")
+    done = sim.finished(addr, lookup_id)
+    assert done is not None
+    sim.events[addr].clear()
+    return done
+
+
+def lookup_experiment(
+    nodes: int,
+    lookups: int,
+    *,
+    announces: int = 0,
+    seed: int = 1,
+    loss: float = 0.0,
+    sim: DhtSim | None = None,
+) -> tuple[LookupReport, DhtSim]:
+    """Build (or reuse) a settled DHT of ``nodes`` nodes; run ``lookups`` find_node lookups to random targets
+    and ``announces`` announce-then-get_peers pairs, all between random nodes; report hops and messages."""
+    if sim is None:
+        sim = DhtSim(seed=seed, loss=loss)
+        for _ in range(nodes):
+            sim.add_node()
+        sim.populate_tables()
+    rng = sim.rng
+    addrs = list(sim.nodes)
+    k = sim.settings.dht_bucket_size
+    hops: list[int] = []
+    messages: list[int] = []
+    converged = closest = 0
+    for _ in range(lookups):
+        addr = rng.choice(addrs)
+        target = rng.getrandbits(160).to_bytes(20, "big")
+        done = _run_lookup(sim, addr, lambda n, t=target: n.find_node(t, sim.now))  # type: ignore[misc]
+        truth = set(sim.true_closest(target, k)) - {sim.nodes[addr].node_id}
+        if truth <= {c.node_id for c in done.nodes}:
+            converged += 1
+        best = next(i for i in sim.true_closest(target, 2) if i != sim.nodes[addr].node_id)
+        if done.nodes and done.nodes[0].node_id == best:
+            closest += 1
+        hops.append(done.hops)
+        messages.append(done.queries)
+    found = 0
+    for i in range(announces):
+        announcer, seeker = rng.sample(addrs, 2)
+        info_hash = rng.getrandbits(160).to_bytes(20, "big")
+        port = 10_000 + i
+        _run_lookup(sim, announcer, lambda n, h=info_hash, p=port: n.get_peers(h, sim.now, announce_port=p))  # type: ignore[misc]
+        sim.run_until(lambda: False, 5.0)  # let the announce_peer queries land
+        done = _run_lookup(sim, seeker, lambda n, h=info_hash: n.get_peers(h, sim.now))  # type: ignore[misc]
+        if (announcer[0], port) in [(p.host, p.port) for p in done.peers]:
+            found += 1
+    report = LookupReport(
+        nodes=len(sim.nodes),
+        lookups=lookups,
+        converged=converged,
+        closest_found=closest,
+        hops_median=float(statistics.median(hops)) if hops else 0.0,
+        hops_p95=percentile(hops, 0.95),
+        messages_median=float(statistics.median(messages)) if messages else 0.0,
+        messages_p95=percentile(messages, 0.95),
+        log2_n=math.log2(max(1, len(sim.nodes))),
+        announces=announces,
+        announces_found=found,
+        loss=sim.loss,
     )
+    return report, sim
+
+
+def bootstrap_network(nodes: int, *, seed: int = 1) -> DhtSim:
+    """Build a DHT through the protocol only: node 0 is the router, every other node joins by bootstrapping from
+    it (a find_node for its own id), one after the other."""
+    sim = DhtSim(seed=seed)
+    router = sim.address(0)
+    sim.add_node(router)
+    for _ in range(nodes - 1):
+        addr = sim.address(len(sim.nodes))
+        sim.add_node(addr)
+        _run_lookup(sim, addr, lambda n: n.bootstrap([router], sim.now))
+    return sim
