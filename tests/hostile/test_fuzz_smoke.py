@@ -44,10 +44,11 @@ def test_atheris_short_run(name: str, tmp_path: Path) -> None:
         missing("atheris not installed (it is in the test extra: pip install -e '.[test]')")
     work = tmp_path / "corpus"
     work.mkdir()
+    runs = min(SMOKE_RUNS, getattr(load_target(name), "SMOKE_RUNS", SMOKE_RUNS))
     cmd = [
         sys.executable,
         str(ROOT / "fuzz" / f"fuzz_{name}.py"),
-        f"-runs={SMOKE_RUNS}",
+        f"-runs={runs}",
         "-max_total_time=20",
         "-timeout=5",
         "-rss_limit_mb=1024",
