@@ -6,8 +6,9 @@ like lives here, so it can be tested without a disk:
 * :func:`auto_piece_length` picks a power of two between 16 KiB and 16 MiB giving at most ~2000 pieces (the range
   mktorrent, libtorrent and qBittorrent aim at).
 * :func:`plan_layout` orders the files (sorted by their path components as UTF-8 bytes, the order of a v2 file tree)
-  and, for v2 and hybrid torrents, adds a BEP 47 pad entry after every file that ends inside a piece (the last one
-  too, as libtorrent does), so each file starts on a piece boundary.
+  and, for v2 and hybrid torrents of more than one file, adds a BEP 47 pad entry after every file that ends inside
+  a piece (the last one too), so each file starts on a piece boundary. That is exactly libtorrent 2.1's layout
+  (a folder holding a single file gets no pad there either), so the info dicts come out byte-identical.
 * :func:`build_torrent` assembles the info dict and the top-level dict; without ``creation_date`` the output is a
   pure function of the content and the options (reproducible).
 """
@@ -68,7 +69,7 @@ def plan_layout(
     for path, length in ordered:
         result.append(LayoutEntry(path, length, offset))
         offset += length
-        if version != "v1" and not single and offset % piece_length:
+        if version != "v1" and len(ordered) > 1 and offset % piece_length:
             pad = piece_length - offset % piece_length
             result.append(LayoutEntry((PAD_DIR, str(pad)), pad, offset, pad=True))
             offset += pad
