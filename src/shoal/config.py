@@ -122,6 +122,13 @@ class Settings:
     dht_port: int = 6881
     dht_routers: tuple[str, ...] = ("router.bittorrent.com:6881", "dht.transmissionbt.com:6881")
     dht_bootstrap_retry: float = 30.0
+    dht_announce_interval: float = 900.0  # per torrent: get_peers + announce_peer this often
+    dht_retry_interval: float = 30.0  # ... or this often while the torrent has no peers
+
+    # --- local service discovery (BEP 14) ---
+    lsd_announce_interval: float = 300.0
+    lsd_max_infohashes_per_message: int = 32
+    lsd_messages_per_ip_per_second: float = 2.0
 
     # --- engine (engineer F) ---
     engine_tick_interval: float = 0.5  # seconds between a torrent's ticks (choker, time-outs, rates, connects)
