@@ -104,11 +104,8 @@ class IncomingMixin(ConnectionBase):
         return None
 
     def _check_first_bitfield(self, msg_id: int) -> None:
-        if self._got_bitfield:
-            raise PeerProtocolError(
-                f"{m.message_name(msg_id)} message after the peer's piece set was already sent",
-                DisconnectReason.BAD_BITFIELD,
-            )
+        # A second piece-set message is tolerated (merged into what we know): aria2 1.36 was seen sending one
+        # after its first (engine interop test test_aria2_downloads_from_shoal); libtorrent accepts it too.
         self._got_bitfield = True
 
     def _on_bitfield(self, start: int, end: int) -> ev.Event | None:
