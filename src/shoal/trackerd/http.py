@@ -95,6 +95,7 @@ class HttpTracker:
             return 429, q.encode_failure("too many requests from this address"), _TEXT
         try:
             if t.action == "announce":
+                svc.announces += 1
                 parsed = q.parse_announce(t.query, packed, t.passkey)
                 if self.config.log_announces:
                     logger.info(

@@ -58,10 +58,11 @@ class TrackerService:
         self.registry = backend.registry if isinstance(backend, MemoryBackend) else None
         self.limiter = RateLimiter(config.ip_rate, config.ip_burst, config.max_tracked_ips)
         self.requests = 0
+        self.announces = 0  # counted by the front ends (this process only, whatever the backend)
         self.rate_limited = 0
         self.dropped_udp = 0
         self.bad_requests = 0
-        self._samples: deque[tuple[float, int]] = deque(maxlen=64)
+        self._samples: deque[tuple[float, int, int]] = deque(maxlen=64)
         self.started_at = time.time()
 
     def allow(self, ip: str, now: float) -> bool:
@@ -72,14 +73,17 @@ class TrackerService:
         return False
 
     def sample(self, now: float) -> None:
-        """Record the request counter (called every few seconds) for the announces-per-second figure."""
-        self._samples.append((now, self.requests))
+        """Record the counters (called every few seconds) for the per-second figures."""
+        self._samples.append((now, self.requests, self.announces))
 
-    def requests_per_second(self) -> float:
+    def per_second(self) -> tuple[float, float]:
+        """(requests, announces) per second over the last ~30 s of samples."""
         if len(self._samples) < 2:
-            return 0.0
-        (t0, n0), (t1, n1) = self._samples[max(0, len(self._samples) - 7)], self._samples[-1]
-        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+            return 0.0, 0.0
+        (t0, r0, a0), (t1, r1, a1) = self._samples[max(0, len(self._samples) - 7)], self._samples[-1]
+        if t1 <= t0:
+            return 0.0, 0.0
+        return (r1 - r0) / (t1 - t0), (a1 - a0) / (t1 - t0)
 
     async def stats(self) -> dict[str, Any]:
         if self.registry is not None:
@@ -90,7 +94,8 @@ class TrackerService:
         return {
             **swarm,
             "requests": self.requests,
-            "requests_per_second": round(self.requests_per_second(), 1),
+            "requests_per_second": round(self.per_second()[0], 1),
+            "announces_per_second": round(self.per_second()[1], 1),
             "rate_limited": self.rate_limited,
             "bad_requests": self.bad_requests,
             "dropped_udp": self.dropped_udp,

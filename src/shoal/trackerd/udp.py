@@ -136,6 +136,7 @@ class UdpTracker(asyncio.DatagramProtocol):
             assert isinstance(req, proto.UdpScrape)
             self._scrape(tid, req.info_hashes, addr)
             return
+        svc.announces += 1
         f = _ANNOUNCE.unpack_from(data)
         port = f[12]
         if port == 0:
