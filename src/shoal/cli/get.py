@@ -14,6 +14,8 @@ from typing import Any
 
 from rich.console import Console
 
+from shoal.cli._discovery import add_arguments as add_discovery_arguments
+from shoal.cli._discovery import make_dht
 from shoal.cli._progress import add_row, make_progress, row_fields, run_async, summary_line, write_stats
 from shoal.config import Settings
 from shoal.engine.handle import TorrentState
@@ -37,6 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--files", nargs="+", type=int, default=None, metavar="N", help="only these file indexes"
     )
     parser.add_argument("--port", type=int, default=6881, help="port to listen on (0 picks one)")
+    add_discovery_arguments(parser)
     parser.add_argument("--bind", default="0.0.0.0", help="address to listen on")
     parser.add_argument(
         "--peer", action="append", default=[], metavar="HOST:PORT", help="connect to this peer"
@@ -66,7 +69,8 @@ async def _get(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     peers = [parse_peer(p) for p in args.peer]
     started = time.monotonic()
-    async with Session(settings, listen=(args.bind, args.port)) as session:
+    dht = make_dht(args, settings)
+    async with Session(settings, listen=(args.bind, args.port), dht=dht, lsd=args.lsd) as session:
         options: dict[str, Any] = {
             "peers": peers,
             "download_limit": args.download_limit,
@@ -115,7 +119,10 @@ async def _get(args: argparse.Namespace) -> int:
 
 
 def _extra(session: Session, torrent: Any) -> dict[str, Any]:
-    return {"listen_port": session.listen_port, "counters": torrent.stats}
+    extra = {"listen_port": session.listen_port, "counters": torrent.stats}
+    if session.discovery is not None:
+        extra["discovery"] = session.discovery.stats()
+    return extra
 
 
 def _done_seeding(args: argparse.Namespace, st: Any, started: float) -> bool:

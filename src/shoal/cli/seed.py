@@ -13,6 +13,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from shoal.cli._discovery import add_arguments as add_discovery_arguments
+from shoal.cli._discovery import make_dht
 from shoal.cli._progress import add_row, human_bytes, make_progress, row_fields, run_async, write_stats
 from shoal.config import Settings
 from shoal.engine.handle import TorrentState
@@ -24,6 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("torrent", metavar="TORRENT", help="the .torrent file")
     parser.add_argument("data", metavar="DATA_PATH", help="the file or folder the torrent describes")
     parser.add_argument("--port", type=int, default=6881, help="port to listen on (0 picks one)")
+    add_discovery_arguments(parser)
     parser.add_argument("--bind", default="0.0.0.0", help="address to listen on")
     parser.add_argument("--upload-limit", type=int, default=0, metavar="BYTES/S")
     parser.add_argument("--time", type=float, default=None, help="stop after this many seconds")
@@ -41,7 +44,8 @@ async def _seed(args: argparse.Namespace) -> int:
     if not data.exists():
         raise ConfigError(f"data path {str(data)!r} does not exist")
     started = time.monotonic()
-    async with Session(Settings(), listen=(args.bind, args.port)) as session:
+    dht = make_dht(args, Settings())
+    async with Session(Settings(), listen=(args.bind, args.port), dht=dht, lsd=args.lsd) as session:
         torrent = await session.add(
             args.torrent,
             save_path=data.resolve().parent,

@@ -42,8 +42,15 @@ class Session:
         rng: random.Random | None = None,
         storage_factory: Callable[..., Any] | None = None,
         max_alerts: int | None = None,
+        dht: Any = None,
+        lsd: bool = False,
     ) -> None:
         self.settings = settings or Settings()
+        # peer discovery without trackers (shoal.engine.discovery): a DhtService, started with the session
+        # unless already running, and LSD on the LAN
+        self.dht = dht
+        self._lsd = lsd
+        self.discovery: Any = None
         self.network: Network = network or RealNetwork()
         self.clock: Clock = clock or MonotonicClock()
         self.rng = rng or random.Random()
@@ -91,6 +98,9 @@ class Session:
                 raise
             for addr in self._listener.addresses:
                 self.post(al.ListenSucceeded(b"", addr.host, addr.port))
+        from shoal.engine.discovery import Discovery
+
+        self.discovery = await Discovery.start(self, self.dht, self._lsd)
 
     async def close(self) -> None:
         tasks = list({id(t): t for t in self._torrents.values()}.values())
@@ -107,6 +117,9 @@ class Session:
         if self._tracker_client is not None:
             await self._tracker_client.close()
             self._tracker_client = None
+        if self.discovery is not None:
+            await self.discovery.close()
+            self.discovery = None
         self._alerts.close()
         self._started = False
 

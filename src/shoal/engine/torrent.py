@@ -370,6 +370,8 @@ class TorrentTask:
     # --- trackers ---------------------------------------------------------------------------------------------
 
     def _start_trackers(self) -> None:
+        if self.session.discovery is not None:  # DHT and LSD (shoal.engine.discovery); skips private torrents
+            self.session.discovery.start_torrent(self)
         if not self.params.use_trackers:
             return
         tiers = [list(t) for t in self.source.trackers] + [[t] for t in self.params.trackers]
