@@ -134,13 +134,26 @@ def test_case17_bad_bitfield(kind: str) -> None:
     assert event.reason in (DisconnectReason.BAD_BITFIELD, DisconnectReason.MESSAGE_TOO_LARGE)
 
 
-@pytest.mark.parametrize("second", ["have_all", "have_none", "bitfield"])
-def test_case17_second_piece_set(second: str) -> None:
+@pytest.mark.parametrize(
+    ("second", "after"),
+    [("have_all", list(range(NUM))), ("have_none", [1, 2]), ("bitfield", [1, 2, 5])],
+)
+def test_case17_second_piece_set_is_merged(second: str, after: list[int]) -> None:
+    """Tolerated (aria2 1.36 sends one): merged, never shrinking; an event only when the set grew."""
     conn, peer = connect()
-    events = feed(conn, peer.bitfield([1, 2]) + getattr(peer, second)())
+    data = peer.bitfield([5]) if second == "bitfield" else getattr(peer, second)()
+    events = feed(conn, peer.bitfield([1, 2]) + data)
     assert events[0] == ev.BitfieldReceived(Bitfield.from_indices(NUM, [1, 2]))
-    disconnected(events, DisconnectReason.BAD_BITFIELD)
-    assert conn.peer_bitfield == Bitfield.from_indices(NUM, [1, 2])  # availability never corrupted
+    expected = Bitfield.from_indices(NUM, after)
+    assert events[1:] == ([] if after == [1, 2] else [ev.BitfieldReceived(expected)])
+    assert conn.peer_bitfield == expected and not conn.closed
+
+
+def test_case17_alternating_have_all_have_none_flood() -> None:
+    conn, peer = connect()
+    events = feed(conn, (peer.have_none() + peer.have_all()) * 1000)
+    assert events == [ev.BitfieldReceived(Bitfield(NUM)), ev.BitfieldReceived(Bitfield(NUM, full=True))]
+    assert conn.peer_bitfield == Bitfield(NUM, full=True) and not conn.closed
 
 
 # --- case 18: index and range lies ---------------------------------------------------------------------------

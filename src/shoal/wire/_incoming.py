@@ -103,40 +103,52 @@ class IncomingMixin(ConnectionBase):
             return ev.HaveReceived(index)
         return None
 
-    def _check_first_bitfield(self, msg_id: int) -> None:
-        # A second piece-set message is tolerated (merged into what we know): aria2 1.36 was seen sending one
-        # after its first (engine interop test test_aria2_downloads_from_shoal); libtorrent accepts it too.
-        self._got_bitfield = True
+    def _piece_set(self, bf: Bitfield) -> ev.Event | None:
+        """Merge a bitfield / have-all / have-none into the peer's set; an event only when the set grew.
 
-    def _on_bitfield(self, start: int, end: int) -> ev.Event | None:
-        self._check_first_bitfield(m.BITFIELD)
-        data = self._payload(start, end)
-        if self.num_pieces is None:
-            self._peer_have_raw = (data, self._peer_have_raw[1])
-            return None
-        bf = Bitfield.from_bytes(data, self.num_pieces)
-        if self._peer_bitfield is not None and not self._peer_bitfield.is_empty:
-            bf = bf | self._peer_bitfield
+        A second piece-set message is tolerated, not a violation: aria2 1.36 sends one after its first (engine
+        interop test ``test_aria2_downloads_from_shoal``) and libtorrent accepts it too. Sets only grow (a peer
+        cannot un-have a piece without ``lt_donthave``), and a repeated or shrinking message reports nothing,
+        so a flood of alternating have-all / have-none costs the engine no availability recounts.
+        """
+        first = not self._got_bitfield
+        self._got_bitfield = True
+        prev = self._peer_bitfield
+        if prev is not None:
+            merged = bf | prev
+            if merged == prev and not first:
+                return None
+            bf = merged
         self._peer_bitfield = bf
         return ev.BitfieldReceived(bf.copy())
 
+    def _on_bitfield(self, start: int, end: int) -> ev.Event | None:
+        data = self._payload(start, end)
+        if self.num_pieces is None:  # magnet: keep it raw (merged with an earlier one of the same size)
+            self._got_bitfield = True
+            prev = self._peer_have_raw[0]
+            if prev is True:
+                return None
+            if isinstance(prev, bytes) and len(prev) == len(data):
+                data = (int.from_bytes(prev, "big") | int.from_bytes(data, "big")).to_bytes(len(data), "big")
+            self._peer_have_raw = (data, self._peer_have_raw[1])
+            return None
+        return self._piece_set(Bitfield.from_bytes(data, self.num_pieces))
+
     def _on_have_all(self, start: int, end: int) -> ev.Event | None:
         self._require_fast(m.HAVE_ALL)
-        self._check_first_bitfield(m.HAVE_ALL)
         if self.num_pieces is None:
+            self._got_bitfield = True
             self._peer_have_raw = (True, self._peer_have_raw[1])
             return None
-        self._peer_bitfield = Bitfield(self.num_pieces, full=True)
-        return ev.BitfieldReceived(self._peer_bitfield.copy())
+        return self._piece_set(Bitfield(self.num_pieces, full=True))
 
     def _on_have_none(self, start: int, end: int) -> ev.Event | None:
         self._require_fast(m.HAVE_NONE)
-        self._check_first_bitfield(m.HAVE_NONE)
         if self.num_pieces is None:
+            self._got_bitfield = True
             return None
-        if self._peer_bitfield is None:
-            self._peer_bitfield = Bitfield(self.num_pieces)
-        return ev.BitfieldReceived(self._peer_bitfield.copy())
+        return self._piece_set(Bitfield(self.num_pieces))
 
     def _on_request(self, start: int, end: int) -> ev.Event | None:
         piece, offset, length = key = _III.unpack_from(self._reader.buffer, start)

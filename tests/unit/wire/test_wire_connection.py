@@ -170,8 +170,17 @@ def test_second_piece_set_message_is_merged() -> None:
     # Tolerated (aria2 1.36 sends one; see engine interop tests): the sets are merged, not a violation.
     pair = opened()
     events = pair.b_to_a(m.HaveNone().encode() + m.Bitfield(b"\x00\x00").encode())
-    assert all(isinstance(e, ev.BitfieldReceived) for e in events)
-    assert not pair.a.closed
+    assert events == [ev.BitfieldReceived(Bitfield(10))]  # the second changed nothing: no event
+    events = pair.b_to_a(m.Bitfield(b"\x80\x40").encode() + m.HaveNone().encode())
+    assert events == [ev.BitfieldReceived(Bitfield.from_string("x        x"))]
+    assert pair.a.peer_bitfield == Bitfield.from_string("x        x") and not pair.a.closed
+
+
+def test_magnet_second_bitfield_merged() -> None:
+    pair = opened(num_pieces=None, piece_length=None)
+    pair.b_to_a(m.Bitfield(b"\x80").encode() + m.Bitfield(b"\x20").encode())
+    pair.a.set_num_pieces(3)
+    assert drain(pair.a) == [ev.BitfieldReceived(Bitfield.from_string("x x"))]
 
 
 def test_have_out_of_range() -> None:
