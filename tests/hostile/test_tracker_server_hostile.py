@@ -241,3 +241,28 @@ async def test_udp_scrape_capped(server: TrackerServer) -> None:
         assert len(reply) == 8 + 12 * CFG.max_scrape_hashes_udp
     finally:
         transport.close()
+
+
+async def test_client_that_never_reads_is_paused() -> None:
+    """Pipelined requests from a client that reads nothing: the tracker stops reading (bounded memory);
+    others are served meanwhile."""
+    async with TrackerServer(CFG.with_(ip_rate=0)) as server:
+        await _never_reads(server)
+
+
+async def _never_reads(server: TrackerServer) -> None:
+    assert server.http_address
+    sock = socket.create_connection(("127.0.0.1", server.http_address[1]))
+    sock.setblocking(False)
+    one = b"GET /announce?" + GOOD + b" HTTP/1.1\r\n\r\n"
+    sent = 0
+    try:
+        for _ in range(20000):  # stops when both kernel buffers are full
+            try:
+                sent += sock.send(one * 64)
+            except BlockingIOError:
+                break
+        await still_serving(server)
+        assert sent < 20000 * 64 * len(one)  # the tracker stopped draining this client
+    finally:
+        sock.close()

@@ -209,6 +209,11 @@ class TrackerClient:
                     if size > limit:
                         raise TrackerError(f"tracker response exceeds tracker_max_response_size {limit}")
                     chunks.append(data)
+                if inflater is not None:
+                    rest = inflater.flush()
+                    if size + len(rest) > limit:
+                        raise TrackerError(f"tracker response exceeds tracker_max_response_size {limit}")
+                    chunks.append(rest)
                 status = resp.status
         except TrackerError:
             raise

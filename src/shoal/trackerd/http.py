@@ -187,6 +187,15 @@ class TrackerHttpProtocol(asyncio.Protocol):
             else:
                 server.per_ip.pop(self.ip, None)
 
+    def pause_writing(self) -> None:
+        """The client does not read its answers: stop reading its requests (bounded memory)."""
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
     def _arm(self, seconds: float) -> None:
         self.deadline = self.server.loop.time() + seconds
 
