@@ -4,8 +4,8 @@
 decided by the pure :mod:`shoal.codec.metainfo_create`; this module only reads and hashes.
 
 How it is fast: the piece space is cut into chunks of whole pieces (about 8 MiB each). The main thread loads each
-chunk once: a chunk inside one file (nearly all of them) is memory-mapped with ``MAP_POPULATE`` and hashed
-straight from the page cache, without copying; a chunk that spans files or padding is read with ``os.preadv`` into a
+chunk once: a chunk inside one file (nearly all of them) is memory-mapped and hashed straight from the page cache,
+without copying (the page faults are taken by the workers, in parallel); a chunk that spans files or padding is read with ``os.preadv`` into a
 pooled, reused buffer. A thread pool with one worker per core hashes the loaded chunks: SHA-1 per piece (v1);
 SHA-256 per 16 KiB block plus each piece's merkle subtree (v2). A hybrid chunk is two tasks, so SHA-1 and SHA-256
 run on two cores at once over the same bytes; the SHA-1 task takes the GIL about once per piece, so the SHA-256
@@ -311,16 +311,18 @@ def _single_file(segments: list[_Segment], start: int, end: int) -> _Segment | N
 
 
 def _map(seg: _Segment, file_offset: int, length: int) -> tuple[mmap.mmap, int]:
-    """A read-only mapping holding ``length`` bytes of the file at ``file_offset`` (``MAP_POPULATE`` on Linux), and
-    where in it those bytes start."""
+    """A read-only mapping holding ``length`` bytes of the file at ``file_offset``, and where in it they start."""
     assert seg.path is not None
     fd = os.open(seg.path, os.O_RDONLY)
     try:
         if os.fstat(fd).st_size < file_offset + length:  # a shorter file would SIGBUS on access
             raise StorageError(f"file {str(seg.path)!r} shrank while hashing")
         skew = file_offset % mmap.ALLOCATIONGRANULARITY
-        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-        mm = mmap.mmap(fd, length + skew, flags=flags, prot=mmap.PROT_READ, offset=file_offset - skew)
+        # no MAP_POPULATE: the page faults then happen in the hashing workers, in parallel, instead of in the
+        # main thread (A/B here: 2.8-3.0 vs 1.8-2.4 GB/s for v1)
+        mm = mmap.mmap(
+            fd, length + skew, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, offset=file_offset - skew
+        )
     finally:
         os.close(fd)
     return mm, skew
