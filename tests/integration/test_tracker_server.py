@@ -178,3 +178,20 @@ def test_cli_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     bad = tmp_path / "c.toml"
     bad.write_text("nope = 1\n")
     assert main(["tracker", "--config", str(bad)]) == 2
+
+
+async def test_state_db_saved_periodically(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "state.sqlite"
+    cfg = CONFIG.with_(state_db=str(db), save_every=0.1, expire_every=0.2)
+    async with TrackerServer(cfg) as srv, TrackerClient(CLIENT) as client:
+        await client.announce(urls(srv)[0], peer(1))
+
+        def rows() -> int:
+            with sqlite3.connect(db) as conn:
+                return int(conn.execute("SELECT COUNT(*) FROM peers").fetchone()[0])
+
+        async with asyncio.timeout(10):
+            while rows() != 1:  # written while the tracker runs, not only at shutdown
+                await asyncio.sleep(0.1)

@@ -125,6 +125,7 @@ class Registry:
         self.swarms: dict[bytes, Swarm] = {}
         self.counters = Counters()
         self.peer_count = 0
+        self._expire_queue: list[bytes] = []
 
     # ------------------------------------------------------------ access
 
@@ -240,13 +241,21 @@ class Registry:
         hashes = list(self.swarms)[: self.config.max_full_scrape]
         return self.scrape(hashes, passkey)
 
-    def expire(self, now: float) -> int:
+    def expire(self, now: float, max_swarms: int | None = None) -> int:
         """Forget peers silent for ``peer_timeout`` and swarms left empty with no downloads; return how many
-        peers went."""
+        peers went. With ``max_swarms`` only that many swarms are visited per call (a cursor moves on), so a
+        big registry is swept in slices without stalling the event loop."""
         cutoff = now - self.config.peer_timeout
+        if not self._expire_queue:
+            self._expire_queue = list(self.swarms)
+        take = len(self._expire_queue) if max_swarms is None else max_swarms
+        batch = self._expire_queue[-take:] if take else []
+        del self._expire_queue[len(self._expire_queue) - len(batch) :]
         gone = 0
-        for ih in list(self.swarms):
-            swarm = self.swarms[ih]
+        for ih in batch:
+            swarm = self.swarms.get(ih)
+            if swarm is None:
+                continue
             for plist in (swarm.seeders, swarm.leechers):
                 for peer in [p for p in plist.items if p.last_seen < cutoff]:
                     plist.remove(peer.addr)

@@ -113,21 +113,23 @@ class TrackerServer:
     async def _housekeeping(self) -> None:
         loop = asyncio.get_running_loop()
         cfg = self.config
-        next_expire = loop.time() + cfg.expire_every
         next_save = loop.time() + cfg.save_every
+        tick = min(5.0, cfg.expire_every)
         while True:
-            await asyncio.sleep(min(5.0, cfg.expire_every))
+            await asyncio.sleep(tick)
             now = loop.time()
             self.service.sample(now)
-            if now >= next_expire:
-                next_expire = now + cfg.expire_every
-                if isinstance(self.backend, MemoryBackend):
-                    gone = self.backend.registry.expire(now)
-                    if gone:
-                        logger.debug("expired %d peers", gone)
+            if isinstance(self.backend, MemoryBackend):
+                # sweep every swarm about once per expire_every, a slice per tick
+                reg = self.backend.registry
+                share = max(1, int(len(reg.swarms) * tick / cfg.expire_every) + 1)
+                gone = reg.expire(now, share)
+                if gone:
+                    logger.debug("expired %d peers", gone)
             if self._state is not None and now >= next_save and isinstance(self.backend, MemoryBackend):
                 next_save = now + cfg.save_every
-                await asyncio.to_thread(self._state.save, self.backend.registry, now, time.time())
+                snap = self._state.snapshot(self.backend.registry, now, time.time())
+                await asyncio.to_thread(self._state.write, snap)
 
     async def close(self) -> None:
         for task in self._tasks:

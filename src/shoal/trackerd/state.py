@@ -13,6 +13,8 @@ from pathlib import Path
 from shoal.errors import ConfigError
 from shoal.trackerd.registry import Peer, Registry
 
+Snapshot = tuple[list[tuple[bytes, int]], list[tuple[bytes, bytes, bytes, int, float]]]
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS swarms (info_hash BLOB PRIMARY KEY, downloaded INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS peers (
@@ -29,20 +31,30 @@ class StateDb:
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open tracker state db {str(path)!r}: {exc}") from None
 
-    def save(self, registry: Registry, mono_now: float, wall_now: float) -> None:
+    @staticmethod
+    def snapshot(registry: Registry, mono_now: float, wall_now: float) -> Snapshot:
+        """Copy the registry's state (call it on the event loop thread; :meth:`write` may then run elsewhere)."""
         offset = wall_now - mono_now
         swarms = [(ih, s.downloaded) for ih, s in registry.swarms.items()]
         peers = [
             (ih, p.addr, p.peer_id, int(p.seeder), p.last_seen + offset)
-            for ih, s in list(registry.swarms.items())
+            for ih, s in registry.swarms.items()
             for plist in (s.seeders, s.leechers)
-            for p in list(plist.items)
+            for p in plist.items
         ]
+        return swarms, peers
+
+    def write(self, snap: Snapshot) -> None:
+        """Replace the stored state by ``snap`` in one transaction."""
+        swarms, peers = snap
         with self._db:
             self._db.execute("DELETE FROM swarms")
             self._db.execute("DELETE FROM peers")
             self._db.executemany("INSERT INTO swarms VALUES (?, ?)", swarms)
             self._db.executemany("INSERT OR REPLACE INTO peers VALUES (?, ?, ?, ?, ?)", peers)
+
+    def save(self, registry: Registry, mono_now: float, wall_now: float) -> None:
+        self.write(self.snapshot(registry, mono_now, wall_now))
 
     def load(self, registry: Registry, mono_now: float, wall_now: float) -> int:
         """Restore swarms into ``registry``; return how many peers came back."""

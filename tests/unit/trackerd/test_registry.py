@@ -138,3 +138,15 @@ def test_rate_limiter() -> None:
     assert not lim.allow("a", 1.0)
     assert lim.allow("b", 1.0) and lim.allow("c", 1.0)  # table bounded: cleared, not grown
     assert RateLimiter(0, 0, 1).allow("x", 0.0)
+
+
+def test_expiry_in_slices() -> None:
+    r = reg()
+    for i in range(10):
+        r.announce(req(i, ih=bytes([i]) * 20), 0.0)
+    assert r.expire(200.0, max_swarms=3) == 3
+    assert r.expire(200.0, max_swarms=3) == 3
+    assert r.expire(200.0, max_swarms=100) == 4  # the rest of this pass
+    assert r.swarms == {} and r.peer_count == 0
+    r.announce(req(1), 300.0)
+    assert r.expire(300.0, max_swarms=0) == 0
