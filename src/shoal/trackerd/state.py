@@ -8,6 +8,7 @@ than ``peer_timeout`` are not restored. A save replaces the whole snapshot in on
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 from shoal.errors import ConfigError
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS peers (
 class StateDb:
     def __init__(self, path: str | Path) -> None:
         try:
+            self._lock = threading.Lock()  # a periodic write in a worker thread may meet the final save
             self._db = sqlite3.connect(str(path), check_same_thread=False)
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
@@ -47,7 +49,7 @@ class StateDb:
     def write(self, snap: Snapshot) -> None:
         """Replace the stored state by ``snap`` in one transaction."""
         swarms, peers = snap
-        with self._db:
+        with self._lock, self._db:
             self._db.execute("DELETE FROM swarms")
             self._db.execute("DELETE FROM peers")
             self._db.executemany("INSERT INTO swarms VALUES (?, ?)", swarms)
@@ -72,4 +74,5 @@ class StateDb:
         return count
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
