@@ -63,8 +63,12 @@ def tracker(args: list[str]) -> tuple[subprocess.Popen[bytes], str, str]:
         start_new_session=True,
     )
     assert proc.stdout is not None
-    http = proc.stdout.readline().decode().split(": ", 1)[1].strip()
-    udp = proc.stdout.readline().decode().split(": ", 1)[1].strip()
+    lines = [proc.stdout.readline().decode() for _ in range(2)]
+    if not all(line.startswith("shoal tracker: ") for line in lines):
+        stop(proc)
+        proc.stdout.close()
+        raise RuntimeError(f"shoal tracker did not start (exit {proc.poll()}): {lines}")
+    http, udp = (line.split(": ", 1)[1].strip() for line in lines)
     return proc, http, udp
 
 

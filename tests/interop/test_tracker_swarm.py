@@ -43,8 +43,10 @@ class ShoalTracker:
         )
         try:
             assert self.proc.stdout is not None
-            self.http_url = self.proc.stdout.readline().decode().split(": ", 1)[1].strip()
-            self.udp_url = self.proc.stdout.readline().decode().split(": ", 1)[1].strip()
+            lines = [self.proc.stdout.readline().decode() for _ in range(2)]
+            if not all(line.startswith("shoal tracker: ") for line in lines):
+                raise RuntimeError(f"shoal tracker did not start (exit {self.proc.poll()}): {lines}")
+            self.http_url, self.udp_url = (line.split(": ", 1)[1].strip() for line in lines)
         except BaseException:
             self.close()
             raise
