@@ -378,6 +378,9 @@ class DhtNode:
             ((n.node_id, n.addr, n.verified) for n in self.tables[family].closest(target, s.dht_bucket_size)),
             1,
         )
+        if not seeds and len(self.tables[family]) < s.dht_bucket_size:
+            # a young table: ask the bootstrap routers too, or a lookup started right after start-up finds nothing
+            seeds = [r for r in self._routers if family_of(r[0]) == family]
         for addr in seeds:
             lookup.add_seed(addr)
         self.lookups[lookup_id] = lookup

@@ -1,0 +1,125 @@
+"""Acceptance 1 and 2 (issue 4): magnets found through the DHT alone, between Shoal and libtorrent.
+
+A small DHT on 127.0.0.1 of three libtorrent sessions (PEERS.md settings: no routers, no IP restrictions; they
+are told about each other with ``add_dht_node``). The torrents name no tracker and magnets carry no ``tr=`` or
+``x.pe=``: the only way to the other peer is a DHT lookup. Shoal runs as the real CLI (``shoal get`` /
+``shoal seed`` subprocesses) with ``--dht-bootstrap`` pointing at the libtorrent nodes.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from interop.harness import content
+from interop.harness.libtorrent_peer import LtSession
+from swarm_helpers import MULTI_FILE_SPEC, ShoalProc, make_payload
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
+
+PIECE = 64 << 10
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> content.Content:
+    root = make_payload(tmp_path / "seed" / "shapes", MULTI_FILE_SPEC)
+    return content.Content(path=root, files=dict(MULTI_FILE_SPEC))
+
+
+@pytest.fixture
+def lt_dht(make_lt: Callable[..., LtSession]) -> Iterator[list[LtSession]]:
+    """Three libtorrent sessions forming a DHT on 127.0.0.1."""
+    import libtorrent as lt
+
+    extra = {
+        "dht_announce_interval": 5,
+        "alert_mask": lt.alert_category.all,
+    }  # all: dht_get_peers_reply_alert
+    nodes = [make_lt(dht=True, settings=extra) for _ in range(3)]
+    for a in nodes:
+        for b in nodes:
+            if a is not b:
+                a.add_dht_node("127.0.0.1", b.port)
+    deadline = time.monotonic() + 30
+    while not all(_dht_node_count(n) >= 2 for n in nodes):
+        if time.monotonic() > deadline:
+            pytest.fail("libtorrent DHT sessions did not find each other within 30 s")
+        for n in nodes:
+            n.pump(0.05)
+    yield nodes
+
+
+def _dht_node_count(node: LtSession) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", DeprecationWarning
+        )  # session.status() is deprecated but has dht_nodes
+        return int(node.session.status().dht_nodes)
+
+
+def _bootstrap_args(nodes: list[LtSession]) -> list[str]:
+    args = ["--dht-allow-same-ip"]
+    for n in nodes:
+        args += ["--dht-bootstrap", f"127.0.0.1:{n.port}"]
+    return args
+
+
+def _dht_peers(node: LtSession, info_hash_hex: str, timeout: float) -> set[tuple[str, int]]:
+    """Ask libtorrent's DHT for the peers of an info-hash until some come back."""
+    lt = node.lt
+    found: set[tuple[str, int]] = set()
+    deadline = time.monotonic() + timeout
+    next_query = 0.0
+    while not found and time.monotonic() < deadline:
+        if time.monotonic() >= next_query:
+            node.session.dht_get_peers(lt.sha1_hash(bytes.fromhex(info_hash_hex)))
+            next_query = time.monotonic() + 2
+        node.session.wait_for_alert(100)
+        for a in node.session.pop_alerts():
+            if isinstance(a, lt.dht_get_peers_reply_alert):
+                found.update((str(h), int(p)) for h, p in a.peers())
+    return found
+
+
+def test_shoal_gets_magnet_seeded_by_libtorrent_over_dht(
+    tmp_path: Path, sample: content.Content, lt_dht: list[LtSession]
+) -> None:
+    t = content.make_torrent(sample.path, tmp_path / "s.torrent", piece_length=PIECE)  # no trackers
+    seeder = lt_dht[0]
+    hs = seeder.add(t.path, sample.parent, seed=True)
+    hs.force_dht_announce()
+    assert ("127.0.0.1", seeder.port) in _dht_peers(lt_dht[1], t.info_hash, 30), "libtorrent never announced"
+    magnet = f"magnet:?xt=urn:btih:{t.info_hash}"
+    args = ["get", magnet, "-o", str(tmp_path / "dl"), "--port", "0", "--bind", "127.0.0.1", "--no-seed"]
+    with ShoalProc([*args, *_bootstrap_args(lt_dht), "--timeout", "120"], tmp_path / "shoal") as sh:
+        code = sh.wait_exit(timeout=150)
+        assert code == 0, sh.log()
+        st = sh.stats()
+    discovery = st.get("discovery")
+    assert isinstance(discovery, dict) and discovery.get("dht_peers", 0) >= 1, st
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+
+
+def test_libtorrent_gets_magnet_seeded_by_shoal_over_dht(
+    tmp_path: Path, sample: content.Content, lt_dht: list[LtSession]
+) -> None:
+    t = content.make_torrent(sample.path, tmp_path / "s.torrent", piece_length=PIECE)  # no trackers
+    args = ["seed", str(t.path), str(sample.path), "--port", "0", "--bind", "127.0.0.1"]
+    with ShoalProc([*args, *_bootstrap_args(lt_dht)], tmp_path / "shoal") as sh:
+        port = sh.port()
+        # Shoal's announce reached the DHT: libtorrent's own lookup returns Shoal's listening port
+        assert ("127.0.0.1", port) in _dht_peers(lt_dht[1], t.info_hash, 60), sh.log()
+        leecher = lt_dht[2]
+        lt = leecher.lt
+        atp = lt.parse_magnet_uri(f"magnet:?xt=urn:btih:{t.info_hash}")
+        atp.save_path = str(tmp_path / "dl")
+        atp.flags &= ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+        hl = leecher.session.add_torrent(atp)
+        hl.force_dht_announce()
+        leecher.wait_complete(hl, timeout=120)
+        assert ("127.0.0.1", port) in leecher.peer_addresses(hl) or leecher.stats(hl)["progress"] == 1.0
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
