@@ -101,6 +101,8 @@ def create_torrent(
     """Hash ``path`` and return the bencoded torrent. ``trackers`` is a flat list (one tier each) or a list of tiers."""
     if version not in ("v1", "v2", "hybrid"):
         raise ConfigError(f"unknown torrent version {version!r}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"hashing threads {threads} must be at least 1")
     name, found, single = scan(Path(path))
     total = sum(length for _, length, _ in found)
     if total == 0:

@@ -166,6 +166,8 @@ def test_bad_inputs(tmp_path: Path) -> None:
     for bad in (1000, 16 * KiB + 1, 8 * KiB, 512 * MiB):
         with pytest.raises(ConfigError, match="piece size"):
             create_torrent(tmp_path / "f", piece_length=bad)
+    with pytest.raises(ConfigError, match="threads 0"):
+        create_torrent(tmp_path / "f", threads=0)
     with pytest.raises(ConfigError, match="version"):
         create_torrent(tmp_path / "f", version="v3")  # type: ignore[arg-type]
 
