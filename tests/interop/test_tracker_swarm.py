@@ -112,9 +112,10 @@ def test_libtorrent_swarm(
     seeder.wait_announced(hs, timeout=15)
     hl = leecher.add(t.path, tmp_path / "dl")
     leecher.wait_complete(hl, timeout=60)
-    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
     # the leecher announced "completed": two seeders, one download, nobody leeching
     tracker.wait_scrape(t.info_hash, ScrapeStats(complete=2, downloaded=1, incomplete=0))
+    leecher.close()  # flushes libtorrent's files before they are compared
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
 
 
 def test_aria2_downloads_from_libtorrent_over_http(
@@ -156,8 +157,9 @@ def test_libtorrent_downloads_from_aria2_over_http(
     leecher = make_lt()
     hl = leecher.add(t.path, tmp_path / "dl")
     leecher.wait_complete(hl, timeout=60)
-    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
     tracker.wait_scrape(t.info_hash, ScrapeStats(complete=2, downloaded=1, incomplete=0))
+    leecher.close()  # flushes libtorrent's files before they are compared
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
 
 
 @pytest.mark.parametrize("transport", ["http", "udp"])
@@ -205,5 +207,6 @@ def test_libtorrent_downloads_from_transmission_over_udp(
     leecher = make_lt(ns.host_addr)
     hl = leecher.add(t.path, tmp_path / "dl")
     leecher.wait_complete(hl, timeout=90)
-    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
     tracker.wait_scrape(t.info_hash, ScrapeStats(complete=2, downloaded=1, incomplete=0))
+    leecher.close()  # flushes libtorrent's files before they are compared
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
