@@ -123,3 +123,35 @@ def test_libtorrent_gets_magnet_seeded_by_shoal_over_dht(
         leecher.wait_complete(hl, timeout=120)
         assert ("127.0.0.1", port) in leecher.peer_addresses(hl) or leecher.stats(hl)["progress"] == 1.0
     content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+
+
+def test_pex_from_libtorrent_leads_shoal_to_a_third_peer(
+    tmp_path: Path, sample: content.Content, make_lt: Callable[..., LtSession]
+) -> None:
+    """Acceptance 4 (libtorrent half): Shoal knows only libtorrent A; A knows B; A's ut_pex names B; Shoal
+    connects to B. No tracker, no DHT: B has no other way to be found."""
+    t = content.make_torrent(sample.path, tmp_path / "s.torrent", piece_length=PIECE)
+    a, b = make_lt(), make_lt()
+    ha = a.add(t.path, sample.parent, seed=True)
+    hb = b.add(t.path, tmp_path / "b")  # a slow leecher, so A and B stay connected (two seeds would part)
+    hb.set_download_limit(40_000)
+    a.connect(ha, "127.0.0.1", b.port)
+    b.wait(lambda: len(b.peer_addresses(hb)) >= 1, timeout=20, what="A and B to connect")
+    args = ["get", str(t.path), "-o", str(tmp_path / "dl"), "--port", "0", "--bind", "127.0.0.1"]
+    args += ["--peer", f"127.0.0.1:{a.port}", "--download-limit", "150000", "--no-seed"]
+    with ShoalProc([*args, "--timeout", "150"], tmp_path / "shoal") as sh:
+        shoal_port = sh.port()
+        lt = b.lt
+
+        def shoal_dialled_b() -> bool:
+            # a connection B did not open itself, from a peer id with Shoal's prefix: Shoal dialled B, and the
+            # only place Shoal could have read B's address is A's ut_pex
+            return any(
+                bytes(p.pid.to_bytes()).startswith(b"-SH") and not p.flags & lt.peer_info.local_connection
+                for p in hb.get_peer_info()
+            )
+
+        b.wait(shoal_dialled_b, timeout=90, what="shoal to connect to B after A's ut_pex", handle=hb)
+        assert sh.wait_exit(timeout=150) == 0, sh.log()
+    assert shoal_port
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
