@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -66,6 +66,29 @@ def check_url(url: str, settings: Settings) -> tuple[str, str, int | None, str]:
             retryable=False,
         )
     return parts.scheme, host, port, parts.path
+
+
+def _is_local(host: str) -> bool:
+    """Loopback, private, link-local or otherwise non-global (IP literals and ``localhost`` only: names are
+    not resolved here)."""
+    if _is_loopback(host):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
+
+
+def check_redirect(source: str, target: str) -> None:
+    """Refuse a redirect to another scheme than http/https, or from a public host to a local address."""
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https"):
+        raise TrackerError(f"tracker redirect to scheme {parts.scheme!r} refused", retryable=False)
+    old, new = urlsplit(source).hostname or "", parts.hostname or ""
+    if not new:
+        raise TrackerError(f"tracker redirect to {target!r} has no host", retryable=False)
+    if _is_local(new) and not _is_local(old):
+        raise TrackerError(f"tracker redirect from {old!r} to local address {new!r} refused", retryable=False)
 
 
 def _is_loopback(host: str) -> bool:
@@ -184,15 +207,43 @@ class TrackerClient:
         return self._session
 
     async def _http_get(self, url: str) -> bytes:
+        """GET ``url`` following at most ``tracker_max_redirects`` redirects (each checked: http/https only,
+        never from a public host to a loopback/private/link-local address)."""
+        max_redirects = self.settings.tracker_max_redirects
+        for _ in range(max_redirects + 1):
+            status, location, body = await self._http_get_once(url)
+            if location is None:
+                break
+            target = urljoin(url, location)
+            check_redirect(url, target)
+            url = target
+        else:
+            raise TrackerError(f"tracker redirected more than tracker_max_redirects {max_redirects}")
+        if status != 200:
+            try:
+                http_proto.parse_announce(body)
+            except TrackerError as exc:
+                if exc.failure_reason is not None:
+                    raise
+            raise TrackerError(f"tracker answered http status {status}")
+        return body
+
+    async def _http_get_once(self, url: str) -> tuple[int, str | None, bytes]:
+        """(status, redirect location or None, body) of one GET."""
         limit = self.settings.tracker_max_response_size
         timeout = aiohttp.ClientTimeout(total=self.settings.tracker_timeout)
         try:
             async with self._get_session().get(
                 url,
                 timeout=timeout,
-                max_redirects=self.settings.tracker_max_redirects,
+                allow_redirects=False,
                 headers={"Accept-Encoding": "gzip, identity"},
             ) as resp:
+                if resp.status in (301, 302, 303, 307, 308):
+                    location = resp.headers.get("Location")
+                    if not location:
+                        raise TrackerError(f"tracker redirect {resp.status} without a location")
+                    return resp.status, location, b""
                 gz = resp.headers.get("Content-Encoding", "").lower() in ("gzip", "x-gzip", "deflate")
                 wbits = 47 if gz else 0  # 47: zlib or gzip header, auto-detected
                 inflater = zlib.decompressobj(wbits) if gz else None
@@ -217,21 +268,9 @@ class TrackerClient:
                 status = resp.status
         except TrackerError:
             raise
-        except aiohttp.TooManyRedirects:
-            raise TrackerError(
-                f"tracker redirected more than tracker_max_redirects {self.settings.tracker_max_redirects}"
-            ) from None
         except (aiohttp.ClientError, OSError, TimeoutError, zlib.error, ValueError) as exc:
             raise TrackerError(f"tracker request failed: {type(exc).__name__}: {exc}".strip()) from None
-        body = b"".join(chunks)
-        if status != 200:
-            try:
-                http_proto.parse_announce(body)
-            except TrackerError as exc:
-                if exc.failure_reason is not None:
-                    raise
-            raise TrackerError(f"tracker answered http status {status}")
-        return body
+        return status, None, b"".join(chunks)
 
     # ------------------------------------------------------------ UDP
 
