@@ -1,0 +1,185 @@
+"""Network faults end to end through the engine (cases 38, 40, 50c): a tracker that hangs, answers garbage, HTTP 500
+or a failure reason, and then recovers; every peer leaving in the middle of a download and a new one arriving.
+None of these is a torrent error: the torrent keeps downloading state, retries, and completes once a source works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from faultkit import FAST, bad_pieces, seeder, wait_status
+from shoal.codec import bencode
+from shoal.codec.compact import encode_peer
+from shoal.codec.metainfo import Metainfo
+from shoal.engine import alerts as al
+from shoal.engine.handle import TorrentState
+from shoal.engine.session import Session
+from shoal.types import PeerAddr
+from swarm_helpers import make_payload, make_torrent, same_tree
+
+pytestmark = pytest.mark.timeout(180)
+
+PIECE = 32 * 1024
+SPEC = [("a.bin", 2_000_000), ("sub/b.bin", 600_001)]
+
+
+class FakeTracker:
+    """An HTTP tracker on loopback whose behaviour the test switches: hang, garbage, 500, failure, ok."""
+
+    def __init__(self) -> None:
+        self.mode = "hang"
+        self.peers: list[PeerAddr] = []
+        self.requests: dict[str, int] = {}
+        self.server: asyncio.Server | None = None
+        self._hung: list[asyncio.StreamWriter] = []
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/announce"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
+            writer.close()
+            return
+        mode = self.mode
+        self.requests[mode] = self.requests.get(mode, 0) + 1
+        if mode == "hang":
+            self._hung.append(writer)  # never answered, closed at the end of the test
+            return
+        status, body = {
+            "garbage": (200, b"\x00\xffnot bencode at all" * 20),
+            "500": (500, b"internal error"),
+            "failure": (200, bencode.encode({b"failure reason": b"<script>alert(1)</script> go away"})),
+            "ok": (
+                200,
+                bencode.encode({b"interval": 1, b"peers": b"".join(encode_peer(p) for p in self.peers)}),
+            ),
+        }[mode]
+        writer.write(
+            b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (status, len(body), body)
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[FakeTracker]:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        try:
+            yield self
+        finally:
+            for w in self._hung:
+                w.close()
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def _payload(root: Path, trackers: list[str]) -> tuple[Path, Path, Metainfo]:
+    src = make_payload(root / "src" / "payload", SPEC, seed=5)
+    data = make_torrent(src, piece_length=PIECE, trackers=trackers)
+    torrent = root / "payload.torrent"
+    torrent.write_bytes(data)
+    return src, torrent, Metainfo.from_bytes(data)
+
+
+async def test_tracker_hangs_then_garbage_then_recovers(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    async with tracker.running():
+        src, torrent, _ = _payload(tmp_path, [tracker.url])
+        async with seeder(torrent, src) as (_, _, addr):
+            tracker.peers = [addr]
+            async with Session(FAST, listen=("127.0.0.1", 0)) as session:
+                h = await session.add(torrent, save_path=tmp_path / "out")
+                for mode in ("hang", "garbage", "500", "failure"):
+                    tracker.mode = mode
+                    before = tracker.requests.get(mode, 0)
+                    loop = asyncio.get_running_loop()
+                    deadline = loop.time() + 30
+                    while tracker.requests.get(mode, 0) < before + 2:  # two attempts: it keeps retrying
+                        assert loop.time() < deadline, f"no retry while the tracker answers {mode}"
+                        await asyncio.sleep(0.05)
+                    st = h.status()
+                    assert st.state is TorrentState.DOWNLOADING and st.error is None, (mode, st)
+                    assert st.pieces_have == 0
+                tracker.mode = "ok"
+                await h.wait_complete(timeout=60)
+    assert same_tree(src, tmp_path / "out" / src.name)
+
+
+@pytest.mark.xfail(
+    reason="the engine never posts TrackerFailed (engine/announce.py only posts TrackerReply): a failing "
+    "tracker is retried but invisible to alert consumers",
+    strict=True,
+)
+async def test_tracker_failure_is_reported_as_an_alert(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    tracker.mode = "failure"
+    async with tracker.running():
+        _, torrent, _ = _payload(tmp_path, [tracker.url])
+        async with Session(FAST, listen=("127.0.0.1", 0)) as session:
+            await session.add(torrent, save_path=tmp_path / "out")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while tracker.requests.get("failure", 0) < 2 and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            failures = [a for a in session.alerts().pop_all() if isinstance(a, al.TrackerFailed)]
+    assert failures and any("go away" in a.error for a in failures)
+    assert all("<script>" not in a.error or a.error.isprintable() for a in failures)
+
+
+async def test_dead_tracker_does_not_block_direct_peers(tmp_path: Path) -> None:
+    tracker = FakeTracker()  # hangs for the whole test
+    async with tracker.running():
+        src, torrent, _ = _payload(tmp_path, [tracker.url])
+        async with seeder(torrent, src) as (_, _, addr), Session(FAST, listen=("127.0.0.1", 0)) as session:
+            h = await session.add(torrent, save_path=tmp_path / "out", peers=[addr])
+            await h.wait_complete(timeout=60)
+    assert same_tree(src, tmp_path / "out" / src.name)
+
+
+@contextlib.asynccontextmanager
+async def partial_seeder(torrent: Path, src: Path, root: Path, keep: int) -> AsyncIterator[PeerAddr]:
+    """A seeder that has only the first ``keep`` bytes of a.bin (the rest zeroed), so it holds some pieces."""
+    data = root / src.name
+    shutil.copytree(src, data)
+    blob = bytearray((data / "a.bin").read_bytes())
+    blob[keep:] = bytes(len(blob) - keep)
+    (data / "a.bin").write_bytes(bytes(blob))
+    (data / "sub" / "b.bin").unlink()
+    async with Session(FAST, listen=("127.0.0.1", 0)) as session:
+        h = await session.add(torrent, save_path=root, data_name=src.name, force_recheck=True, seed=True)
+        await wait_status(h, lambda s: s.state is TorrentState.DOWNLOADING, 60, "the partial seeder's check")
+        yield PeerAddr("127.0.0.1", session.listen_port)
+
+
+async def test_all_peers_leave_mid_download_and_a_new_one_arrives(tmp_path: Path) -> None:
+    src, torrent, meta = _payload(tmp_path, [])
+    half = 1_000_000
+    async with Session(FAST, listen=("127.0.0.1", 0)) as session:
+        async with (
+            partial_seeder(torrent, src, tmp_path / "p1", half) as a,
+            partial_seeder(torrent, src, tmp_path / "p2", half) as b,
+        ):
+            h = await session.add(torrent, save_path=tmp_path / "out", peers=[a, b])
+            expected = half // PIECE
+            await wait_status(h, lambda s: s.pieces_have >= expected, 60, "the first half")
+        # both peers are gone now
+        await wait_status(h, lambda s: s.peers == 0, 30, "the peers to be gone")
+        await asyncio.sleep(1.0)  # a few ticks with nobody to talk to
+        st = h.status()
+        assert st.state is TorrentState.DOWNLOADING and st.error is None, st
+        assert expected <= st.pieces_have < st.pieces_total
+        assert not bad_pieces(tmp_path / "out", meta, set(h._task.have))
+        async with seeder(torrent, src) as (_, _, full):
+            h.add_peer(full)
+            await h.wait_complete(timeout=60)
+    assert same_tree(src, tmp_path / "out" / src.name)
