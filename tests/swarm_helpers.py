@@ -135,7 +135,18 @@ class ShoalProc:
         self.stats_path = workdir / "stats.json"
         self.log_path = workdir / "shoal.log"
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-        cmd = [*netns_exec, sys.executable, "-m", "shoal", *args, "--stats", str(self.stats_path), "-q"]
+        verbose = ["-vv"] if os.environ.get("SHOAL_TEST_DEBUG") else []
+        cmd = [
+            *netns_exec,
+            sys.executable,
+            "-m",
+            "shoal",
+            *verbose,
+            *args,
+            "--stats",
+            str(self.stats_path),
+            "-q",
+        ]
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
@@ -215,3 +226,20 @@ def shoal_get(torrent: Path, out: Path, workdir: Path, *extra: str, bind: str = 
 
 def shoal_seed(torrent: Path, data: Path, workdir: Path, *extra: str, bind: str = "127.0.0.1") -> ShoalProc:
     return ShoalProc(["seed", str(torrent), str(data), "--port", "0", "--bind", bind, *extra], workdir)
+
+
+def wait_seed_registered(tracker: object, info_hash_hex: str, timeout: float = 20.0, count: int = 1) -> None:
+    """Wait until the tracker's scrape shows ``count`` seeds (so a peer added next hears of them at once)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = tracker.scrape(info_hash_hex)  # type: ignore[attr-defined]
+            if int(last.get("complete", 0)) >= count:  # type: ignore[attr-defined]
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"tracker never listed {count} seed(s) for {info_hash_hex}: {last}")

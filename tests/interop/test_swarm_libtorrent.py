@@ -15,7 +15,7 @@ from interop.conftest import SAMPLE_PIECE
 from interop.harness import content
 from interop.harness.libtorrent_peer import LtSession
 from interop.harness.opentracker import OpenTracker
-from swarm_helpers import MULTI_FILE_SPEC, make_payload, shoal_get, shoal_seed
+from swarm_helpers import MULTI_FILE_SPEC, make_payload, shoal_get, shoal_seed, wait_seed_registered
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 
@@ -74,6 +74,7 @@ def test_libtorrent_downloads_from_shoal(
     t = _torrent(tmp_path, sample, ot)
     with shoal_seed(t.path, sample.path, tmp_path / "shoal") as sh:
         sh.port()  # checked and seeding (announced right after checking)
+        wait_seed_registered(ot, t.info_hash)
         leecher = make_lt()
         hl = leecher.add(t.path, tmp_path / "dl")
         leecher.wait_complete(hl, timeout=90)

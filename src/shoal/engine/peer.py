@@ -39,6 +39,7 @@ class PeerTask(asyncio.BufferedProtocol):
         self.conn: PeerConnection | None = None
         self.attached = False
         self.have_sent = False
+        self._trace = logger.isEnabledFor(logging.DEBUG)
         self.closed = False
         self.close_reason = ""
         self._out: list[bytes] = []
@@ -145,6 +146,8 @@ class PeerTask(asyncio.BufferedProtocol):
                 event = conn.next_event()
                 if event is None:
                     break
+                if self._trace:
+                    logger.debug("%r: %s", self, event if type(event) is not ev.BlockReceived else "block")
                 handlers[type(event)](self, event)
             extra = conn.data_to_send()
             if extra:

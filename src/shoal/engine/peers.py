@@ -574,6 +574,9 @@ class PeerSet:
         if self._last_choke is None or now - self._last_choke >= s.choke_interval:
             self.rechoke(now)
         self._connect_some(now)
+        from shoal.engine.pex import broadcast as broadcast_pex  # ut_pex to each peer, rate-limited
+
+        broadcast_pex(self, now)
 
     def _expire_requests(self, peer: PeerTask, now: float) -> None:
         tr = self.task.transfer
