@@ -142,6 +142,7 @@ def parse_announce(query: bytes, ip_packed: bytes, passkey: str | None) -> Annou
         passkey=passkey,
         downloaded=downloaded,
         uploaded=uploaded,
+        want_peer_ids=not compact and not no_peer_id,
     )
     return AnnounceQuery(req, compact, no_peer_id)
 
@@ -163,20 +164,24 @@ def encode_announce(res: AnnounceResult, compact: bool = True, no_peer_id: bool 
         res.min_interval,
     )
     if compact:
-        p4 = b"".join([p.addr for p in res.peers if len(p.addr) == 6])
-        p6 = b"".join([p.addr for p in res.peers if len(p.addr) == 18])
+        if res.has_v6:
+            p4 = b"".join([a for a in res.peers if len(a) == 6])
+            p6 = b"".join([a for a in res.peers if len(a) == 18])
+        else:
+            p4, p6 = b"".join(res.peers), b""
         body = b"5:peers%d:%s" % (len(p4), p4)
         if p6:
             body += b"6:peers6%d:%s" % (len(p6), p6)
         return head + body + b"e"
     items = []
-    for p in res.peers:
+    ids = res.peer_ids or [b""] * len(res.peers)
+    for addr, peer_id in zip(res.peers, ids, strict=False):
         d: dict[bytes, object] = {
-            b"ip": _ip_text(p.addr[:-2]).encode(),
-            b"port": int.from_bytes(p.addr[-2:], "big"),
+            b"ip": _ip_text(addr[:-2]).encode(),
+            b"port": int.from_bytes(addr[-2:], "big"),
         }
-        if not no_peer_id and p.peer_id:
-            d[b"peer id"] = p.peer_id
+        if not no_peer_id and peer_id:
+            d[b"peer id"] = peer_id
         items.append(d)
     return head + b"5:peers" + encode(items) + b"e"
 

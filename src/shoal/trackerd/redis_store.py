@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from shoal.errors import NetworkError
 from shoal.tracker.proto.messages import Event, ScrapeStats
 from shoal.trackerd.config import TrackerdConfig
-from shoal.trackerd.registry import AnnounceRefused, AnnounceResult, Peer, ServerAnnounce
+from shoal.trackerd.registry import AnnounceRefused, AnnounceResult, ServerAnnounce
 
 _ANNOUNCE_LUA = """
 local s, l, dl, st, sw = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -121,8 +121,9 @@ class RedisBackend:
             )
         except RedisError as exc:
             raise NetworkError(f"redis announce failed: {exc}") from None
-        peers = [Peer(bytes(a), b"", False, now) for a in addrs if len(a) in (6, 18)]
-        return AnnounceResult(cfg.interval, cfg.min_interval, int(ns), int(nl), peers)
+        peers = [bytes(a) for a in addrs if len(a) in (6, 18)]
+        has_v6 = any(len(a) == 18 for a in peers)
+        return AnnounceResult(cfg.interval, cfg.min_interval, int(ns), int(nl), peers, has_v6)
 
     async def scrape(self, hashes: list[bytes], passkey: str | None) -> dict[bytes, ScrapeStats]:
         if self.passkeys is not None and passkey not in self.passkeys:

@@ -39,18 +39,24 @@ class ServerAnnounce:
     passkey: str | None = None
     downloaded: int = 0
     uploaded: int = 0
+    want_peer_ids: bool = False  # dictionary-mode HTTP answers carry peer ids
 
 
 @dataclass(slots=True)
 class AnnounceResult:
+    """``peers`` are compact addresses (6 or 18 bytes); ``has_v6`` says whether any is 18 bytes (when not,
+    they are joined without looking at each); ``peer_ids`` follows ``peers`` when asked for."""
+
     interval: int
     min_interval: int
     complete: int
     incomplete: int
-    peers: list[Peer]
+    peers: list[bytes]
+    has_v6: bool = False
+    peer_ids: list[bytes] | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Peer:
     addr: bytes
     peer_id: bytes
@@ -59,24 +65,34 @@ class Peer:
 
 
 class _PeerList:
-    """A list with O(1) removal (swap with the last) and O(k) random samples."""
+    """Peers with O(1) removal (swap with the last). ``addrs`` mirrors ``items`` so that answers are sliced
+    and joined in C, without a Python step per peer."""
 
-    __slots__ = ("index", "items")
+    __slots__ = ("addrs", "index", "items", "v6")
 
     def __init__(self) -> None:
         self.items: list[Peer] = []
+        self.addrs: list[bytes] = []
         self.index: dict[bytes, int] = {}
+        self.v6 = 0
 
     def add(self, peer: Peer) -> None:
         self.index[peer.addr] = len(self.items)
         self.items.append(peer)
+        self.addrs.append(peer.addr)
+        if len(peer.addr) == 18:
+            self.v6 += 1
 
     def remove(self, addr: bytes) -> None:
         i = self.index.pop(addr)
         last = self.items.pop()
+        self.addrs.pop()
         if last.addr != addr:
             self.items[i] = last
+            self.addrs[i] = last.addr
             self.index[last.addr] = i
+        if len(addr) == 18:
+            self.v6 -= 1
 
 
 @dataclass(slots=True)
@@ -187,23 +203,33 @@ class Registry:
         numwant = req.numwant if req.numwant is not None else cfg.default_numwant
         numwant = max(0, min(numwant, cfg.max_numwant))
         peers = self._sample(swarm, seeder, req.addr, numwant) if numwant else []
-        return AnnounceResult(
-            cfg.interval, cfg.min_interval, len(swarm.seeders.items), len(swarm.leechers.items), peers
+        res = AnnounceResult(
+            cfg.interval,
+            cfg.min_interval,
+            len(swarm.seeders.items),
+            len(swarm.leechers.items),
+            peers,
+            bool(swarm.leechers.v6 or (swarm.seeders.v6 and not seeder)),
         )
+        if req.want_peer_ids:
+            res.peer_ids = [p.peer_id if (p := swarm.get(a)) is not None else b"" for a in peers]
+        return res
 
-    def _sample(self, swarm: Swarm, seeder: bool, own: bytes, k: int) -> list[Peer]:
-        leechers = swarm.leechers.items
-        seeders: list[Peer] = [] if seeder else swarm.seeders.items
+    def _sample(self, swarm: Swarm, seeder: bool, own: bytes, k: int) -> list[bytes]:
+        leechers = swarm.leechers.addrs
+        seeders: list[bytes] = [] if seeder else swarm.seeders.addrs
         nl, ns = len(leechers), len(seeders)
         if nl + ns <= k + 1:
             chosen = leechers + seeders
         else:
             kl = min(nl, max(k - ns, round(k * nl / (nl + ns))))
             chosen = self._window(leechers, kl + 1) + self._window(seeders, k + 1 - kl)
-        return [p for p in chosen if p.addr != own][:k]
+        if own in chosen:
+            chosen.remove(own)
+        return chosen[:k]
 
-    def _window(self, items: list[Peer], k: int) -> list[Peer]:
-        """``k`` peers from a random offset, wrapping around: one random number, C-speed slicing. The list
+    def _window(self, items: list[bytes], k: int) -> list[bytes]:
+        """``k`` entries from a random offset, wrapping around: one random number, C-speed slicing. The list
         order is arrival order stirred by swap-removals, so a window is as good as a sample here."""
         n = len(items)
         if k >= n:

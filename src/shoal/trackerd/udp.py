@@ -189,7 +189,10 @@ class UdpTracker(asyncio.DatagramProtocol):
 
     def _announce_packet(self, tid: int, res: AnnounceResult, v6: bool) -> bytes:
         size = 18 if v6 else 6
-        peers = b"".join([p.addr for p in res.peers if len(p.addr) == size])
+        if res.has_v6 or v6:
+            peers = b"".join([a for a in res.peers if len(a) == size])
+        else:
+            peers = b"".join(res.peers)
         return proto.encode_announce_response(tid, res.interval, res.incomplete, res.complete, peers)
 
     def _spawn(self, coro: Any) -> None:

@@ -8,7 +8,7 @@ from shoal.codec.bencode import decode
 from shoal.tracker.proto import http as client_http
 from shoal.tracker.proto.messages import AnnounceRequest, Event, ScrapeStats
 from shoal.trackerd import query as q
-from shoal.trackerd.registry import AnnounceResult, Peer
+from shoal.trackerd.registry import AnnounceResult
 from shoal.types import PeerAddr
 
 IH = bytes(range(20))
@@ -70,11 +70,8 @@ def test_scrape_hashes_capped_one_past() -> None:
 
 
 def test_encode_announce_compact_and_dict() -> None:
-    peers = [
-        Peer(bytes([1, 2, 3, 4, 0, 80]), b"p" * 20, False, 0.0),
-        Peer(bytes(15) + b"\x01\x00\x51", b"q" * 20, True, 0.0),
-    ]
-    res = AnnounceResult(1800, 900, 1, 1, peers)
+    peers = [bytes([1, 2, 3, 4, 0, 80]), bytes(15) + b"\x01\x00\x51"]
+    res = AnnounceResult(1800, 900, 1, 1, peers, has_v6=True, peer_ids=[b"p" * 20, b"q" * 20])
     compact = q.encode_announce(res)
     assert decode(compact)  # canonical bencode (sorted keys)
     parsed = client_http.parse_announce(compact)

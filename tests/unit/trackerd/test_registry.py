@@ -32,9 +32,9 @@ def test_announce_counts_and_never_returns_self() -> None:
     assert (res.complete, res.incomplete, res.peers) == (0, 1, [])
     res = r.announce(req(2, left=0, event=Event.STARTED), 1.0)
     assert (res.complete, res.incomplete) == (1, 1)
-    assert [p.addr for p in res.peers] == [addr(1)]
+    assert res.peers == [addr(1)]
     res = r.announce(req(1), 2.0)
-    assert [p.addr for p in res.peers] == [addr(2)]
+    assert res.peers == [addr(2)]
     assert res.interval == CFG.interval and res.min_interval == CFG.min_interval
 
 
@@ -44,7 +44,7 @@ def test_seeders_not_sent_to_seeders() -> None:
         r.announce(req(i, left=0), 0.0)
     r.announce(req(10), 0.0)
     res = r.announce(req(0, left=0), 1.0)
-    assert [p.addr for p in res.peers] == [addr(10)]
+    assert res.peers == [addr(10)]
 
 
 def test_numwant_default_cap_and_randomness() -> None:
@@ -55,8 +55,8 @@ def test_numwant_default_cap_and_randomness() -> None:
     assert len(r.announce(req(0, numwant=10**6), 1.0).peers) == CFG.max_numwant
     assert len(r.announce(req(0, numwant=CFG.max_numwant + 1), 1.0).peers) == CFG.max_numwant
     assert r.announce(req(0, numwant=0), 1.0).peers == []
-    a = {p.addr for p in r.announce(req(0, numwant=5), 1.0).peers}
-    b = {p.addr for p in r.announce(req(0, numwant=5), 1.0).peers}
+    a = set(r.announce(req(0, numwant=5), 1.0).peers)
+    b = set(r.announce(req(0, numwant=5), 1.0).peers)
     assert a != b and addr(0) not in a | b
 
 
@@ -150,3 +150,18 @@ def test_expiry_in_slices() -> None:
     assert r.swarms == {} and r.peer_count == 0
     r.announce(req(1), 300.0)
     assert r.expire(300.0, max_swarms=0) == 0
+
+
+def test_peer_ids_for_dictionary_answers_and_v6_flag() -> None:
+    r = reg()
+    r.announce(req(1), 0.0)
+    v6 = ServerAnnounce(IH, b"6" * 20, bytes(15) + b"\x01" + b"\x00\x07", 1)
+    r.announce(v6, 0.0)
+    res = r.announce(ServerAnnounce(IH, b"x" * 20, addr(3), 1, want_peer_ids=True), 0.0)
+    assert dict(zip(res.peers, res.peer_ids or [], strict=True)) == {
+        addr(1): bytes([1]) * 20,
+        v6.addr: b"6" * 20,
+    }
+    assert res.has_v6
+    r.announce(ServerAnnounce(IH, b"6" * 20, v6.addr, 1, Event.STOPPED), 1.0)
+    assert not r.announce(req(3), 1.0).has_v6
