@@ -155,3 +155,29 @@ def test_pex_from_libtorrent_leads_shoal_to_a_third_peer(
         assert sh.wait_exit(timeout=150) == 0, sh.log()
     assert shoal_port
     content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+
+
+def test_pex_from_shoal_leads_libtorrent_to_a_third_peer(
+    tmp_path: Path, sample: content.Content, make_lt: Callable[..., LtSession]
+) -> None:
+    """Acceptance 4 (Shoal half): Shoal seeds; libtorrent X and Y each know only Shoal; Shoal's ut_pex tells
+    each about the other, and they connect to each other."""
+    t = content.make_torrent(sample.path, tmp_path / "s.torrent", piece_length=PIECE)
+    args = ["seed", str(t.path), str(sample.path), "--port", "0", "--bind", "127.0.0.1"]
+    with ShoalProc(args, tmp_path / "shoal") as sh:
+        port = sh.port()
+        x, y = make_lt(), make_lt()
+        hx = x.add(t.path, tmp_path / "x", peers=[("127.0.0.1", port)])
+        hy = y.add(t.path, tmp_path / "y", peers=[("127.0.0.1", port)])
+        for h in (hx, hy):
+            h.set_download_limit(40_000)  # stay leechers, so X and Y still want each other
+        lt = x.lt
+
+        def x_and_y_connected() -> bool:
+            # X holds a connection to a libtorrent peer: Y, whose address X could only have from Shoal's ut_pex
+            return any(bytes(p.pid.to_bytes()).startswith(b"-LT") for p in hx.get_peer_info())
+
+        x.wait(x_and_y_connected, timeout=90, what="X and Y to connect after Shoal's ut_pex", handle=hx)
+        sources = {int(p.source) for p in hx.get_peer_info() if bytes(p.pid.to_bytes()).startswith(b"-LT")}
+        sources |= {int(p.source) for p in hy.get_peer_info() if bytes(p.pid.to_bytes()).startswith(b"-LT")}
+        assert any(src & lt.peer_info.pex for src in sources), sources

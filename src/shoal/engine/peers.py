@@ -25,7 +25,7 @@ from shoal.policy.bitfield import Bitfield
 from shoal.policy.choker import Choker, PeerStats
 from shoal.policy.peer_book import PeerBook, PeerSource
 from shoal.policy.requests import pipeline_depth
-from shoal.types import BlockRef, PeerAddr
+from shoal.types import BLOCK_SIZE, BlockRef, PeerAddr
 from shoal.wire import events as ev
 from shoal.wire import messages as m
 
@@ -321,6 +321,8 @@ class PeerSet:
             peer.send_message(conn.send(m.NotInterested()))
 
     def resume_reading(self) -> None:
+        if not self.task.rates.can_down(self.session.clock.now()):
+            return  # the tick resumes once the rate limit allows
         for peer in self.active:
             if peer.read_paused:
                 peer.resume_reading()
@@ -454,6 +456,7 @@ class PeerSet:
             or peer.closed
             or not peer.attached
             or self.task.paused
+            or self.task.state.value == "checking"
         ):
             return
         want = peer.depth - len(tracker)
@@ -544,6 +547,7 @@ class PeerSet:
     def tick(self, now: float) -> None:
         s = self.settings
         t = self.task
+        limit = t.rates.effective_download_limit()
         for peer in list(self.active):
             tracker = peer.tracker
             if tracker is None or peer.closed:
@@ -562,6 +566,8 @@ class PeerSet:
                 peer_reqq=peer.reqq,
                 snubbed=peer.snubbed,
             )
+            if limit:  # a rate limit: keep only about half a second of the allowed rate requested
+                peer.depth = min(peer.depth, max(2, int(limit * 0.5 / BLOCK_SIZE)))
             self._expire_requests(peer, now)
             peer.starved = False
             if peer.read_paused and t.rates.can_down(now):
