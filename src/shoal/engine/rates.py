@@ -30,6 +30,7 @@ class RateSet:
         self.up_est = RateEstimator()
         self._down_total = 0
         self._up_total = 0
+        self._down_debt = 0
 
     def set_limits(self, download: int | None, upload: int | None) -> None:
         now = self.clock.now()
@@ -46,20 +47,47 @@ class RateSet:
     def upload_limit(self) -> int:
         return int(self.up.rate)
 
-    def take_down(self, n: int, now: float) -> bool:
-        """Account ``n`` downloaded bytes; False when a limit is exhausted (pause reading until the tick)."""
-        self._down_total += n
-        ok = True
+    def effective_download_limit(self) -> int:
+        """The tighter of this torrent's and the session's download limits (0: none)."""
+        limits = [int(self.down.rate)]
         g = self.session.global_down
-        if g is not None and not g.unlimited:
-            ok = g.take(n, now) >= n and ok
-        if not self.down.unlimited:
-            ok = self.down.take(n, now) >= n and ok
-        return ok
+        if g is not None:
+            limits.append(int(g.rate))
+        limits = [x for x in limits if x > 0]
+        return min(limits) if limits else 0
+
+    def take_down(self, n: int, now: float) -> bool:
+        """Account ``n`` downloaded bytes; False when a limit is exhausted (pause reading until it refills).
+
+        Bytes beyond the tokens available become a debt paid back before reading resumes, so data that was
+        already in socket buffers does not escape the limit.
+        """
+        self._down_total += n
+        if self._unlimited_down():
+            return True
+        self._down_debt += n
+        return self._pay_down(now)
+
+    def _unlimited_down(self) -> bool:
+        g = self.session.global_down
+        return self.down.unlimited and (g is None or g.unlimited)
+
+    def _pay_down(self, now: float) -> bool:
+        debt = self._down_debt
+        if debt <= 0:
+            return True
+        buckets = [b for b in (self.down, self.session.global_down) if b is not None and not b.unlimited]
+        pay = min(int(b.available(now)) for b in buckets)
+        pay = max(0, min(pay, debt))
+        for b in buckets:
+            b.take(pay, now)
+        self._down_debt = debt - pay
+        return self._down_debt == 0
 
     def can_down(self, now: float) -> bool:
-        g = self.session.global_down
-        return self.down.available(now) > 0 and (g is None or g.available(now) > 0)
+        if self._unlimited_down():
+            return True
+        return self._pay_down(now)
 
     def can_up(self, now: float) -> bool:
         g = self.session.global_up
