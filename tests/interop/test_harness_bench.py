@@ -64,3 +64,18 @@ def test_bench_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
     peers.require_libtorrent()
     assert main(["bench", "download", "--size", "12X"]) == 2
     assert "12X" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["download", "seed"])
+def test_transfer_benchmark_measures_shoal_too(tmp_path: Path, case: str) -> None:
+    peers.require_libtorrent()
+    from benchmarks import bench_transfer
+
+    before = _children()
+    table = bench_transfer.run(case, size=4 << 20, runs=1, workdir=tmp_path)[0]
+    text = table.render()
+    shoal_row = next(r for r in table.rows if r.who.startswith("shoal"))
+    assert shoal_row.mb_s and shoal_row.mb_s > 0, text
+    assert shoal_row.cpu_s and shoal_row.cpu_s > 0, text
+    assert table.rows[-1].who == "ratio shoal/libtorrent", text
+    assert _children() <= before
