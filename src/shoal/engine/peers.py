@@ -525,11 +525,11 @@ class PeerSet:
             n = peer.send_block(piece, offset, data[offset : offset + length])
             if n:
                 sent += n
+                t.rates.take_up(n, now)
         if sent:
             peer.uploaded += sent
             peer.up_window += sent
             t.counters["bytes_uploaded"] += sent
-            t.rates.take_up(sent, now)
 
     def _read_done(self, peer: PeerTask, fut: asyncio.Future[bytes]) -> None:
         if fut.cancelled():

@@ -31,6 +31,7 @@ class RateSet:
         self._down_total = 0
         self._up_total = 0
         self._down_debt = 0
+        self._up_debt = 0
 
     def set_limits(self, download: int | None, upload: int | None) -> None:
         now = self.clock.now()
@@ -89,17 +90,30 @@ class RateSet:
             return True
         return self._pay_down(now)
 
-    def can_up(self, now: float) -> bool:
+    def _unlimited_up(self) -> bool:
         g = self.session.global_up
-        return self.up.available(now) > 0 and (g is None or g.available(now) > 0)
+        return self.up.unlimited and (g is None or g.unlimited)
+
+    def can_up(self, now: float) -> bool:
+        """Whether another block may be sent now (pays back earlier overdraft first)."""
+        if self._unlimited_up():
+            return True
+        debt = self._up_debt
+        buckets = [b for b in (self.up, self.session.global_up) if b is not None and not b.unlimited]
+        if debt > 0:
+            pay = max(0, min(min(int(b.available(now)) for b in buckets), debt))
+            for b in buckets:
+                b.take(pay, now)
+            self._up_debt = debt = debt - pay
+        return debt == 0 and all(b.available(now) >= 1 for b in buckets)
 
     def take_up(self, n: int, now: float) -> None:
+        """Account ``n`` uploaded bytes; what the buckets cannot cover becomes debt."""
         self._up_total += n
-        g = self.session.global_up
-        if g is not None and not g.unlimited:
-            g.take(n, now)
-        if not self.up.unlimited:
-            self.up.take(n, now)
+        if self._unlimited_up():
+            return
+        self._up_debt += n
+        self.can_up(now)
 
     def tick(self, now: float) -> None:
         self.down_est.add(self._down_total, now)
