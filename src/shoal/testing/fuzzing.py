@@ -20,21 +20,7 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 
-from shoal.errors import ShoalError
-
 TestOneInput = Callable[[bytes], None]
-
-
-def expect_only(allowed: tuple[type[ShoalError], ...], fn: Callable[[bytes], object]) -> TestOneInput:
-    """Wrap ``fn`` so the documented errors in ``allowed`` are swallowed and everything else propagates."""
-
-    def test_one_input(data: bytes) -> None:
-        try:
-            fn(data)
-        except allowed:
-            pass
-
-    return test_one_input
 
 
 def instrument_shoal(prefix: str = "shoal") -> int:
