@@ -26,8 +26,9 @@ def test_lookups_converge_in_a_5000_node_dht() -> None:
 def test_lookups_still_find_the_closest_node_with_loss() -> None:
     report, _ = lookup_experiment(1000, 100, announces=10, seed=12, loss=0.05)
     print("\n" + "\n".join(report.lines()))
-    # a lost query makes the lookup give up on that node, so the full set of 8 can be missed, the best rarely
-    assert report.closest_found >= 0.8 * report.lookups
+    # a timed-out node near the target is asked once more; losing both tries drops it from the result
+    assert report.converged >= 0.8 * report.lookups
+    assert report.closest_found >= 0.9 * report.lookups
     assert report.announces_found >= 0.8 * report.announces
 
 

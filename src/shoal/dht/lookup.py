@@ -32,6 +32,7 @@ class Candidate:
     state: str = NEW
     token: bytes | None = None
     verified: bool = True
+    retries: int = 0
 
     def __lt__(self, other: Candidate) -> bool:
         return self.dist < other.dist
@@ -56,6 +57,7 @@ class Lookup:
     max_candidates: int = 100
     max_queries: int = 200
     max_peers: int = 1000
+    max_retries: int = 1  # a timed-out node among the k closest is asked again this many times
     announce_port: int | None = None  # get_peers followed by announce_peer
     implied_port: bool = False
     candidates: list[Candidate] = field(default_factory=list)
@@ -173,13 +175,19 @@ class Lookup:
         self._check_done()
         return new_peers
 
-    def on_failure(self, addr: tuple[str, int]) -> None:
+    def on_failure(self, addr: tuple[str, int], *, timed_out: bool = False) -> None:
+        """A query failed. A timeout (a datagram may have been lost) is retried up to ``max_retries`` times if
+        the node is still among the ``k`` closest; an error answer is final."""
         cand = self._by_addr.get(addr)
         if cand is None or cand.state != IN_FLIGHT:
             return
         self.in_flight -= 1
         self.stats.failures += 1
-        cand.state = FAILED
+        if timed_out and cand.retries < self.max_retries and cand in self._closest_live():
+            cand.retries += 1
+            cand.state = NEW
+        else:
+            cand.state = FAILED
         self._check_done()
 
     def _check_done(self) -> None:

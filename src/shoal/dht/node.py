@@ -303,7 +303,7 @@ class DhtNode:
             self.tables[family_of(pending.addr[0])].failed(pending.node_id, now)
         lookup = self.lookups.get(pending.lookup_id) if pending.lookup_id is not None else None
         if lookup is not None:
-            lookup.on_failure(pending.addr)
+            lookup.on_failure(pending.addr, timed_out=True)
             self._drive(lookup, now)
 
     # ------------------------------------------------------------------ lookups
@@ -371,6 +371,7 @@ class DhtNode:
             max_candidates=s.dht_max_lookup_candidates,
             max_queries=s.dht_max_lookup_queries,
             max_peers=s.dht_max_peers_per_lookup,
+            max_retries=s.dht_lookup_retries,
             announce_port=announce_port,
             implied_port=implied_port,
         )

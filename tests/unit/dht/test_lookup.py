@@ -73,3 +73,17 @@ def test_max_queries_ends_the_lookup() -> None:
     for c in sent:
         lk.on_failure(c.addr)
     assert lk.finished
+
+
+def test_timeout_near_target_is_retried_once_error_is_final() -> None:
+    lk = Lookup(1, "find_node", TARGET, 0.0, k=2, alpha=1, max_retries=1)
+    lk.add_nodes([node(1), node(2)], hop=1)
+    (c,) = lk.next_queries()
+    lk.on_failure(c.addr, timed_out=True)
+    (again,) = lk.next_queries()
+    assert again is c and c.retries == 1
+    lk.on_failure(c.addr, timed_out=True)
+    assert c.state == FAILED
+    (c2,) = lk.next_queries()
+    lk.on_failure(c2.addr)  # an error answer: no retry
+    assert c2.state == FAILED and lk.finished
