@@ -119,6 +119,15 @@ class Discovery:
         except ShoalError as exc:
             self.counters["dht_errors"] += 1
             logger.info("torrent %s: dht lookup failed: %s", task.name, exc)
+            return
+        st = self.stats()
+        logger.info(
+            "torrent %s: dht lookup done: %d nodes known, %d lookups in flight, %d peers from the dht so far",
+            task.name,
+            st.get("dht_nodes", 0),
+            st.get("dht_lookups_in_flight", 0),
+            st.get("dht_peers", 0),
+        )
 
     # ------------------------------------------------------------------ status
 
