@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -144,4 +145,49 @@ async def test_invalid_request_flood_disconnects_and_seeder_keeps_serving(tmp_pa
         async with Session(FAST, listen=("127.0.0.1", 0)) as session:
             h = await session.add(torrent, save_path=tmp_path / "out", peers=[addr])
             await h.wait_complete(timeout=60)
+    assert same_tree(src, tmp_path / "out" / src.name)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_connection_flood_is_shed_and_descriptors_come_back(tmp_path: Path) -> None:
+    """Case 22: 300 inbound connections that say nothing, half a handshake, or a handshake and then nothing.
+    Idle ones die at ``handshake_timeout`` / ``peer_inactivity_timeout``, the rest at the peer limits; afterwards
+    the process has as many file descriptors as before and the seeder still serves an honest leecher."""
+    src, torrent, meta = _payload(tmp_path, "one", 500_000, 1)
+    settings = FAST.with_(
+        handshake_timeout=1.0, peer_inactivity_timeout=2.0, max_peers_per_torrent=10, max_peers_global=20
+    )
+    async with seeder(torrent, src, settings) as (_, h, addr):
+        baseline = _open_fds()
+        peer = FakePeer(meta.info_hash, num_pieces=meta.info.num_pieces, piece_length=PIECE)
+        streams: list[FakePeerStream] = []
+        for i in range(300):
+            host = f"127.0.{2 + i // 200}.{1 + i % 200}"
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(addr.host, addr.port, local_addr=(host, 0)), 10
+            )
+            stream = FakePeerStream(peer, reader, writer)
+            if i % 3 == 1:
+                await stream.send(peer.partial_handshake(30))
+            elif i % 3 == 2:
+                await stream.send(FakePeer(meta.info_hash, rng=random.Random(i)).handshake())
+            streams.append(stream)
+        try:
+            closed = await asyncio.gather(*(s.wait_closed(15) for s in streams))
+            assert all(closed), f"{closed.count(False)} idle connections were never closed"
+            assert h.status().peers == 0
+        finally:
+            for s in streams:
+                await s.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while _open_fds() > baseline and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        assert _open_fds() <= baseline, "file descriptors leaked after the flood"
+        async with Session(FAST, listen=("127.0.0.1", 0)) as session:
+            leech = await session.add(torrent, save_path=tmp_path / "out", peers=[addr])
+            await leech.wait_complete(timeout=60)
     assert same_tree(src, tmp_path / "out" / src.name)
