@@ -15,7 +15,14 @@ from interop.conftest import SAMPLE_PIECE
 from interop.harness import content
 from interop.harness.libtorrent_peer import LtSession
 from interop.harness.opentracker import OpenTracker
-from swarm_helpers import MULTI_FILE_SPEC, make_payload, shoal_get, shoal_seed, wait_seed_registered
+from swarm_helpers import (
+    MULTI_FILE_SPEC,
+    ShoalProc,
+    make_payload,
+    shoal_get,
+    shoal_seed,
+    wait_seed_registered,
+)
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 
@@ -96,5 +103,40 @@ def test_shoal_get_udp_tracker(
     hs = seeder.add(t.path, sample.parent, seed=True)
     seeder.wait_announced(hs, timeout=15)
     with shoal_get(t.path, tmp_path / "dl", tmp_path / "shoal", "--no-seed", "--timeout", "90") as sh:
+        assert sh.wait_exit(timeout=120) == 0, sh.log()
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+
+
+def test_shoal_get_magnet_from_libtorrent(
+    tmp_path: Path,
+    sample: content.Content,
+    make_tracker: Callable[..., OpenTracker],
+    make_lt: Callable[..., LtSession],
+) -> None:
+    """`shoal get MAGNET` (tracker in tr=): metadata over ut_metadata from libtorrent, then the download."""
+    from urllib.parse import quote
+
+    ot = make_tracker()
+    t = _torrent(tmp_path, sample, ot)
+    seeder = make_lt()
+    hs = seeder.add(t.path, sample.parent, seed=True)
+    seeder.wait_announced(hs, timeout=15)
+    uri = f"magnet:?xt=urn:btih:{t.info_hash}&dn={sample.name}&tr={quote(ot.announce_url, safe='')}"
+    with ShoalProc(
+        [
+            "get",
+            uri,
+            "-o",
+            str(tmp_path / "dl"),
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--no-seed",
+            "--timeout",
+            "90",
+        ],
+        tmp_path / "shoal",
+    ) as sh:
         assert sh.wait_exit(timeout=120) == 0, sh.log()
     content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
