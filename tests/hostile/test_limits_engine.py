@@ -86,11 +86,6 @@ async def test_max_peers_per_torrent_and_global(tmp_path: Path) -> None:
             assert h1.status().peers + h2.status().peers == 5
 
 
-@pytest.mark.xfail(
-    reason="Settings.max_connections_per_ip exists but the engine never checks it (engine/peers.py "
-    "refuse_incoming): 3 connections from one address are kept with max_connections_per_ip=2",
-    strict=True,
-)
 async def test_max_connections_per_ip(tmp_path: Path) -> None:
     src, torrent, meta = _payload(tmp_path, "one", 500_000, 1)
     settings = FAST.with_(max_peers_per_torrent=10, max_connections_per_ip=2)

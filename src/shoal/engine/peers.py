@@ -133,7 +133,11 @@ class PeerSet:
         room = min(room, self.settings.max_half_open - self.session.half_open)
         room = min(room, self.settings.max_peers_global - self.session.connections - self.session.half_open)
         for addr in self.book.candidates(now, room):
-            if addr in self.by_addr or self.is_banned(addr):
+            if (
+                addr in self.by_addr
+                or self.is_banned(addr)
+                or self._per_ip(addr.host) >= self.settings.max_connections_per_ip
+            ):
                 self.book.on_connect_failed(addr, now)
                 continue
             self.connecting.add(addr)
@@ -170,7 +174,14 @@ class PeerSet:
             return "too many peers"
         if self.session.connections >= self.settings.max_peers_global:
             return "too many peers in session"
+        if self._per_ip(peer.addr.host) >= self.settings.max_connections_per_ip:
+            return "too many connections from one address"
         return None
+
+    def _per_ip(self, host: str) -> int:
+        return sum(1 for p in self.active if p.addr.host == host) + sum(
+            1 for a in self.connecting if a.host == host
+        )
 
     # --- attach / detach -------------------------------------------------------------------------------------
 
