@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -182,4 +183,87 @@ async def test_all_peers_leave_mid_download_and_a_new_one_arrives(tmp_path: Path
         async with seeder(torrent, src) as (_, _, full):
             h.add_peer(full)
             await h.wait_complete(timeout=60)
+    assert same_tree(src, tmp_path / "out" / src.name)
+
+
+class FlakyLink:
+    """A TCP relay to ``target`` that adds latency and cuts every connection after a random number of bytes, so
+    peers vanish in the middle of pieces (case 50c); seeded, so a failure is reproducible."""
+
+    def __init__(self, target: PeerAddr, seed: int) -> None:
+        self.target = target
+        self.rng = random.Random(seed)
+        self.cuts = 0
+        self.server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def addr(self) -> PeerAddr:
+        assert self.server is not None
+        return PeerAddr("127.0.0.1", self.server.sockets[0].getsockname()[1])
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, budget: list[int]
+    ) -> None:
+        with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
+            while budget[0] > 0:
+                data = await reader.read(min(8192, budget[0]))
+                if not data:
+                    break
+                budget[0] -= len(data)
+                await asyncio.sleep(self.rng.uniform(0.001, 0.01))
+                writer.write(data)
+                await writer.drain()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_w: asyncio.StreamWriter | None = None
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            up_r, up_w = await asyncio.wait_for(
+                asyncio.open_connection(self.target.host, self.target.port), 10
+            )
+            budget = [self.rng.randint(100_000, 600_000)]
+            tasks = [
+                asyncio.ensure_future(self._pipe(reader, up_w, [1 << 30])),
+                asyncio.ensure_future(self._pipe(up_r, writer, budget)),
+            ]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if budget[0] <= 0:
+                self.cuts += 1
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            for t in tasks:
+                t.cancel()
+            for w in (writer, up_w):
+                if w is not None:
+                    w.close()
+
+    def _spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.ensure_future(self._handle(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[FlakyLink]:
+        self.server = await asyncio.start_server(self._spawn, "127.0.0.1", 0)
+        try:
+            yield self
+        finally:
+            self.server.close()
+            for t in list(self._tasks):
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.server.wait_closed()
+
+
+@pytest.mark.parametrize("seed", [1])
+async def test_peers_cut_mid_piece_with_latency_still_complete(tmp_path: Path, seed: int) -> None:
+    src, torrent, _ = _payload(tmp_path, [])
+    async with seeder(torrent, src) as (_, _, addr), FlakyLink(addr, seed).running() as link:
+        async with Session(FAST, listen=("127.0.0.1", 0)) as session:
+            h = await session.add(torrent, save_path=tmp_path / "out", peers=[link.addr])
+            await h.wait_complete(timeout=90)
+            assert h.stats.get("hash_failures", 0) == 0
+        assert link.cuts >= 3, f"the link was cut only {link.cuts} times"
     assert same_tree(src, tmp_path / "out" / src.name)
