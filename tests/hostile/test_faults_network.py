@@ -116,11 +116,6 @@ async def test_tracker_hangs_then_garbage_then_recovers(tmp_path: Path) -> None:
     assert same_tree(src, tmp_path / "out" / src.name)
 
 
-@pytest.mark.xfail(
-    reason="the engine never posts TrackerFailed (engine/announce.py only posts TrackerReply): a failing "
-    "tracker is retried but invisible to alert consumers",
-    strict=True,
-)
 async def test_tracker_failure_is_reported_as_an_alert(tmp_path: Path) -> None:
     tracker = FakeTracker()
     tracker.mode = "failure"

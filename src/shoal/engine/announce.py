@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from shoal.engine import alerts as al
+from shoal.errors import TrackerError
 from shoal.tracker.announcer import Announcer
-from shoal.tracker.client import AnnounceDriver
+from shoal.tracker.client import AnnounceDriver, TrackerClient
 from shoal.tracker.proto.messages import AnnounceRequest, Event
 from shoal.types import PeerAddr
 
@@ -20,6 +21,25 @@ if TYPE_CHECKING:
     from shoal.engine.torrent import TorrentTask
 
 logger = logging.getLogger(__name__)
+
+
+class _ReportingClient:
+    """The session's tracker client, with every failed announce also posted as a ``TrackerFailed`` alert."""
+
+    def __init__(self, task: TorrentTask, client: Any) -> None:
+        self._task = task
+        self._client = client
+
+    async def announce(self, url: str, req: AnnounceRequest) -> Any:
+        try:
+            return await self._client.announce(url, req)
+        except TrackerError as exc:
+            text = exc.failure_reason or str(exc)
+            self._task.session.post(al.TrackerFailed(self._task.info_hash, url, text))
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 class TorrentAnnouncer:
@@ -38,7 +58,11 @@ class TorrentAnnouncer:
             retry_max=s.tracker_retry_max,
         )
         self.driver = AnnounceDriver(
-            self.announcer, task.session.tracker_client(), self._request, self._on_peers, clock=clock
+            self.announcer,
+            cast(TrackerClient, _ReportingClient(task, task.session.tracker_client())),
+            self._request,
+            self._on_peers,
+            clock=clock,
         )
         self._runner: asyncio.Task[None] | None = None
 
