@@ -84,15 +84,16 @@ class HttpTracker:
 
     def answer(self, target: bytes, ip: str, packed: bytes) -> Answer | Awaitable[Answer]:
         svc = self.service
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self.loop.time()
         t = q.parse_target(target)
-        if t.action in ("stats", "stats.json") and self.config.stats and t.passkey is None:
-            return self._stats(t.action)
-        if t.action not in ("announce", "scrape") or (t.passkey is not None and not self.config.private):
+        stats_page = t.action in ("stats", "stats.json") and self.config.stats and t.passkey is None
+        tracker = t.action in ("announce", "scrape") and (t.passkey is None or self.config.private)
+        if not (stats_page or tracker):
             return 404, q.encode_failure("not found"), _TEXT
         if not svc.allow(ip, now):
             return 429, q.encode_failure("too many requests from this address"), _TEXT
+        if stats_page:
+            return self._stats(t.action)
         try:
             if t.action == "announce":
                 svc.announces += 1
