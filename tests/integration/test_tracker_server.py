@@ -195,3 +195,20 @@ async def test_state_db_saved_periodically(tmp_path: Path) -> None:
         async with asyncio.timeout(10):
             while rows() != 1:  # written while the tracker runs, not only at shutdown
                 await asyncio.sleep(0.1)
+
+
+async def test_reload_allow_list(tmp_path: Path) -> None:
+    allow = tmp_path / "allow"
+    allow.write_text(IH.hex() + "\n")
+    cfg = CONFIG.with_(private=True, allow=str(allow))
+    other = b"\x07" * 20
+    async with TrackerServer(cfg) as srv, TrackerClient(CLIENT) as client:
+        url = urls(srv)[0]
+        with pytest.raises(TrackerError):
+            await client.announce(url, peer(1, ih=other))
+        allow.write_text(IH.hex() + "\n" + other.hex() + "\n")
+        srv.reload()  # what SIGHUP does
+        assert (await client.announce(url, peer(1, ih=other))).incomplete == 1
+        allow.write_text("not a hash\n")
+        srv.reload()  # a bad file keeps the old list
+        assert (await client.announce(url, peer(2, ih=other))).incomplete == 2

@@ -2,6 +2,7 @@
 
 Flags override the config file (``--config FILE``, TOML, keys as in :class:`TrackerdConfig`). Several
 processes can share the ports and the swarms: give each ``--reuse-port --redis redis://HOST:PORT/DB``.
+SIGHUP re-reads the ``--allow`` and ``--passkeys`` files; SIGINT / SIGTERM stop it cleanly (state saved).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ async def _serve(config: TrackerdConfig) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with TrackerServer(config) as server:
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, server.reload)  # re-read --allow / --passkeys
         if server.http_address:
             host, port = server.http_address
             print(f"shoal tracker: http://{host}:{port}/announce", flush=True)

@@ -72,6 +72,26 @@ class TrackerServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._state = StateDb(config.state_db) if config.state_db else None
 
+    def reload(self) -> None:
+        """Re-read the ``--allow`` and ``--passkeys`` files (SIGHUP); on a bad file the old lists stay."""
+        cfg = self.config
+        try:
+            allowed = read_info_hashes(cfg.allow) if cfg.allow else None
+            passkeys = read_passkeys(cfg.passkeys) if cfg.passkeys else None
+        except ConfigError as exc:
+            logger.warning("reload failed, keeping the old lists: %s", exc)
+            return
+        target: Registry | AsyncBackend = (
+            self.backend.registry if isinstance(self.backend, MemoryBackend) else self.backend
+        )
+        target.allowed = allowed  # type: ignore[union-attr]
+        target.passkeys = passkeys  # type: ignore[union-attr]
+        logger.info(
+            "reloaded: %s allowed info-hashes, %s passkeys",
+            "any" if allowed is None else len(allowed),
+            "no" if passkeys is None else len(passkeys),
+        )
+
     async def __aenter__(self) -> TrackerServer:
         await self.start()
         return self
