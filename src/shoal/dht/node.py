@@ -81,7 +81,7 @@ class DhtNode:
         self._next_maintenance = now + s.dht_maintenance_interval
         self._routers: list[Addr] = []
         self._next_bootstrap: float | None = None
-        self._bootstrap_lookup: int | None = None
+        self._bootstrap_lookups: set[int] = set()
         self.external_ip_votes: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
         self._handlers: dict[str, Callable[[Query, Addr, float], Response | Error]] = {
@@ -333,13 +333,17 @@ class DhtNode:
         self._send_query("ping", (addr[0], addr[1]), now)
 
     def bootstrap(self, routers: Iterable[Addr], now: float) -> int:
-        """Find our own neighbourhood starting from ``routers`` (and whatever the table already knows)."""
+        """Find our own neighbourhood starting from ``routers`` (and whatever the tables already know): one
+        find_node for our id per address family among the routers. Returns the first lookup's id."""
         self._routers = [(h, p) for h, p in routers]
         self._next_bootstrap = now + self.settings.dht_bootstrap_retry
-        fam = family_of(self._routers[0][0]) if self._routers else 4
-        lookup_id = self._start("find_node", self.node_id, now, fam, seeds=self._routers)
-        self._bootstrap_lookup = lookup_id
-        return lookup_id
+        families = sorted({family_of(h) for h, _ in self._routers}) or [4]
+        ids = []
+        for fam in families:
+            seeds = [r for r in self._routers if family_of(r[0]) == fam]
+            ids.append(self._start("find_node", self.node_id, now, fam, seeds=seeds))
+        self._bootstrap_lookups.update(ids)
+        return ids[0]
 
     def _start(
         self,
@@ -406,8 +410,7 @@ class DhtNode:
 
     def _finish(self, lookup: Lookup, now: float) -> None:
         del self.lookups[lookup.lookup_id]
-        if lookup.lookup_id == self._bootstrap_lookup:
-            self._bootstrap_lookup = None
+        self._bootstrap_lookups.discard(lookup.lookup_id)
         announced = 0
         prefer = self.settings.dht_enforce_node_id
         if lookup.kind == "get_peers" and lookup.announce_port is not None and not self.read_only:
@@ -459,7 +462,7 @@ class DhtNode:
         if (
             empty
             and self._routers
-            and self._bootstrap_lookup is None
+            and not self._bootstrap_lookups
             and self._next_bootstrap is not None
             and now >= self._next_bootstrap
             and len(self.lookups) < s.dht_max_lookups

@@ -13,6 +13,7 @@ the good nodes again. The session uses :meth:`get_peers`, :meth:`iter_peers` and
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import socket
@@ -123,7 +124,7 @@ class DhtService:
             raise NetworkError(
                 f"cannot bind dht socket on {self.host}:{self.requested_port}: {exc}"
             ) from None
-        seeds = [(h, p) for _, h, p in saved if family_of(h) == 4]
+        seeds = [(h, p) for _, h, p in saved if family_of(h) in self._transports]
         seeds += await self._resolve(router_addrs)
         if seeds:
             self.node.bootstrap(seeds, loop.time())
@@ -131,18 +132,24 @@ class DhtService:
         logger.info("dht: node %s listening on udp port %d", self.node.node_id.hex()[:8], self.port)
 
     async def _resolve(self, routers: Iterable[Addr]) -> list[Addr]:
+        """Router addresses, for every family we have a socket for."""
         loop = asyncio.get_running_loop()
         out: list[Addr] = []
+        families = [
+            (fam, af) for fam, af in ((4, socket.AF_INET), (6, socket.AF_INET6)) if fam in self._transports
+        ]
         for host, port in routers:
-            text = f"{host}:{port}"
-            try:
-                infos = await asyncio.wait_for(
-                    loop.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM), 10
-                )
-            except (OSError, TimeoutError) as exc:
-                logger.warning("dht: cannot resolve router %s: %s", text, exc)
-                continue
-            out.extend((str(info[4][0]), int(info[4][1])) for info in infos[:1])
+            for fam, af in families:
+                if _literal_family(host) not in (None, fam):
+                    continue  # an address literal of the other family
+                try:
+                    infos = await asyncio.wait_for(
+                        loop.getaddrinfo(host, port, family=af, type=socket.SOCK_DGRAM), 10
+                    )
+                except (OSError, TimeoutError) as exc:
+                    logger.info("dht: cannot resolve router %s:%d for ipv%d: %s", host, port, fam, exc)
+                    continue
+                out.extend((str(info[4][0]), int(info[4][1])) for info in infos[:1])
         return out
 
     async def close(self) -> None:
@@ -162,7 +169,7 @@ class DhtService:
             self._db.close()
             self._db = None
         for waiter in self._waiters.values():
-            waiter.queue.put_nowait(LookupFinished(-1, "closed", b"", (), (), (), 0, 0, 0, 0))
+            waiter.queue.put_nowait(_closed())
 
     # ------------------------------------------------------------------ the pump
 
@@ -215,26 +222,37 @@ class DhtService:
     async def _run_lookup(
         self, kind: str, target: bytes, **kw: Any
     ) -> AsyncGenerator[PeersFound | LookupFinished, None]:
-        """Events of one lookup, ending with its LookupFinished. Callers wrap it in ``aclosing``."""
+        """Events of one lookup per bound address family (BEP 32), ending with one merged LookupFinished.
+        Callers wrap it in ``aclosing``."""
         node = self._require_node()
         async with self._lookup_slots:
             now = asyncio.get_running_loop().time()
-            if kind == "get_peers":
-                lookup_id = node.get_peers(target, now, **kw)
-            elif kind == "sample_infohashes":
-                lookup_id = node.sample_infohashes(target, now)
-            else:
-                lookup_id = node.find_node(target, now)
-            waiter = self._waiters[lookup_id] = _Waiter()
+            waiter = _Waiter()
+            ids: list[int] = []
             try:
+                for family in sorted(self._transports):
+                    if kind == "get_peers":
+                        ids.append(node.get_peers(target, now, family=family, **kw))
+                    elif kind == "sample_infohashes":
+                        ids.append(node.sample_infohashes(target, now, family=family))
+                    else:
+                        ids.append(node.find_node(target, now, family=family))
+                    self._waiters[ids[-1]] = waiter
                 self._pump()
-                while True:
+                finished: list[LookupFinished] = []
+                while len(finished) < len(ids):
                     event = await waiter.queue.get()
-                    yield event
-                    if isinstance(event, LookupFinished):
+                    if isinstance(event, PeersFound):
+                        yield event
+                    elif event.lookup_id < 0:  # the service closed
+                        yield event
                         return
+                    else:
+                        finished.append(event)
+                yield _merge(finished) if finished else _closed()
             finally:
-                self._waiters.pop(lookup_id, None)
+                for lookup_id in ids:
+                    self._waiters.pop(lookup_id, None)
 
     async def _finished(self, kind: str, target: bytes, **kw: Any) -> LookupFinished:
         async with aclosing(self._run_lookup(kind, target, **kw)) as events:
@@ -278,3 +296,33 @@ class DhtService:
 
     def stats(self) -> DhtStats:
         return self._require_node().stats()
+
+
+def _closed() -> LookupFinished:
+    return LookupFinished(-1, "closed", b"", (), (), (), 0, 0, 0, 0)
+
+
+def _merge(parts: list[LookupFinished]) -> LookupFinished:
+    """One result from the per-family lookups of one request."""
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    return LookupFinished(
+        first.lookup_id,
+        first.kind,
+        first.target,
+        tuple(n for p in parts for n in p.nodes),
+        tuple(dict.fromkeys(peer for p in parts for peer in p.peers)),
+        tuple(sorted({x for p in parts for x in p.samples})),
+        sum(p.queries for p in parts),
+        sum(p.responses for p in parts),
+        max(p.hops for p in parts),
+        sum(p.announced_to for p in parts),
+    )
+
+
+def _literal_family(host: str) -> int | None:
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None  # a host name

@@ -76,6 +76,30 @@ async def test_node_id_and_nodes_survive_a_restart(tmp_path: Path) -> None:
         await other.close()
 
 
+async def test_ipv4_and_ipv6_lookups_bep32() -> None:
+    s = loopback_settings()
+    first = DhtService(s, host="127.0.0.1", port=0, host6="::1", routers=[], rng=random.Random(1))
+    await first.start()
+    services = [first]
+    try:
+        routers = [f"127.0.0.1:{first.port}", f"[::1]:{first.port}"]
+        for i in range(3):
+            svc = DhtService(
+                s, host="127.0.0.1", port=0, host6="::1", routers=routers, rng=random.Random(20 + i)
+            )
+            await svc.start()
+            services.append(svc)
+        await wait_for(lambda: all(v.stats().nodes4 >= 1 and v.stats().nodes6 >= 1 for v in services))
+        done = await asyncio.wait_for(services[1].announce(IH, 7777), 20)
+        assert done.announced_to >= 2  # on both families
+        peers = await asyncio.wait_for(services[3].get_peers(IH), 20)
+        assert PeerAddr("127.0.0.1", 7777) in peers
+        assert PeerAddr("::1", 7777) in peers
+    finally:
+        for svc in services:
+            await svc.close()
+
+
 def test_parse_host_port() -> None:
     assert parse_host_port("router.example:6881") == ("router.example", 6881)
     assert parse_host_port("[::1]:7") == ("::1", 7)
