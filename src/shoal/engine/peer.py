@@ -50,7 +50,7 @@ class PeerTask(asyncio.BufferedProtocol):
         self.read_paused = False
         # download state (engine side; the connection keeps the wire ledger)
         self.tracker: RequestTracker | None = None
-        self.depth = max(session.settings.min_outstanding_requests, 64)
+        self.depth = max(session.settings.min_outstanding_requests, 128)
         self.down_rate_est = RateEstimator()
         self.up_rate_est = RateEstimator()
         self.unchoked_since: float | None = None

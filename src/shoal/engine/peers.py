@@ -48,6 +48,8 @@ def ban_key(addr: PeerAddr | str) -> str:
     return addr.host
 
 
+INITIAL_DEPTH = 128  # requests in flight to a peer before its rate is known (2 MiB)
+
 SOURCES = {
     "tracker": PeerSource.TRACKER,
     "incoming": PeerSource.INCOMING,
@@ -505,6 +507,9 @@ class PeerSet:
         if t.have is None or not t.have.has(event.piece):
             return  # the connection only passes requests for pieces we advertised
         peer.upload_queue.append((event.piece, event.offset, event.length))
+        tr = t.transfer
+        if tr is not None and tr.cached_piece(event.piece) is None:
+            tr.read_piece(event.piece)  # read ahead: the disk works while earlier requests are served
         if len(peer.upload_queue) == 1:
             self.serve(peer)
 
@@ -577,6 +582,11 @@ class PeerSet:
                 peer_reqq=peer.reqq,
                 snubbed=peer.snubbed,
             )
+            if not peer.snubbed:
+                # Until the rate estimate has caught up (it starts at 0), keep a generous floor in flight.
+                peer.depth = max(
+                    peer.depth, min(INITIAL_DEPTH, s.max_outstanding_requests, peer.reqq or INITIAL_DEPTH)
+                )
             if limit:  # a rate limit: keep only about half a second of the allowed rate requested
                 peer.depth = min(peer.depth, max(2, int(limit * 0.5 / BLOCK_SIZE)))
             self._expire_requests(peer, now)
