@@ -114,6 +114,7 @@ class Settings:
     dht_max_lookup_candidates: int = 100
     dht_max_lookup_queries: int = 200
     dht_max_peers_per_lookup: int = 1000
+    dht_upload_rate_limit: int = 8000  # bytes/s of replies, all requesters together (libtorrent's default); 0: none
     dht_lookup_retries: int = 1  # a timed-out node among the k closest is asked again (datagrams get lost)
     dht_sample_count: int = 20  # BEP 51 samples per reply
     dht_sample_interval: int = 21600

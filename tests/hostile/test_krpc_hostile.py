@@ -72,7 +72,7 @@ def test_malformed_input_gets_an_error_or_nothing(data: bytes, reply: int | None
 
 
 def test_flood_of_distinct_node_ids_keeps_tables_bounded() -> None:
-    node = make_node()
+    node = make_node(dht_upload_rate_limit=0)  # every query answered: the table, not the cap, is under test
     rng = random.Random(1)
     for i in range(30_000):
         q = Query(b"t" + i.to_bytes(3, "big"), "ping", rng.randbytes(20))
@@ -101,6 +101,21 @@ def test_spoofed_ids_from_one_ip_hold_one_slot_and_get_rate_limited() -> None:
     )
 
 
+def test_global_upload_cap_one_past() -> None:
+    """Case 29: replies to everyone together stay within dht_upload_rate_limit bytes per second."""
+    node = make_node()
+    rng = random.Random(4)
+    sent = 0
+    for i in range(2000):  # 2000 pings from 2000 IPs within one second
+        q = Query(b"t" + i.to_bytes(2, "big"), "ping", rng.randbytes(20))
+        sent += sum(len(d) for d in send(node, krpc.encode(q), (ip(i), 1), now=1.0 + i / 2000))
+    cap = node.settings.dht_upload_rate_limit
+    assert cap - 100 < sent <= 2 * cap  # a burst of one second plus one second of refill
+    assert node.counters["replies_suppressed"] > 0
+    later = krpc.encode(Query(b"zz", "ping", rng.randbytes(20)))
+    assert len(send(node, later, ("18.0.0.1", 1), now=10.0)) == 1  # the budget refills
+
+
 def test_response_from_another_address_is_ignored() -> None:
     node = make_node()
     node.add_node(("13.0.0.1", 6881), 0.0)
@@ -115,7 +130,7 @@ def test_response_from_another_address_is_ignored() -> None:
 
 
 def test_storage_caps_under_announce_floods() -> None:
-    node = make_node(dht_queries_per_ip_per_second=0.0)
+    node = make_node(dht_queries_per_ip_per_second=0.0, dht_upload_rate_limit=0)
     s = node.settings
 
     def announce(info_hash: bytes, addr: tuple[str, int]) -> None:

@@ -84,6 +84,8 @@ class DhtNode:
         self._bootstrap_lookups: set[int] = set()
         self.external_ip_votes: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        self._upload_budget = float(s.dht_upload_rate_limit)
+        self._upload_time = now
         self._handlers: dict[str, Callable[[Query, Addr, float], Response | Error]] = {
             "ping": self._on_ping,
             "find_node": self._on_find_node,
@@ -145,7 +147,7 @@ class DhtNode:
             self.counters["dropped"] += 1
             logger.debug("dht: bad message from %s: %s", addr, exc)
             if exc.tid is not None and not self.read_only and self._looks_like_query(data):
-                self._reply(Error(exc.tid, exc.code, str(exc)), addr, len(data))
+                self._reply(Error(exc.tid, exc.code, str(exc)), addr, len(data), now)
             return
         if isinstance(msg, Query):
             self._on_query(msg, addr, now, len(data))
@@ -169,7 +171,7 @@ class DhtNode:
             self.tables[family_of(addr[0])].heard_from(
                 q.node_id, addr[0], addr[1], now, responded=False, verified=bep42_valid(q.node_id, addr[0])
             )
-        self._reply(self._handlers[q.method](q, addr, now), addr, query_len)
+        self._reply(self._handlers[q.method](q, addr, now), addr, query_len, now)
 
     def _closest_nodes(self, target: bytes, family: int, exclude: bytes) -> tuple[CompactNode, ...]:
         k = self.settings.dht_bucket_size
@@ -220,7 +222,19 @@ class DhtNode:
             interval=self.settings.dht_sample_interval,
         )
 
-    def _reply(self, msg: Response | Error, addr: Addr, query_len: int) -> None:
+    def _upload_allowed(self, size: int, now: float) -> bool:
+        """Global cap on the bytes of our replies (``dht_upload_rate_limit`` per second, a burst of one second)."""
+        rate = self.settings.dht_upload_rate_limit
+        if rate <= 0:
+            return True
+        self._upload_budget = min(float(rate), self._upload_budget + (now - self._upload_time) * rate)
+        self._upload_time = now
+        if size > self._upload_budget:
+            return False
+        self._upload_budget -= size
+        return True
+
+    def _reply(self, msg: Response | Error, addr: Addr, query_len: int, now: float) -> None:
         limit = min(self.settings.dht_max_reply_size, self.settings.dht_max_amplification * query_len)
         data = krpc.encode(msg)
         trimmed: Response | None = msg if isinstance(msg, Response) else None
@@ -228,7 +242,7 @@ class DhtNode:
             trimmed = _trim(trimmed)
             if trimmed is not None:
                 data = krpc.encode(trimmed)
-        if len(data) > limit:
+        if len(data) > limit or not self._upload_allowed(len(data), now):
             self.counters["replies_suppressed"] += 1
             return
         self.counters["replies_sent"] += 1
