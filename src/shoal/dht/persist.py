@@ -51,6 +51,24 @@ class NodesDb:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot write dht nodes db {self.path}: {exc}") from None
 
+    def load_external_ip(self) -> str | None:
+        """Our external IP as the other nodes saw it at the last run (BEP 42 ``ip`` votes)."""
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'external_ip'").fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read dht nodes db {self.path}: {exc}") from None
+        if row is None or not isinstance(row[0], bytes | str):
+            return None
+        value = row[0].decode("ascii", "replace") if isinstance(row[0], bytes) else row[0]
+        return value[:64]
+
+    def save_external_ip(self, ip: str) -> None:
+        try:
+            with self._db:
+                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('external_ip', ?)", (ip,))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write dht nodes db {self.path}: {exc}") from None
+
     def load_nodes(self, limit: int) -> list[tuple[bytes, str, int]]:
         try:
             rows = self._db.execute(

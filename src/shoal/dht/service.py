@@ -25,6 +25,7 @@ from typing import Any
 from shoal.config import Settings
 from shoal.dht.events import DhtStats, LookupFinished, PeersFound
 from shoal.dht.node import DhtNode, family_of
+from shoal.dht.node_id import bep42_id, bep42_valid, is_local_ip
 from shoal.dht.persist import NodesDb
 from shoal.errors import ConfigError, NetworkError
 from shoal.types import PeerAddr
@@ -103,7 +104,7 @@ class DhtService:
         if self.db_path is not None:
             self._db = NodesDb(self.db_path)
             if self._node_id is None:
-                self._node_id = self._db.load_node_id()
+                self._node_id = self._choose_node_id(self._db)
             saved = self._db.load_nodes(self.settings.dht_bucket_size * 20)
         self.node = DhtNode(self.settings, self.rng, loop.time(), node_id=self._node_id)
         if self._db is not None:
@@ -130,6 +131,21 @@ class DhtService:
             self.node.bootstrap(seeds, loop.time())
         self._pump()
         logger.info("dht: node %s listening on udp port %d", self.node.node_id.hex()[:8], self.port)
+
+    def _choose_node_id(self, db: NodesDb) -> bytes | None:
+        """The saved id, unless the external IP voted at the last run says it breaks BEP 42: then a new id
+        derived from that IP (a public address only; local ones are exempt)."""
+        saved = db.load_node_id()
+        external = db.load_external_ip()
+        if external is None or is_local_ip(external):
+            return saved
+        try:
+            if saved is not None and bep42_valid(saved, external):
+                return saved
+            logger.info("dht: new BEP 42 node id for external address %s", external)
+            return bep42_id(external, self.rng)
+        except ValueError:
+            return saved
 
     async def _resolve(self, routers: Iterable[Addr]) -> list[Addr]:
         """Router addresses, for every family we have a socket for."""
@@ -161,6 +177,9 @@ class DhtService:
         self._transports.clear()
         if self._db is not None:
             if self.node is not None:
+                votes = self.node.external_ip_votes.most_common(1)
+                if votes and votes[0][1] >= self.settings.dht_external_ip_min_votes:
+                    self._db.save_external_ip(votes[0][0])
                 self._db.save_nodes(
                     (n.node_id, n.host, n.port, n.last_seen)
                     for n in self.node.known_nodes()

@@ -118,3 +118,41 @@ def test_nodes_db_rejects_garbage_rows(tmp_path: Path) -> None:
     (tmp_path / "bad.sqlite").write_bytes(b"not a database" * 100)
     with pytest.raises(StorageError):
         NodesDb(tmp_path / "bad.sqlite").load_node_id()
+
+
+async def test_bep42_id_from_the_external_ip_voted_last_run(tmp_path: Path) -> None:
+    from shoal.dht.node_id import bep42_valid
+
+    db_path = tmp_path / "dht.sqlite"
+    db = NodesDb(db_path)
+    db.save_node_id(b"\x00" * 20)  # not valid for the address below
+    db.save_external_ip("124.31.75.21")
+    db.close()
+    svc = DhtService(loopback_settings(), host="127.0.0.1", port=0, routers=[], db_path=db_path)
+    await svc.start()
+    try:
+        node_id = svc.stats().node_id
+        assert node_id != b"\x00" * 20 and bep42_valid(node_id, "124.31.75.21")
+    finally:
+        await svc.close()
+    again = NodesDb(db_path)
+    assert again.load_node_id() == node_id  # kept from now on
+    again.close()
+
+
+async def test_external_ip_votes_are_saved(tmp_path: Path) -> None:
+    s = loopback_settings().with_(dht_external_ip_min_votes=1)
+    other = DhtService(s, host="127.0.0.1", port=0, routers=[], rng=random.Random(2))
+    await other.start()
+    try:
+        svc = DhtService(
+            s, host="127.0.0.1", port=0, routers=[f"127.0.0.1:{other.port}"], db_path=tmp_path / "d"
+        )
+        await svc.start()
+        await wait_for(lambda: svc.stats().external_ip is not None)
+        await svc.close()
+    finally:
+        await other.close()
+    db = NodesDb(tmp_path / "d")
+    assert db.load_external_ip() == "127.0.0.1"
+    db.close()
