@@ -160,3 +160,29 @@ def test_private_torrents_are_not_announced() -> None:
     svc = LsdService(Settings(), listen_port=1, on_peer=lambda ih, p: None, group="127.0.0.1", port=0)
     assert not svc.add_torrent(IH_A, private=True)
     assert svc.add_torrent(IH_B)
+
+
+def test_shoal_get_finds_shoal_seed_by_lsd_only(netns: list[str], tmp_path: Path) -> None:
+    """The whole path: `shoal seed --lsd` and `shoal get --lsd` in one namespace, a torrent without trackers, no
+    peer given: the leecher learns the seeder from its multicast announce."""
+    from swarm_helpers import ShoalProc, make_payload, make_torrent, same_tree
+
+    ns = f"shoal-lsde-{os.getpid()}"
+    _ip("netns", "add", ns)
+    netns.append(ns)
+    _ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+    _ip("netns", "exec", ns, "ip", "link", "set", "lo", "multicast", "on")
+    _ip("netns", "exec", ns, "ip", "route", "add", "224.0.0.0/4", "dev", "lo")
+    data = make_payload(tmp_path / "seed" / "payload", [("a.bin", 200_000), ("b/c.bin", 50_000)])
+    torrent = tmp_path / "t.torrent"
+    torrent.write_bytes(make_torrent(data, piece_length=32 * 1024))
+    in_ns = ["ip", "netns", "exec", ns]
+    common = ["--port", "0", "--bind", "127.0.0.1", "--lsd"]
+    get_args = ["get", str(torrent), "-o", str(tmp_path / "dl"), *common, "--no-seed", "--timeout", "60"]
+    with ShoalProc(get_args, tmp_path / "get", netns_exec=in_ns) as leecher:
+        leecher.port()  # listening, LSD joined
+        seed_args = ["seed", str(torrent), str(data), *common]
+        with ShoalProc(seed_args, tmp_path / "seed_proc", netns_exec=in_ns) as seeder:
+            seeder.port()
+            assert leecher.wait_exit(timeout=90) == 0, leecher.log() + seeder.log()
+    assert same_tree(data, tmp_path / "dl" / "payload")
