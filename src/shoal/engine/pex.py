@@ -13,6 +13,7 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING
 
+from shoal.errors import LocalProtocolError
 from shoal.types import PeerAddr
 from shoal.wire.extension import UT_PEX
 from shoal.wire.pex import PexPeer, PexSender
@@ -58,4 +59,7 @@ def broadcast(peers: PeerSet, now: float) -> None:
             sender = _senders[peer] = PexSender(interval=s.pex_interval, max_peers=s.max_pex_peers)
         payload = sender.update([p for other, p in current if other is not peer], now)
         if payload is not None:
-            peer.send_message(conn.send_pex(payload))
+            try:
+                peer.send_message(conn.send_pex(payload))
+            except LocalProtocolError:  # the connection closed under us; the next tick forgets it
+                continue
