@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,58 +13,16 @@ import pytest
 
 from shoal.cli.main import main
 from swarm_helpers import MULTI_FILE_SPEC, make_payload, make_torrent, same_tree
+from swarm_helpers import shoal_seed as _shoal_seed
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"seeder exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"seeder did not listen on {port} within {timeout}s")
-
-
 @contextlib.contextmanager
-def shoal_seed(torrent: Path, data: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "shoal",
-                "seed",
-                str(torrent),
-                str(data),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        try:
-            wait_port(port, proc)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+def seeding(torrent: Path, data: Path, workdir: Path) -> Iterator[int]:
+    """`shoal seed` on an OS-chosen port (read back from its --stats file); yields the port."""
+    with _shoal_seed(torrent, data, workdir) as proc:
+        yield proc.port()
 
 
 @pytest.fixture
@@ -103,8 +59,7 @@ def test_get_from_shoal_seed(
     renamed = tmp_path / "elsewhere" / "renamed"
     renamed.parent.mkdir()
     src.rename(renamed)  # DATA_PATH may have another name than the torrent
-    port = free_port()
-    with shoal_seed(torrent, renamed, port, tmp_path / "seed.log"):
+    with seeding(torrent, renamed, tmp_path / "seed") as port:
         out = tmp_path / "out"
         code = main(
             [
@@ -142,3 +97,103 @@ def test_seed_refuses_wrong_data(multi: tuple[Path, Path], tmp_path: Path) -> No
     )
     assert proc.returncode == 1
     assert b"does not match the torrent" in proc.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(multi: tuple[Path, Path], tmp_path: Path) -> None:
+    import signal
+
+    from swarm_helpers import shoal_get
+
+    src, torrent = multi
+    out = tmp_path / "out"
+    with seeding(torrent, src, tmp_path / "seed") as port:
+        args = ["--no-seed", "--peer", f"127.0.0.1:{port}"]
+        with shoal_get(torrent, out, tmp_path / "run1", *args, "--download-limit", "400000") as first:
+            first.wait_stats(lambda s: int(s["pieces_have"]) >= 3, 60, "a few pieces")  # type: ignore[call-overload]
+            first.proc.send_signal(signal.SIGINT)
+            assert first.wait_exit(timeout=30) == 130
+            had = int(first.stats()["pieces_have"])  # type: ignore[call-overload]
+        assert 3 <= had < 13
+        with shoal_get(torrent, out, tmp_path / "run2", *args, "--timeout", "60") as second:
+            assert second.wait_exit(timeout=90) == 0, second.log()
+            counters = second.stats()["counters"]
+    assert isinstance(counters, dict)
+    assert int(counters["pieces_from_resume"]) >= had  # clean stop: trusted from resume data, not re-hashed
+    assert int(counters.get("pieces_from_recheck", 0)) == 0
+    assert same_tree(src, out / "multi")
+
+
+def test_get_from_http_url(multi: tuple[Path, Path], tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    src, torrent = multi
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(torrent.parent))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.RequestHandlerClass.log_message = lambda *a: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with seeding(torrent, src, tmp_path / "seed") as port:
+            url = f"http://127.0.0.1:{server.server_address[1]}/{torrent.name}"
+            code = main(
+                [
+                    "get",
+                    url,
+                    "-o",
+                    str(tmp_path / "out"),
+                    "--no-seed",
+                    "--port",
+                    "0",
+                    "--peer",
+                    f"127.0.0.1:{port}",
+                    "--timeout",
+                    "60",
+                ]
+            )
+            assert code == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert same_tree(src, tmp_path / "out" / "multi")
+
+
+def test_get_selected_files_only(multi: tuple[Path, Path], tmp_path: Path) -> None:
+    src, torrent = multi
+    with seeding(torrent, src, tmp_path / "seed") as port:
+        out = tmp_path / "out"
+        # files in torrent order: empty.txt, small.bin, sub/big.bin, sub/deeper/tail.dat
+        code = main(
+            [
+                "get",
+                str(torrent),
+                "-o",
+                str(out),
+                "--no-seed",
+                "--port",
+                "0",
+                "--peer",
+                f"127.0.0.1:{port}",
+                "--files",
+                "3",
+                "--timeout",
+                "60",
+            ]
+        )
+        assert code == 0
+    assert (out / "multi" / "sub" / "deeper" / "tail.dat").read_bytes() == (
+        src / "sub" / "deeper" / "tail.dat"
+    ).read_bytes()
+    big = out / "multi" / "sub" / "big.bin"
+    assert (
+        not big.exists() or big.stat().st_blocks * 512 < big.stat().st_size
+    )  # untouched apart from shared pieces
+
+
+def test_get_bad_file_index(
+    multi: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, torrent = multi
+    assert main(["get", str(torrent), "-o", str(tmp_path / "o"), "--port", "0", "--files", "9"]) == 2
+    assert "file index 9 out of range 0..3" in capsys.readouterr().err
