@@ -130,3 +130,53 @@ async def test_pause_and_resume(tmp_path: Path, paused: bool) -> None:
         assert same_tree(src, tmp_path / "dl" / "p.bin")
     finally:
         await seeder.close()
+
+
+async def test_ipv6_loopback(tmp_path: Path) -> None:
+    import socket
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    src = make_file(tmp_path / "src" / "six.bin", 500_000)
+    torrent = make_torrent(src, piece_length=32 * 1024)
+    try:
+        seeder = Session(fast_settings(), listen=("::1", 0))
+        await seeder.start()
+    except Exception as exc:  # no ::1 configured (some containers)
+        pytest.skip(f"cannot listen on ::1: {exc}")
+    try:
+        await (await seeder.add(torrent, save_path=src.parent)).wait_complete(timeout=10)
+        async with Session(fast_settings(), listen=("::1", 0)) as leecher:
+            t = await leecher.add(
+                torrent, save_path=tmp_path / "dl", peers=[PeerAddr("::1", seeder.listen_port)]
+            )
+            await t.wait_complete(timeout=30)
+    finally:
+        await seeder.close()
+    assert same_tree(src, tmp_path / "dl" / "six.bin")
+
+
+async def test_alerts_async_iteration_ends_on_close(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "src" / "it.bin", 100_000)
+    torrent = make_torrent(src, piece_length=32 * 1024)
+    session = Session(fast_settings(), listen=LOOP)
+    await session.start()
+    await (await session.add(torrent, save_path=src.parent)).wait_complete(timeout=10)
+    await session.close()
+    seen = [type(a) async for a in session.alerts()]
+    assert alerts.ListenSucceeded in seen and alerts.TorrentAdded in seen
+
+
+async def test_one_connection_per_peer_and_limits_are_settings(tmp_path: Path) -> None:
+    src = make_file(tmp_path / "src" / "dup.bin", 200_000)
+    torrent = make_torrent(src, piece_length=32 * 1024)
+    seeder, _ = await _seed(tmp_path, src, torrent)
+    try:
+        async with Session(fast_settings(), listen=LOOP) as leecher:
+            addr = PeerAddr("127.0.0.1", seeder.listen_port)
+            t = await leecher.add(torrent, save_path=tmp_path / "dl", peers=[addr, addr])
+            t.add_peer(addr)
+            await t.wait_complete(timeout=30)
+            assert t.status().peers <= 1
+    finally:
+        await seeder.close()
