@@ -54,3 +54,23 @@ class RateLimiter:
 
     def tracked(self) -> int:
         return len(self._seen)
+
+
+class UploadBudget:
+    """A global cap on the bytes of our replies: ``rate`` bytes per second with a burst of one second (RELIABILITY
+    case 29: libtorrent's ``dht_upload_rate_limit``). ``rate`` 0 means no cap."""
+
+    def __init__(self, rate: int, now: float) -> None:
+        self.rate = rate
+        self._budget = float(rate)
+        self._time = now
+
+    def allow(self, size: int, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        self._budget = min(float(self.rate), self._budget + (now - self._time) * self.rate)
+        self._time = now
+        if size > self._budget:
+            return False
+        self._budget -= size
+        return True

@@ -13,7 +13,7 @@ Validation lives in small per-method tables (``_QUERY_FIELDS``), not in a ladder
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shoal.codec import bencode
@@ -312,3 +312,18 @@ def encode(msg: Message) -> bytes:
     if isinstance(msg, Response):
         return encode_response(msg)
     return encode_error(msg)
+
+
+def trim_response(r: Response) -> Response | None:
+    """A smaller version of a reply that did not fit, or None when nothing optional is left."""
+    if len(r.values) > 1:
+        return replace(r, values=r.values[: len(r.values) // 2])
+    if r.values:
+        return replace(r, values=())
+    if r.samples:
+        return replace(r, samples=r.samples[: len(r.samples) // 2])
+    if r.nodes6:
+        return replace(r, nodes6=r.nodes6[: len(r.nodes6) // 2])
+    if r.nodes:
+        return replace(r, nodes=r.nodes[: len(r.nodes) // 2])
+    return None

@@ -17,12 +17,11 @@ import logging
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 
 from shoal.codec.compact import CompactNode
 from shoal.config import Settings
 from shoal.dht import krpc
-from shoal.dht.dos import RateLimiter
+from shoal.dht.dos import RateLimiter, UploadBudget
 from shoal.dht.events import DhtEvent, DhtStats, LookupFinished, PeerAnnounced, PeersFound
 from shoal.dht.krpc import Error, KrpcMessageError, Query, Response
 from shoal.dht.lookup import Lookup
@@ -84,8 +83,7 @@ class DhtNode:
         self._bootstrap_lookups: set[int] = set()
         self.external_ip_votes: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
-        self._upload_budget = float(s.dht_upload_rate_limit)
-        self._upload_time = now
+        self.upload = UploadBudget(s.dht_upload_rate_limit, now)
         self._handlers: dict[str, Callable[[Query, Addr, float], Response | Error]] = {
             "ping": self._on_ping,
             "find_node": self._on_find_node,
@@ -222,27 +220,15 @@ class DhtNode:
             interval=self.settings.dht_sample_interval,
         )
 
-    def _upload_allowed(self, size: int, now: float) -> bool:
-        """Global cap on the bytes of our replies (``dht_upload_rate_limit`` per second, a burst of one second)."""
-        rate = self.settings.dht_upload_rate_limit
-        if rate <= 0:
-            return True
-        self._upload_budget = min(float(rate), self._upload_budget + (now - self._upload_time) * rate)
-        self._upload_time = now
-        if size > self._upload_budget:
-            return False
-        self._upload_budget -= size
-        return True
-
     def _reply(self, msg: Response | Error, addr: Addr, query_len: int, now: float) -> None:
         limit = min(self.settings.dht_max_reply_size, self.settings.dht_max_amplification * query_len)
         data = krpc.encode(msg)
         trimmed: Response | None = msg if isinstance(msg, Response) else None
         while len(data) > limit and trimmed is not None:
-            trimmed = _trim(trimmed)
+            trimmed = krpc.trim_response(trimmed)
             if trimmed is not None:
                 data = krpc.encode(trimmed)
-        if len(data) > limit or not self._upload_allowed(len(data), now):
+        if len(data) > limit or not self.upload.allow(len(data), now):
             self.counters["replies_suppressed"] += 1
             return
         self.counters["replies_sent"] += 1
@@ -512,18 +498,3 @@ class DhtNode:
             ips_blocked=self.limiter.blocked_total,
             external_ip=self.external_ip(),
         )
-
-
-def _trim(r: Response) -> Response | None:
-    """A smaller version of a reply that did not fit, or None when nothing optional is left."""
-    if len(r.values) > 1:
-        return replace(r, values=r.values[: len(r.values) // 2])
-    if r.values:
-        return replace(r, values=())
-    if r.samples:
-        return replace(r, samples=r.samples[: len(r.samples) // 2])
-    if r.nodes6:
-        return replace(r, nodes6=r.nodes6[: len(r.nodes6) // 2])
-    if r.nodes:
-        return replace(r, nodes=r.nodes[: len(r.nodes) // 2])
-    return None
