@@ -5,6 +5,7 @@ import random
 import pytest
 
 from shoal.codec import bencode
+from shoal.config import Settings
 from shoal.dht import krpc
 from shoal.dht.events import LookupFinished, PeerAnnounced
 from shoal.dht.krpc import Error, Query, Response
@@ -220,3 +221,33 @@ def test_stats_snapshot() -> None:
     bootstrap_all(sim)
     st = sim.nodes[next(iter(sim.nodes))].stats()
     assert st.nodes4 == 4 and st.lookups == 0 and st.queries_received > 0
+
+
+def test_maintenance_pings_questionable_nodes_and_refreshes_buckets() -> None:
+    s = Settings().with_(dht_maintenance_interval=10.0, dht_max_pings_per_tick=2)
+    node = DhtNode(s, random.Random(1), 0.0)
+    for i in range(4):
+        node.tables[4].heard_from(bytes([0x80 + i]) + bytes(19), f"10.{i}.0.1", 1, 0.0, responded=True)
+    node.handle_timer(10.0)
+    assert node.datagrams_to_send(10.0) == []  # all good, buckets fresh
+    now = s.dht_node_questionable_after + 10.0
+    node.handle_timer(now)
+    sent = [krpc.decode(d) for d, _ in node.datagrams_to_send(now)]
+    methods = sorted(q.method for q in sent if isinstance(q, Query))
+    assert methods.count("ping") == 2  # at most dht_max_pings_per_tick
+    assert "find_node" in methods  # the stale bucket is refreshed
+    assert node.stats().lookups == 1
+
+
+def test_bootstrap_is_retried_while_the_table_is_empty() -> None:
+    s = Settings().with_(dht_maintenance_interval=10.0, dht_bootstrap_retry=30.0, dht_query_timeout=5.0)
+    node = DhtNode(s, random.Random(1), 0.0)
+    node.bootstrap([("10.9.9.9", 6881)], 0.0)
+    assert len(node.datagrams_to_send(0.0)) == 1
+    t = 0.0
+    queries = 0
+    while t < 100.0:
+        t = node.get_timer() or t + 1
+        node.handle_timer(t)
+        queries += len(node.datagrams_to_send(t))
+    assert queries >= 2  # retries (lookup retry and bootstrap retry) while nobody answers
