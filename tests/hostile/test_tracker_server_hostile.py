@@ -266,3 +266,35 @@ async def _never_reads(server: TrackerServer) -> None:
         assert sent < 20000 * 64 * len(one)  # the tracker stopped draining this client
     finally:
         sock.close()
+
+
+async def test_request_size_limit_one_past(server: TrackerServer) -> None:
+    def request(total: int) -> bytes:
+        head = b"GET /announce?" + GOOD + b"&pad="
+        tail = b" HTTP/1.1\r\nConnection: close\r\n\r\n"
+        # max_request_size counts the request line and headers, without the final CRLF CRLF
+        return head + b"x" * (total - len(head) - len(tail) + 4) + tail
+
+    limit = CFG.max_request_size
+    assert len(request(limit)) - 4 == limit
+    assert status_and_body(await http_exchange(server, request(limit)))[0] == 200
+    assert status_and_body(await http_exchange(server, request(limit + 1)))[0] == 431
+
+
+async def test_total_connections_capped_one_past() -> None:
+    async with TrackerServer(CFG.with_(max_connections=2, keepalive_timeout=30.0)) as srv:
+        assert srv.http_address
+        conns = [await asyncio.open_connection("127.0.0.1", srv.http_address[1]) for _ in range(3)]
+        try:
+            async with asyncio.timeout(5):
+                assert await conns[2][0].read() == b""  # the third is closed at once
+            await close(conns[0][1])
+            await asyncio.sleep(0.1)  # let the tracker see the close; not a timing assertion
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.http_address[1])
+            writer.write(b"GET /announce?" + GOOD + b" HTTP/1.1\r\n\r\n")
+            async with asyncio.timeout(5):
+                assert (await reader.readuntil(b"\r\n")).startswith(b"HTTP/1.1 200")
+            await close(writer)
+        finally:
+            for _, w in conns:
+                await close(w)

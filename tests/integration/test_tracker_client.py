@@ -248,3 +248,45 @@ async def test_announce_driver_runs_and_stops(udp_tracker: tuple[FakeUdpTracker,
         assert task.done() and announcer.finished
     assert got[0] == [PeerAddr("10.0.0.1", 6881)]
     assert events[-1] is Event.STOPPED
+
+
+def _padded(total: int) -> bytes:
+    """A valid announce answer of exactly ``total`` bytes (a filler key ``x``)."""
+    for n in range(total, 0, -1):
+        body = b"d8:intervali60e5:peers0:1:x%d:%se" % (n, b"a" * n)
+        if len(body) == total:
+            return body
+    raise AssertionError(total)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+async def test_response_size_limit_one_past(serve: Callable[[Handler], Awaitable[str]], gz: bool) -> None:
+    limit = 4096
+
+    async def handler(request: web.Request) -> web.Response:
+        body = _padded(int(request.query["n"]))
+        if gz:
+            return web.Response(body=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+        return web.Response(body=body)
+
+    base = await serve(handler)
+    settings = SETTINGS.with_(tracker_max_response_size=limit)
+    async with TrackerClient(settings) as client:
+        assert (await client.announce(f"{base}/announce?n={limit}", REQ)).interval == 60
+    err = await _expect_error(base, f"/announce?n={limit + 1}", settings)
+    assert "tracker_max_response_size 4096" in str(err)
+
+
+async def test_redirect_limit_one_past(serve: Callable[[Handler], Awaitable[str]]) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        hops = int(request.query["hops"])
+        if hops:
+            raise web.HTTPFound(f"/announce?hops={hops - 1}")
+        return web.Response(body=encode({b"interval": 60, b"peers": PEERS}))
+
+    base = await serve(handler)
+    settings = SETTINGS.with_(tracker_max_redirects=3)
+    async with TrackerClient(settings) as client:
+        assert (await client.announce(f"{base}/announce?hops=3", REQ)).peers == [PeerAddr("10.0.0.1", 6881)]
+    err = await _expect_error(base, "/announce?hops=4", settings)
+    assert "tracker_max_redirects 3" in str(err)
