@@ -109,3 +109,38 @@ async def test_unsolicited_garbage_disconnects_without_writing(tmp_path: Path) -
             not (tmp_path / "dl" / "d.bin").exists()
             or (tmp_path / "dl" / "d.bin").read_bytes().strip(b"\0") == b""
         )
+
+
+async def test_smart_ban_finds_the_liar_in_a_shared_piece(tmp_path: Path) -> None:
+    """RELIABILITY case 49a: one piece split between a liar and an honest seed; only the liar is banned."""
+    src = make_file(tmp_path / "src" / "one.bin", PIECE)  # a single piece of 4 blocks
+    raw = make_torrent(src, piece_length=PIECE)
+    meta = Metainfo.from_bytes(raw)
+    content = src.read_bytes()
+    s = settings().with_(request_timeout=2.0)
+    async with Session(s, listen=("127.0.0.1", 0)) as victim, Session(s, listen=("127.0.0.1", 0)) as honest:
+        await (await honest.add(raw, save_path=src.parent)).wait_complete(timeout=10)
+        torrent = await victim.add(raw, save_path=tmp_path / "dl")
+        liar = FakePeer(meta.info_hash, num_pieces=1, piece_length=PIECE, content=content)
+        stream = await FakePeerStream.connect(liar, "127.0.0.1", victim.listen_port)
+        try:
+            await stream.send(
+                liar.handshake() + liar.extension_handshake() + liar.have_all() + liar.unchoke()
+            )
+            lied = 0
+            while lied < 2:  # corrupt answers to the first two requests, silence for the rest
+                for msg in await stream.receive(timeout=5):
+                    if isinstance(msg, m.Request) and lied < 2:
+                        await stream.send(liar.corrupt_block(msg.piece, msg.offset, msg.length))
+                        lied += 1
+            torrent.add_peer(PeerAddr("127.0.0.1", honest.listen_port))
+            await torrent.wait_complete(timeout=30)
+            assert await stream.wait_closed(timeout=10)  # banned once the good copy proved its blocks wrong
+        finally:
+            await stream.close()
+        got = victim.alerts().pop_all()
+        banned = [a for a in got if isinstance(a, alerts.PeerBanned)]
+        assert len(banned) == 1 and banned[0].peer != f"127.0.0.1:{honest.listen_port}", banned
+        assert "smart ban" in banned[0].reason
+        assert any(isinstance(a, alerts.HashFailed) for a in got)
+    assert same_tree(src, tmp_path / "dl" / "one.bin")
