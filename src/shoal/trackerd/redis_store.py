@@ -9,7 +9,8 @@ Layout (``P`` = ``redis_prefix``, ``H`` = hex info-hash)::
     P stats      hash: announces, scrapes, started, completed, stopped
     P udp-secret the key of UDP connection ids, shared by all processes
 
-One Lua script does a whole announce atomically (expire the swarm's silent peers, move the peer between the
+Announces arriving in one event-loop iteration are sent in one pipeline (one round trip). One Lua script does a
+whole announce atomically (expire the swarm's silent peers, move the peer between the
 sets, count the event, sample peers with ZRANDMEMBER, return the counts), so concurrent processes agree.
 Times are wall-clock (``time.time()``) because processes do not share a monotonic clock. Peer ids are not
 stored: dictionary-mode answers carry no ``peer id``.
@@ -17,12 +18,13 @@ stored: dictionary-mode answers carry no ``peer id``.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from shoal.errors import NetworkError
 from shoal.tracker.proto.messages import Event, ScrapeStats
@@ -90,7 +92,9 @@ class RedisBackend:
         self.passkeys = passkeys
         self._p = config.redis_prefix
         self._redis: Any = aioredis.Redis.from_url(config.redis)
-        self._script: Any = self._redis.register_script(_ANNOUNCE_LUA)
+        self._sha: str | None = None
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
 
     def _check(self, info_hash: bytes, passkey: str | None) -> None:
         if self.passkeys is not None and passkey not in self.passkeys:
@@ -106,24 +110,64 @@ class RedisBackend:
         numwant = max(0, min(numwant, cfg.max_numwant))
         h = req.info_hash.hex()
         p = self._p
-        try:
-            ns, nl, addrs = await self._script(
-                keys=[f"{p}{h}:s", f"{p}{h}:l", f"{p}dl", f"{p}stats", f"{p}swarms"],
-                args=[
-                    req.addr,
-                    "1" if req.left == 0 else "0",
-                    req.event.udp,
-                    wall,
-                    wall - cfg.peer_timeout,
-                    numwant if req.event is not Event.STOPPED else 0,
-                    h,
-                ],
-            )
-        except RedisError as exc:
-            raise NetworkError(f"redis announce failed: {exc}") from None
+        call = (
+            f"{p}{h}:s",
+            f"{p}{h}:l",
+            f"{p}dl",
+            f"{p}stats",
+            f"{p}swarms",
+            req.addr,
+            "1" if req.left == 0 else "0",
+            req.event.udp,
+            wall,
+            wall - cfg.peer_timeout,
+            numwant if req.event is not Event.STOPPED else 0,
+            h,
+        )
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((call, fut))
+        if len(self._queue) == 1:
+            loop.call_soon(self._start_flush)
+        ns, nl, addrs = await fut
         peers = [bytes(a) for a in addrs if len(a) in (6, 18)]
         has_v6 = any(len(a) == 18 for a in peers)
         return AnnounceResult(cfg.interval, cfg.min_interval, int(ns), int(nl), peers, has_v6)
+
+    def _start_flush(self) -> None:
+        batch, self._queue = self._queue, []
+        task = asyncio.ensure_future(self._flush(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        """Every announce that arrived during one loop iteration goes to Redis in one pipeline (one round trip)."""
+        try:
+            if self._sha is None:
+                self._sha = await self._redis.script_load(_ANNOUNCE_LUA)
+            results: list[Any] = []
+            for attempt in range(2):
+                pipe = self._redis.pipeline(transaction=False)
+                for call, _ in batch:
+                    pipe.evalsha(self._sha, 5, *call)
+                results = await pipe.execute(raise_on_error=False)
+                if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                    self._sha = await self._redis.script_load(_ANNOUNCE_LUA)  # e.g. redis restarted
+                    continue
+                break
+        except RedisError as exc:
+            error = NetworkError(f"redis announce failed: {exc}")
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(error)
+            return
+        for (_, fut), result in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(result, Exception):
+                fut.set_exception(NetworkError(f"redis announce failed: {result}"))
+            else:
+                fut.set_result(result)
 
     async def scrape(self, hashes: list[bytes], passkey: str | None) -> dict[bytes, ScrapeStats]:
         if self.passkeys is not None and passkey not in self.passkeys:
