@@ -155,3 +155,16 @@ def test_connection_id_from_one_process_accepted_by_the_other(trackers: list[tup
         cid = udp.decode_connect_response(s.recv(64), 1)
         s.sendto(udp.encode_announce(cid, 2, peer(1)), addr_b)  # the keys are shared through redis
         assert udp.decode_announce_response(s.recv(2048), 2).incomplete == 1
+
+
+async def test_script_reloaded_after_redis_forgets_it(
+    redis_url: str, trackers: list[tuple[str, str]]
+) -> None:
+    import redis
+
+    (http_a, _), _ = trackers
+    async with TrackerClient(CLIENT) as client:
+        await client.announce(http_a, peer(1))
+        with redis.Redis.from_url(redis_url) as r:
+            r.script_flush()  # as after a redis restart
+        assert (await client.announce(http_a, peer(2))).incomplete == 2
