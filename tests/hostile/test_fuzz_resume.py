@@ -3,6 +3,7 @@ and a claim about a file that is now short is never trusted."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzzkit import CORPUS_DIR, HOSTILE, load_target, mutate
+from shoal.errors import ResumeError
 from shoal.policy.bitfield import Bitfield
 from shoal.storage.resume import ResumeStore
 
@@ -55,5 +57,19 @@ def test_fuzz_finding_resume_damaged_pages_are_moved_aside(tmp_path: Path) -> No
         store.save(TARGET.INFO_HASH, have, TARGET.LAYOUT.piece_length, TARGET.FULL)
         state = store.load(TARGET.INFO_HASH, TARGET.LAYOUT, TARGET.FULL)
         assert state is not None and list(state.have) == [1]
+    finally:
+        store.close()
+
+
+def test_fuzz_finding_resume_generation_of_the_wrong_type(tmp_path: Path) -> None:
+    """atheris: a checkpoint row whose ``generation`` is a blob made ``save`` raise TypeError (int + bytes)."""
+    store = _store_from(tmp_path, "regress_text_generation")
+    try:
+        have = Bitfield(TARGET.LAYOUT.num_pieces)
+        have.add(2)
+        with contextlib.suppress(
+            ResumeError
+        ):  # this damaged schema cannot take a save: a clean error is fine
+            store.save(TARGET.INFO_HASH, have, TARGET.LAYOUT.piece_length, TARGET.FULL)
     finally:
         store.close()

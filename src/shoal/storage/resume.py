@@ -139,7 +139,7 @@ class ResumeStore:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 row = db.execute("SELECT generation FROM torrent WHERE info_hash=?", (info_hash,)).fetchone()
-                gen = (row[0] if row else 0) + 1
+                gen = (row[0] if row and _is_int(row[0]) else 0) + 1  # a damaged row restarts at 1
                 db.execute(
                     "INSERT OR REPLACE INTO torrent(info_hash, num_pieces, piece_length, have, extra, generation,"
                     " saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
