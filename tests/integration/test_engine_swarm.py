@@ -180,3 +180,28 @@ async def test_one_connection_per_peer_and_limits_are_settings(tmp_path: Path) -
             assert t.status().peers <= 1
     finally:
         await seeder.close()
+
+
+async def test_pex_introduces_leechers_to_each_other(tmp_path: Path) -> None:
+    """BEP 11: two leechers that only know the seeder learn of each other through its ut_pex messages."""
+    src = make_file(tmp_path / "src" / "pex.bin", 2 * 1024 * 1024)
+    torrent = make_torrent(src, piece_length=64 * 1024)
+    s = fast_settings().with_(pex_interval=0.5)
+    seeder = Session(s, listen=LOOP)
+    await seeder.start()
+    try:
+        await (await seeder.add(torrent, save_path=src.parent, upload_limit=500_000)).wait_complete(
+            timeout=10
+        )
+        async with Session(s, listen=LOOP) as b, Session(s, listen=LOOP) as c:
+            only_seeder = [PeerAddr("127.0.0.1", seeder.listen_port)]
+            tb = await b.add(torrent, save_path=tmp_path / "b", peers=only_seeder)
+            tc = await c.add(torrent, save_path=tmp_path / "c", peers=only_seeder)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while tb.status().peers < 2 or tc.status().peers < 2:
+                assert loop.time() < deadline, (tb.status().peers, tc.status().peers)
+                await asyncio.sleep(0.1)
+            await asyncio.wait_for(asyncio.gather(tb.wait_complete(), tc.wait_complete()), timeout=60)
+    finally:
+        await seeder.close()

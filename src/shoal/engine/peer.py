@@ -19,6 +19,7 @@ from shoal.policy.requests import RequestTracker
 from shoal.types import BlockRef, PeerAddr
 from shoal.wire import events as ev
 from shoal.wire.connection import PeerConnection
+from shoal.wire.pex import PexSender
 
 if TYPE_CHECKING:
     from shoal.engine.session import Session
@@ -66,6 +67,8 @@ class PeerTask(asyncio.BufferedProtocol):
         self.serving = False
         self.snubbed = False
         self.starved = False
+        self.listen_port = 0  # from its extended handshake (BEP 10 ``p``)
+        self.pex: PexSender | None = None
 
     def __repr__(self) -> str:
         return f"<peer {self.addr.host}:{self.addr.port}>"

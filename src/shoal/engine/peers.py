@@ -28,6 +28,7 @@ from shoal.policy.requests import pipeline_depth
 from shoal.types import BLOCK_SIZE, BlockRef, PeerAddr
 from shoal.wire import events as ev
 from shoal.wire import messages as m
+from shoal.wire.pex import FLAG_REACHABLE, FLAG_SEED, PexPeer, PexSender
 
 if TYPE_CHECKING:
     from shoal.engine.peer import PeerTask
@@ -191,9 +192,16 @@ class PeerSet:
         if event.peer_id in self.banned_ids or self.is_banned(peer.addr):
             peer.close("banned")
             return
-        if event.peer_id in self.by_id:
-            peer.close("duplicate connection")
-            return
+        old = self.by_id.get(event.peer_id)
+        if old is not None:
+            # Both sides dialed each other: keep the connection opened by the lower peer id, on both ends alike.
+            ours = bytes(self.session.peer_id)
+            if (ours if peer.initiator else event.peer_id) < (ours if old.initiator else event.peer_id):
+                old.close("duplicate connection")
+                self.detach(old)
+            else:
+                peer.close("duplicate connection")
+                return
         if peer.initiator and peer.addr in self.by_addr:
             peer.close("duplicate connection")
             return
@@ -243,6 +251,8 @@ class PeerSet:
             self.task.magnet.peer_lost(peer)
         if peer.initiator:
             self.book.on_disconnected(peer.addr, self.session.clock.now())
+        elif peer.listen_port:
+            self.book.on_disconnected(PeerAddr(peer.addr.host, peer.listen_port), self.session.clock.now())
         self.session.post(al.PeerDisconnected(self.task.info_hash, peer.key, peer.close_reason))
         self.task.resume_reading_if_idle()
         if tr is not None:
@@ -417,6 +427,11 @@ class PeerSet:
 
     def _on_extension_handshake(self, peer: PeerTask, event: ev.ExtensionHandshaken) -> None:
         hs = event.handshake
+        if hs.p:
+            peer.listen_port = hs.p
+            if not peer.initiator:  # an incoming peer we may redial later, and tell others about
+                now = self.session.clock.now()
+                self.book.on_connected(PeerAddr(peer.addr.host, hs.p), now, PeerSource.INCOMING)
         reqq = getattr(hs, "reqq", None)
         if reqq:
             peer.reqq = max(1, int(reqq))
@@ -429,6 +444,9 @@ class PeerSet:
             peer.send_message(conn.send_metadata(self.task.metadata_piece(event.piece)))
 
     def _on_pex(self, peer: PeerTask, event: ev.PexReceived) -> None:
+        info = self.task.info
+        if info is not None and info.private:
+            return
         addrs = [PeerAddr(p.addr.host, p.addr.port) for p in event.added]
         self.add_candidates(addrs, "pex")
 
@@ -600,7 +618,47 @@ class PeerSet:
             self.fill(peer)
         if self._last_choke is None or now - self._last_choke >= s.choke_interval:
             self.rechoke(now)
+        self._send_pex(now)
         self._connect_some(now)
+
+    def _pex_view(self) -> list[PexPeer]:
+        """Our connected peers as others can reach them: outgoing ones at their address, incoming ones at the
+        listen port they announced (BEP 10 ``p``)."""
+        out = []
+        for p in self.active:
+            if p.closed:
+                continue
+            if p.initiator:
+                addr = p.addr
+            elif p.listen_port:
+                addr = PeerAddr(p.addr.host, p.listen_port)
+            else:
+                continue
+            flags = (FLAG_SEED if p.is_seed else 0) | (FLAG_REACHABLE if p.initiator else 0)
+            out.append(PexPeer(addr, flags))
+        return out
+
+    def _send_pex(self, now: float) -> None:
+        """BEP 11: tell each ut_pex peer who else we are connected to (rate-limited per peer; never for private
+        torrents)."""
+        info = self.task.info
+        if info is not None and info.private:
+            return
+        view: list[PexPeer] | None = None
+        for peer in self.active:
+            conn = peer.conn
+            if conn is None or peer.closed or conn.peer_extension_id("ut_pex") is None:
+                continue
+            if view is None:
+                view = self._pex_view()
+            if peer.pex is None:
+                peer.pex = PexSender(
+                    interval=self.settings.pex_interval, max_peers=self.settings.max_pex_peers
+                )
+            mine = PeerAddr(peer.addr.host, peer.listen_port or peer.addr.port)
+            payload = peer.pex.update([x for x in view if x.addr not in (peer.addr, mine)], now)
+            if payload is not None:
+                peer.send_message(conn.send_pex(payload))
         from shoal.engine.pex import broadcast as broadcast_pex  # ut_pex to each peer, rate-limited
 
         broadcast_pex(self, now)
