@@ -95,11 +95,14 @@ class PeerTask(asyncio.BufferedProtocol):
                 initiator=True,
                 settings=s.settings,
                 now=now,
+                reserved=s.reserved(),
                 **t.conn_geometry(),
             )
             self._send(self.conn.initiate())
         else:
-            self.conn = PeerConnection(None, s.peer_id, initiator=False, settings=s.settings, now=now)
+            self.conn = PeerConnection(
+                None, s.peer_id, initiator=False, settings=s.settings, now=now, reserved=s.reserved()
+            )
         self._arm_timer()
 
     def get_buffer(self, sizehint: int) -> memoryview:

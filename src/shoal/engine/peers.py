@@ -100,6 +100,7 @@ class PeerSet:
             ev.ExtensionHandshaken: self._on_extension_handshake,
             ev.PexReceived: self._on_pex,
             ev.MetadataRequested: self._on_metadata_requested,
+            ev.DhtPortReceived: self._on_dht_port,
         }
 
     # --- counts ----------------------------------------------------------------------------------------------
@@ -225,6 +226,9 @@ class PeerSet:
                 )
             )
         self.send_have_state(peer)
+        dht = self.session.dht
+        if dht is not None and conn.reserved.dht and conn.peer_reserved.dht and dht.port:
+            peer.send_message(conn.send(m.Port(dht.port)))
         self.session.post(al.PeerConnected(t.info_hash, peer.key, not peer.initiator))
 
     def detach(self, peer: PeerTask) -> None:
@@ -437,6 +441,11 @@ class PeerSet:
             peer.reqq = max(1, int(reqq))
         if self.task.magnet is not None:
             self.task.magnet.on_event(peer, event)
+
+    def _on_dht_port(self, peer: PeerTask, event: ev.DhtPortReceived) -> None:
+        dht = self.session.dht
+        if dht is not None and 0 < event.port < 65536:
+            dht.add_node(peer.addr.host, event.port)  # BEP 5: a peer's DHT node joins our routing table
 
     def _on_metadata_requested(self, peer: PeerTask, event: ev.MetadataRequested) -> None:
         conn = peer.conn

@@ -26,7 +26,7 @@ from shoal.engine.net import Listener, Network, RealNetwork
 from shoal.engine.sources import resolve_source
 from shoal.errors import ConfigError, NetworkError
 from shoal.types import PeerAddr, PeerId
-from shoal.wire.handshake import make_peer_id
+from shoal.wire.handshake import Reserved, make_peer_id
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +197,10 @@ class Session:
     def route(self, info_hash: bytes) -> Any:
         """The running TorrentTask for an incoming handshake, or None."""
         return self._torrents.get(info_hash)
+
+    def reserved(self) -> Reserved:
+        """Our handshake's reserved bits: extension protocol, fast extension, and DHT when a node runs."""
+        return Reserved.make(extension=True, fast=True, dht=self.dht is not None)
 
     def tracker_client(self) -> Any:
         """The session's shared tracker client (created on first use)."""
