@@ -12,8 +12,9 @@ Usage::
   fresh connect followed by an announce; the figure is completed connect+announce pairs per second.
 
 Both trackers run as their own process on 127.0.0.1; Shoal runs with ``--ip-rate 0`` (the per-IP limit would
-otherwise throttle a generator that is one IP) and uvloop when installed. Rounds are interleaved and the best
-of each is kept. Prints a Markdown table for docs/PERFORMANCE.md.
+otherwise throttle a generator that is one IP) and uvloop when installed. In each round every load is run against
+every tracker back to back (paired, so background load hits both alike); the table gives median rates and the
+median (and range) of the per-round ratios. Prints a Markdown table for docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import re
 import select
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -292,7 +294,6 @@ def main() -> int:
     rng = random.Random(5)
     hashes = [rng.randbytes(20) for _ in range(args.hashes)]
     hexes = [h.hex() for h in hashes]
-    results: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-tracker-") as tmp_s:
         tmp = Path(tmp_s)
         (tmp / "hashes.txt").write_text("\n".join(hexes) + "\n")
@@ -312,21 +313,26 @@ def main() -> int:
             trackers[f"shoal x{args.processes} +redis"] = lambda: start_shoal_group(
                 extra, args.processes, redis_url
             )
+        loads = ["HTTP (keep-alive)", "HTTP (close)", "UDP (connect+announce pairs)"]
+        per_round: dict[tuple[str, str], list[float]] = {}
         for rnd in range(args.rounds):
-            for name, starter in trackers.items():
-                started = starter()
-                procs, port = (started[0] if isinstance(started[0], list) else [started[0]]), started[1]
-                try:
-                    for mode, script in scripts.items():
-                        rate = run_wrk(port, script, args.seconds, args.connections)
-                        key = (name, f"HTTP ({mode})")
-                        results[key] = max(results.get(key, 0.0), rate)
-                        print(f"round {rnd + 1} {name} HTTP {mode}: {rate:,.0f}/s", file=sys.stderr)
-                    rate = run_udp(port, hashes, args.seconds, args.window)
-                    key = (name, "UDP (connect+announce pairs)")
-                    results[key] = max(results.get(key, 0.0), rate)
-                    print(f"round {rnd + 1} {name} UDP: {rate:,.0f}/s", file=sys.stderr)
-                finally:
+            running: dict[str, tuple[list[subprocess.Popen[bytes]], int]] = {}
+            try:
+                for name, starter in trackers.items():
+                    started = starter()
+                    procs = started[0] if isinstance(started[0], list) else [started[0]]
+                    running[name] = (procs, started[1])
+                for load in loads:  # each load hits every tracker back to back: paired measurements
+                    for name, (_, port) in running.items():
+                        if load == loads[2]:
+                            rate = run_udp(port, hashes, args.seconds, args.window)
+                        else:
+                            mode = "keep-alive" if "keep-alive" in load else "close"
+                            rate = run_wrk(port, scripts[mode], args.seconds, args.connections)
+                        per_round.setdefault((name, load), []).append(rate)
+                        print(f"round {rnd + 1} {name} {load}: {rate:,.0f}/s", file=sys.stderr)
+            finally:
+                for procs, _ in running.values():
                     for p in procs:
                         stop(p)
         if "redis" in group:
@@ -336,15 +342,18 @@ def main() -> int:
         "| load | "
         + " | ".join(f"{n} /s" for n in names)
         + " | "
-        + " | ".join(f"{n} / opentracker" for n in names[1:])
+        + " | ".join(f"{n} / opentracker (median, range)" for n in names[1:])
         + " |"
     )
-    print("|---" * (2 * len(names)) + "|")
-    for load in ("HTTP (keep-alive)", "HTTP (close)", "UDP (connect+announce pairs)"):
-        ot = results[("opentracker", load)]
-        rates = " | ".join(f"{results[(n, load)]:,.0f}" for n in names)
-        ratios = " | ".join(f"{results[(n, load)] / ot:.2f}x" for n in names[1:])
-        print(f"| {load} | {rates} | {ratios} |")
+    print("|---" * (1 + len(names) + len(names) - 1) + "|")
+    for load in loads:
+        ot = per_round[("opentracker", load)]
+        rates = " | ".join(f"{statistics.median(per_round[(n, load)]):,.0f}" for n in names)
+        cells = []
+        for n in names[1:]:
+            ratios = [a / b for a, b in zip(per_round[(n, load)], ot, strict=True)]
+            cells.append(f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})")
+        print(f"| {load} | {rates} | {' | '.join(cells)} |")
     return 0
 
 
