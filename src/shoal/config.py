@@ -116,6 +116,7 @@ class Settings:
     dht_max_peers_per_lookup: int = 1000
     dht_upload_rate_limit: int = 8000  # bytes/s of replies, all requesters together (libtorrent's default); 0: none
     dht_external_ip_min_votes: int = 5  # answers naming our IP before it is saved for a BEP 42 id at next start
+    dht_max_peers_per_ip_per_lookup: int = 4  # one IP on many ports is a victim being steered at
     dht_lookup_retries: int = 1  # a timed-out node among the k closest is asked again (datagrams get lost)
     dht_sample_count: int = 20  # BEP 51 samples per reply
     dht_sample_interval: int = 21600

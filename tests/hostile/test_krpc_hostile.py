@@ -219,3 +219,31 @@ def test_write_token_abuse_stores_nothing(case: str) -> None:
     err = krpc.decode(raw2)
     assert isinstance(err, Error) and err.code == 203
     assert len(node.store) == 0
+
+
+def test_poisoned_get_peers_answer_is_filtered() -> None:
+    """Case 34: a public node answers get_peers with private addresses and one victim IP on many ports."""
+    node = make_node()
+    responder = ("19.0.0.1", 6881)
+    node.tables[4].heard_from(b"R" * 20, responder[0], responder[1], 0.0, responded=True)
+    lookup_id = node.get_peers(IH, 0.0)
+    ((query, _),) = node.datagrams_to_send(0.0)
+    q = krpc.decode(query)
+    assert isinstance(q, Query)
+    values = [
+        PeerAddr("10.0.0.1", 1),
+        PeerAddr("127.0.0.1", 2),
+        PeerAddr("192.168.1.1", 3),
+        PeerAddr("0.0.0.0", 4),
+    ]
+    values += [PeerAddr("20.0.0.1", port) for port in range(1, 50)]
+    values += [PeerAddr("21.0.0.1", 80), PeerAddr("21.0.0.1", 80)]
+    reply = Response(q.tid, b"R" * 20, values=tuple(values), token=b"tok")
+    send(node, krpc.encode(reply), responder, now=0.5)
+    peers: list[PeerAddr] = []
+    while (event := node.next_event()) is not None:
+        peers.extend(getattr(event, "peers", ()) if getattr(event, "lookup_id", None) == lookup_id else ())
+    found = set(peers)
+    assert not any(p.host in ("10.0.0.1", "127.0.0.1", "192.168.1.1", "0.0.0.0") for p in found)
+    assert len([p for p in found if p.host == "20.0.0.1"]) == node.settings.dht_max_peers_per_ip_per_lookup
+    assert PeerAddr("21.0.0.1", 80) in found

@@ -131,7 +131,8 @@ def test_pex_from_libtorrent_leads_shoal_to_a_third_peer(
     """Acceptance 4 (libtorrent half): Shoal knows only libtorrent A; A knows B; A's ut_pex names B; Shoal
     connects to B. No tracker, no DHT: B has no other way to be found."""
     t = content.make_torrent(sample.path, tmp_path / "s.torrent", piece_length=PIECE)
-    a, b = make_lt(), make_lt()
+    a = make_lt()
+    b = make_lt(settings={"enable_outgoing_tcp": False})  # B never dials: Shoal must dial B
     ha = a.add(t.path, sample.parent, seed=True)
     hb = b.add(t.path, tmp_path / "b")  # a slow leecher, so A and B stay connected (two seeds would part)
     hb.set_download_limit(40_000)

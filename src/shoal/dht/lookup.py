@@ -14,6 +14,7 @@ The lookup never sends anything itself: the node turns the candidates it returns
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -57,6 +58,7 @@ class Lookup:
     max_candidates: int = 100
     max_queries: int = 200
     max_peers: int = 1000
+    max_peers_per_ip: int = 4
     max_retries: int = 1  # a timed-out node among the k closest is asked again this many times
     announce_port: int | None = None  # get_peers followed by announce_peer
     implied_port: bool = False
@@ -71,6 +73,7 @@ class Lookup:
         self._by_addr: dict[tuple[str, int], Candidate] = {}
         self._ids: set[bytes] = set()
         self._peer_set: set[PeerAddr] = set()
+        self._per_ip: Counter[str] = Counter()
         self.in_flight = 0
 
     # ------------------------------------------------------------------ candidates
@@ -168,10 +171,14 @@ class Lookup:
         self.samples.update(samples)
         new_peers = []
         for peer in values:
-            if peer not in self._peer_set and len(self.peers) < self.max_peers:
-                self._peer_set.add(peer)
-                self.peers.append(peer)
-                new_peers.append(peer)
+            if peer in self._peer_set or len(self.peers) >= self.max_peers:
+                continue
+            if self._per_ip[peer.host] >= self.max_peers_per_ip:
+                continue  # one host on many ports: a victim being steered at (RELIABILITY case 34)
+            self._per_ip[peer.host] += 1
+            self._peer_set.add(peer)
+            self.peers.append(peer)
+            new_peers.append(peer)
         self._check_done()
         return new_peers
 

@@ -25,7 +25,7 @@ from shoal.dht.dos import RateLimiter, UploadBudget
 from shoal.dht.events import DhtEvent, DhtStats, LookupFinished, PeerAnnounced, PeersFound
 from shoal.dht.krpc import Error, KrpcMessageError, Query, Response
 from shoal.dht.lookup import Lookup
-from shoal.dht.node_id import bep42_id, bep42_valid, random_id, random_id_in_bucket
+from shoal.dht.node_id import bep42_id, bep42_valid, is_local_ip, is_public_ip, random_id, random_id_in_bucket
 from shoal.dht.peer_store import PeerStore
 from shoal.dht.routing_table import NodeEntry, RoutingTable
 from shoal.dht.rpc import Pending, Transactions
@@ -278,8 +278,9 @@ class DhtNode:
             if n.node_id != self.node_id
         ]
         token = r.token if (verified or not self.settings.dht_enforce_node_id) else None
+        values = r.values if is_local_ip(addr[0]) else [p for p in r.values if is_public_ip(p.host)]
         new_peers = lookup.on_response(
-            addr, r.node_id, nodes, values=r.values, token=token, samples=r.samples, verified=verified
+            addr, r.node_id, nodes, values=values, token=token, samples=r.samples, verified=verified
         )
         if new_peers:
             self._events.append(PeersFound(lookup.lookup_id, lookup.target, tuple(new_peers)))
@@ -376,6 +377,9 @@ class DhtNode:
             max_queries=s.dht_max_lookup_queries,
             max_peers=s.dht_max_peers_per_lookup,
             max_retries=s.dht_lookup_retries,
+            max_peers_per_ip=s.dht_max_peers_per_lookup
+            if s.dht_allow_same_ip
+            else s.dht_max_peers_per_ip_per_lookup,
             announce_port=announce_port,
             implied_port=implied_port,
         )

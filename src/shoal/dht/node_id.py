@@ -77,6 +77,15 @@ def is_local_ip(ip: str) -> bool:
     return addr.is_private or addr.is_loopback or addr.is_link_local
 
 
+def is_public_ip(host: str) -> bool:
+    """A globally routable address: not private, loopback, link-local, multicast, reserved or unspecified (the
+    "dark internet" a public node has no business handing out as peers, RELIABILITY case 34)."""
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
+
+
 def _id_prefix_crc(ip: str, r: int) -> int:
     packed = ipaddress.ip_address(ip).packed
     if len(packed) == 4:
