@@ -125,8 +125,16 @@ async def test_pause_and_resume(tmp_path: Path, paused: bool) -> None:
             assert t.status().state is TorrentState.PAUSED
             assert t.status().downloaded == 0
             t.resume()
-            t.add_peer(("127.0.0.1", seeder.listen_port))
             await t.wait_complete(timeout=30)
+            t.pause()
+            assert t.status().state is TorrentState.PAUSED
+            for _ in range(100):
+                if t.status().peers == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert t.status().peers == 0
+            t.resume()
+            assert t.status().state is TorrentState.SEEDING
         assert same_tree(src, tmp_path / "dl" / "p.bin")
     finally:
         await seeder.close()

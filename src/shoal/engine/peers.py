@@ -127,6 +127,26 @@ class PeerSet:
             self.book.add(addr, kind, now)
         self._connect_some(now)
 
+    def reachable_addresses(self) -> list[PeerAddr]:
+        """Where our current peers can be dialed: outgoing ones at their address, incoming at their listen port."""
+        out = []
+        for p in self.active:
+            if p.initiator:
+                out.append(p.addr)
+            elif p.listen_port:
+                out.append(PeerAddr(p.addr.host, p.listen_port))
+        return out
+
+    def redial(self, addrs: Iterable[PeerAddr]) -> None:
+        """Make these known peers candidates again right now (after a pause), then connect."""
+        now = self.session.clock.now()
+        for addr in addrs:
+            entry = self.book.get(addr)
+            source = entry.source if entry is not None else PeerSource.TRACKER
+            self.book.remove(addr)
+            self.book.add(addr, source, now)
+        self._connect_some(now)
+
     def _connect_some(self, now: float) -> None:
         t = self.task
         if t.paused or t.state.value in ("error", "stopped"):
@@ -174,6 +194,8 @@ class PeerSet:
             return "torrent not active"
         if self.is_banned(peer.addr):
             return "banned"
+        if t.is_finished and (not t.params.seed or t.state.value == "finished"):
+            return "not seeding"
         if len(self.active) >= self.settings.max_peers_per_torrent:
             return "too many peers"
         if self.session.connections >= self.settings.max_peers_global:

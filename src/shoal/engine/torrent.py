@@ -82,6 +82,7 @@ class TorrentTask:
         self._metadata_server: Any = None
         self._checkpointer: Any = None
         self._saving = False
+        self._paused_peers: list[PeerAddr] = []
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -404,6 +405,7 @@ class TorrentTask:
         if self.paused:
             return
         self.paused = True
+        self._paused_peers = self.peers.reachable_addresses()
         self.peers.close_all("paused")
         self.checkpoint(force=True)
         self._set_state(TorrentState.PAUSED)
@@ -418,6 +420,8 @@ class TorrentTask:
             self._set_state(TorrentState.SEEDING if self.is_finished else TorrentState.DOWNLOADING)
         if self._announce is not None:
             self._announce.want_peers()
+        self.peers.redial(self._paused_peers)  # the peers we had, at once (no reconnect back-off)
+        self._paused_peers = []
 
     def set_rate_limits(self, download: int | None, upload: int | None) -> None:
         self.rates.set_limits(download, upload)
