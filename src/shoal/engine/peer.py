@@ -19,7 +19,6 @@ from shoal.policy.requests import RequestTracker
 from shoal.types import BlockRef, PeerAddr
 from shoal.wire import events as ev
 from shoal.wire.connection import PeerConnection
-from shoal.wire.pex import PexSender
 
 if TYPE_CHECKING:
     from shoal.engine.session import Session
@@ -68,7 +67,6 @@ class PeerTask(asyncio.BufferedProtocol):
         self.snubbed = False
         self.starved = False
         self.listen_port = 0  # from its extended handshake (BEP 10 ``p``)
-        self.pex: PexSender | None = None
 
     def __repr__(self) -> str:
         return f"<peer {self.addr.host}:{self.addr.port}>"

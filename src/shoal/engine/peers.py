@@ -12,23 +12,22 @@ peer's measured rate (``request_queue_time`` seconds of data in flight), and sta
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import ipaddress
 import logging
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from shoal.engine import alerts as al
+from shoal.engine.download import DownloadMixin
+from shoal.engine.upload import UploadMixin
 from shoal.errors import NetworkError
 from shoal.policy.bitfield import Bitfield
-from shoal.policy.choker import Choker, PeerStats
+from shoal.policy.choker import Choker
 from shoal.policy.peer_book import PeerBook, PeerSource
 from shoal.policy.requests import pipeline_depth
-from shoal.types import BLOCK_SIZE, BlockRef, PeerAddr
+from shoal.types import BLOCK_SIZE, PeerAddr
 from shoal.wire import events as ev
 from shoal.wire import messages as m
-from shoal.wire.pex import FLAG_REACHABLE, FLAG_SEED, PexPeer, PexSender
 
 if TYPE_CHECKING:
     from shoal.engine.peer import PeerTask
@@ -61,7 +60,7 @@ SOURCES = {
 }
 
 
-class PeerSet:
+class PeerSet(DownloadMixin, UploadMixin):
     def __init__(self, task: TorrentTask) -> None:
         self.task = task
         self.session = task.session
@@ -385,34 +384,6 @@ class PeerSet:
         elif self.task.magnet is not None:
             self.task.magnet.on_event(peer, event)
 
-    def _on_choked(self, peer: PeerTask, event: ev.PeerChoked) -> None:
-        tr = self.task.transfer
-        if tr is None:
-            return
-        for piece, offset, length in event.dropped:
-            block = BlockRef(piece, offset, length)
-            if peer.tracker is not None:
-                peer.tracker.cancelled(block)
-            tr.picker.abort(peer, block)
-
-    def _on_unchoked(self, peer: PeerTask, event: ev.PeerUnchoked) -> None:
-        self.fill(peer)
-
-    def _on_interested(self, peer: PeerTask, event: ev.PeerInterested) -> None:
-        conn = peer.conn
-        assert conn is not None
-        if conn.am_choking and self._unchoked_count() < self.settings.upload_slots:
-            peer.unchoked_since = self.session.clock.now()
-            peer.send_message(conn.send(m.Unchoke()))
-
-    def _on_not_interested(self, peer: PeerTask, event: ev.PeerNotInterested) -> None:
-        conn = peer.conn
-        if conn is not None and not conn.am_choking:
-            peer.send_message(conn.send(m.Choke()))
-        peer.upload_queue.clear()
-        if peer.is_seed and self.task.is_finished:
-            peer.close("both sides are seeds")
-
     def _on_have(self, peer: PeerTask, event: ev.HaveReceived) -> None:
         tr = self.task.transfer
         if tr is None:
@@ -481,132 +452,6 @@ class PeerSet:
         addrs = [PeerAddr(p.addr.host, p.addr.port) for p in event.added]
         self.add_candidates(addrs, "pex")
 
-    # --- download --------------------------------------------------------------------------------------------
-
-    def on_block(self, peer: PeerTask, piece: int, offset: int, data: bytes) -> None:
-        t = self.task
-        tr = t.transfer
-        if tr is None:
-            return
-        n = len(data)
-        now = self.session.clock.now()
-        block = BlockRef(piece, offset, n)
-        tracker = peer.tracker
-        if tracker is not None:
-            tracker.received(block, now)
-        peer.downloaded += n
-        peer.down_window += n
-        t.counters["bytes_downloaded"] += n
-        tr.on_block(peer, block, data)
-        if not t.rates.take_down(n, now) or tr.write_backlog:
-            peer.pause_reading()
-        if (
-            tracker is not None
-            and len(tracker) <= peer.depth - (peer.depth >> 2)
-            and (not peer.starved or not tracker)
-        ):
-            self.fill(peer)
-
-    def fill(self, peer: PeerTask) -> None:
-        tr = self.task.transfer
-        conn = peer.conn
-        tracker = peer.tracker
-        if (
-            tr is None
-            or conn is None
-            or tracker is None
-            or peer.closed
-            or not peer.attached
-            or self.task.paused
-            or self.task.state.value == "checking"
-        ):
-            return
-        want = peer.depth - len(tracker)
-        if want <= 0 or not conn.am_interested:
-            return
-        if conn.peer_choking:
-            fast = conn.allowed_fast
-            if not fast:
-                return
-            blocks = tr.picker.pick(peer, want, only=fast)
-        else:
-            blocks = tr.picker.pick(peer, want)
-        # Nothing (or little) left to ask this peer: stop re-picking on every block until the next tick or until
-        # its pipeline is empty (end-game picks scan every partial piece).
-        peer.starved = len(blocks) < want
-        if not blocks:
-            return
-        now = self.session.clock.now()
-        for block in blocks:
-            tracker.sent(block, now)
-            peer.send_request(block)
-
-    def _on_rejected(self, peer: PeerTask, event: ev.Rejected) -> None:
-        tr = self.task.transfer
-        block = BlockRef(event.piece, event.offset, event.length)
-        if peer.tracker is not None:
-            peer.tracker.cancelled(block)
-        if tr is not None:
-            tr.picker.abort(peer, block)
-
-    # --- upload ----------------------------------------------------------------------------------------------
-
-    def _on_requested(self, peer: PeerTask, event: ev.BlockRequested) -> None:
-        t = self.task
-        if t.have is None or not t.have.has(event.piece):
-            return  # the connection only passes requests for pieces we advertised
-        peer.upload_queue.append((event.piece, event.offset, event.length))
-        tr = t.transfer
-        if tr is not None and tr.cached_piece(event.piece) is None:
-            tr.read_piece(event.piece)  # read ahead: the disk works while earlier requests are served
-        if len(peer.upload_queue) == 1:
-            self.serve(peer)
-
-    def _on_cancelled(self, peer: PeerTask, event: ev.RequestCancelled) -> None:
-        pass  # the connection forgets it; serve() skips requests that are gone
-
-    def serve(self, peer: PeerTask) -> None:
-        tr = self.task.transfer
-        conn = peer.conn
-        if tr is None or conn is None:
-            return
-        queue = peer.upload_queue
-        t = self.task
-        sent = 0
-        now = self.session.clock.now()
-        while queue and not peer.write_paused and not peer.closed:
-            piece, offset, length = queue[0]
-            if not conn.is_requested(piece, offset, length):
-                queue.pop(0)
-                continue
-            if not t.rates.can_up(now):
-                break
-            data = tr.cached_piece(piece)
-            if data is None:
-                fut = tr.read_piece(piece)
-                fut.add_done_callback(functools.partial(self._read_done, peer))
-                break
-            queue.pop(0)
-            n = peer.send_block(piece, offset, data[offset : offset + length])
-            if n:
-                sent += n
-                t.rates.take_up(n, now)
-        if sent:
-            peer.uploaded += sent
-            peer.up_window += sent
-            t.counters["bytes_uploaded"] += sent
-
-    def _read_done(self, peer: PeerTask, fut: asyncio.Future[bytes]) -> None:
-        if fut.cancelled():
-            return
-        exc = fut.exception()
-        if exc is not None:
-            logger.warning("torrent %s: read failed: %s", self.task.name, exc)
-            self.task.fail(exc)
-            return
-        if peer.attached and not peer.closed:
-            self.serve(peer)
-
     # --- tick ------------------------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
@@ -652,89 +497,7 @@ class PeerSet:
         self._send_pex(now)
         self._connect_some(now)
 
-    def _pex_view(self) -> list[PexPeer]:
-        """Our connected peers as others can reach them: outgoing ones at their address, incoming ones at the
-        listen port they announced (BEP 10 ``p``)."""
-        out = []
-        for p in self.active:
-            if p.closed:
-                continue
-            if p.initiator:
-                addr = p.addr
-            elif p.listen_port:
-                addr = PeerAddr(p.addr.host, p.listen_port)
-            else:
-                continue
-            flags = (FLAG_SEED if p.is_seed else 0) | (FLAG_REACHABLE if p.initiator else 0)
-            out.append(PexPeer(addr, flags))
-        return out
-
     def _send_pex(self, now: float) -> None:
-        """BEP 11: tell each ut_pex peer who else we are connected to (rate-limited per peer; never for private
-        torrents)."""
-        info = self.task.info
-        if info is not None and info.private:
-            return
-        view: list[PexPeer] | None = None
-        for peer in self.active:
-            conn = peer.conn
-            if conn is None or peer.closed or conn.peer_extension_id("ut_pex") is None:
-                continue
-            if view is None:
-                view = self._pex_view()
-            if peer.pex is None:
-                peer.pex = PexSender(
-                    interval=self.settings.pex_interval, max_peers=self.settings.max_pex_peers
-                )
-            mine = PeerAddr(peer.addr.host, peer.listen_port or peer.addr.port)
-            payload = peer.pex.update([x for x in view if x.addr not in (peer.addr, mine)], now)
-            if payload is not None:
-                peer.send_message(conn.send_pex(payload))
         from shoal.engine.pex import broadcast as broadcast_pex  # ut_pex to each peer, rate-limited
 
         broadcast_pex(self, now)
-
-    def _expire_requests(self, peer: PeerTask, now: float) -> None:
-        tr = self.task.transfer
-        tracker = peer.tracker
-        if tr is None or tracker is None:
-            return
-        for block in tracker.timed_out(now):
-            peer.send_cancel(block)
-            tr.picker.abort(peer, block)
-
-    def _unchoked_count(self) -> int:
-        return sum(1 for p in self.active if p.conn is not None and not p.conn.am_choking)
-
-    def rechoke(self, now: float) -> None:
-        """Apply the choker's decision (tit-for-tat when leeching, round robin when seeding, one optimistic)."""
-        self._last_choke = now
-        stats = []
-        for p in self.active:
-            conn = p.conn
-            if conn is None or p.closed:
-                continue
-            stats.append(
-                PeerStats(
-                    peer=p,
-                    interested=conn.peer_interested,
-                    download_rate=p.down_rate,
-                    upload_rate=p.up_rate,
-                    uploaded=p.uploaded,
-                    downloaded=p.downloaded,
-                    unchoked_since=None if conn.am_choking else p.unchoked_since,
-                    snubbed=p.snubbed,
-                    is_seed=p.is_seed,
-                )
-            )
-        decision = self.choker.decide(stats, now, self.session.rng, seeding=self.task.is_finished)
-        for peer in self.active:
-            conn = peer.conn
-            if conn is None or peer.closed:
-                continue
-            if peer in decision.unchoke and conn.am_choking:
-                peer.unchoked_since = now
-                peer.send_message(conn.send(m.Unchoke()))
-            elif peer not in decision.unchoke and not conn.am_choking:
-                peer.send_message(conn.send(m.Choke()))
-                peer.upload_queue.clear()

@@ -1,0 +1,113 @@
+"""The download side of a torrent's peers: the block hot path, request pipelines, rejects, chokes and time-outs.
+
+``on_block`` is the per-block path: one tracker pop, one picker call, one copy into the piece buffer, and a
+refill of the peer's pipeline only when it has drained by a quarter of its depth (so ``pick`` runs once per many
+blocks). Mixed into :class:`~shoal.engine.peers.PeerSet`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shoal.types import BlockRef
+from shoal.wire import events as ev
+
+if TYPE_CHECKING:
+    from shoal.engine.peer import PeerTask
+    from shoal.engine.session import Session
+    from shoal.engine.torrent import TorrentTask
+
+
+class DownloadMixin:
+    task: TorrentTask
+    session: Session
+
+    def _on_choked(self, peer: PeerTask, event: ev.PeerChoked) -> None:
+        tr = self.task.transfer
+        if tr is None:
+            return
+        for piece, offset, length in event.dropped:
+            block = BlockRef(piece, offset, length)
+            if peer.tracker is not None:
+                peer.tracker.cancelled(block)
+            tr.picker.abort(peer, block)
+
+    def _on_unchoked(self, peer: PeerTask, event: ev.PeerUnchoked) -> None:
+        self.fill(peer)
+
+    # --- download --------------------------------------------------------------------------------------------
+
+    def on_block(self, peer: PeerTask, piece: int, offset: int, data: bytes) -> None:
+        t = self.task
+        tr = t.transfer
+        if tr is None:
+            return
+        n = len(data)
+        now = self.session.clock.now()
+        block = BlockRef(piece, offset, n)
+        tracker = peer.tracker
+        if tracker is not None:
+            tracker.received(block, now)
+        peer.downloaded += n
+        peer.down_window += n
+        t.counters["bytes_downloaded"] += n
+        tr.on_block(peer, block, data)
+        if not t.rates.take_down(n, now) or tr.write_backlog:
+            peer.pause_reading()
+        if (
+            tracker is not None
+            and len(tracker) <= peer.depth - (peer.depth >> 2)
+            and (not peer.starved or not tracker)
+        ):
+            self.fill(peer)
+
+    def fill(self, peer: PeerTask) -> None:
+        tr = self.task.transfer
+        conn = peer.conn
+        tracker = peer.tracker
+        if (
+            tr is None
+            or conn is None
+            or tracker is None
+            or peer.closed
+            or not peer.attached
+            or self.task.paused
+            or self.task.state.value == "checking"
+        ):
+            return
+        want = peer.depth - len(tracker)
+        if want <= 0 or not conn.am_interested:
+            return
+        if conn.peer_choking:
+            fast = conn.allowed_fast
+            if not fast:
+                return
+            blocks = tr.picker.pick(peer, want, only=fast)
+        else:
+            blocks = tr.picker.pick(peer, want)
+        # Nothing (or little) left to ask this peer: stop re-picking on every block until the next tick or until
+        # its pipeline is empty (end-game picks scan every partial piece).
+        peer.starved = len(blocks) < want
+        if not blocks:
+            return
+        now = self.session.clock.now()
+        for block in blocks:
+            tracker.sent(block, now)
+            peer.send_request(block)
+
+    def _on_rejected(self, peer: PeerTask, event: ev.Rejected) -> None:
+        tr = self.task.transfer
+        block = BlockRef(event.piece, event.offset, event.length)
+        if peer.tracker is not None:
+            peer.tracker.cancelled(block)
+        if tr is not None:
+            tr.picker.abort(peer, block)
+
+    def _expire_requests(self, peer: PeerTask, now: float) -> None:
+        tr = self.task.transfer
+        tracker = peer.tracker
+        if tr is None or tracker is None:
+            return
+        for block in tracker.timed_out(now):
+            peer.send_cancel(block)
+            tr.picker.abort(peer, block)
