@@ -9,12 +9,15 @@ import asyncio
 import contextlib
 import random
 import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from faultkit import FAST, bad_pieces, seeder, wait_status
+from peers import require_binary
 from shoal.codec import bencode
 from shoal.codec.compact import encode_peer
 from shoal.codec.metainfo import Metainfo
@@ -262,3 +265,68 @@ async def test_peers_cut_mid_piece_with_latency_still_complete(tmp_path: Path, s
             assert h.stats.get("hash_failures", 0) == 0
         assert link.cuts >= 3, f"the link was cut only {link.cuts} times"
     assert same_tree(src, tmp_path / "out" / src.name)
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A throw-away self-signed certificate for 127.0.0.1 (made with the openssl command line)."""
+    openssl = require_binary("openssl")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+async def test_https_tracker_with_untrusted_certificate_fails_visibly(
+    tmp_path: Path, self_signed: tuple[Path, Path]
+) -> None:
+    """Case 48: an HTTPS tracker whose certificate nobody vouches for is refused (no silent fallback to trusting
+    it), the failure is a TrackerFailed alert, and the torrent itself is not in error."""
+    cert, key = self_signed
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    tracker = FakeTracker()
+    tracker.mode = "ok"
+    tracker.server = await asyncio.start_server(tracker._handle, "127.0.0.1", 0, ssl=ctx)
+    try:
+        url = tracker.url.replace("http://", "https://")
+        _, torrent, _ = _payload(tmp_path, [url])
+        async with Session(FAST, listen=("127.0.0.1", 0)) as session:
+            h = await session.add(torrent, save_path=tmp_path / "out")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            failures: list[al.TrackerFailed] = []
+            while not failures:
+                assert loop.time() < deadline, "no TrackerFailed alert for an untrusted certificate"
+                failures += [a for a in session.alerts().pop_all() if isinstance(a, al.TrackerFailed)]
+                await asyncio.sleep(0.05)
+            assert "certificate" in failures[0].error.lower(), failures[0].error
+            assert tracker.requests.get("ok", 0) == 0, (
+                "the tracker got a request over an untrusted connection"
+            )
+            st = h.status()
+            assert st.state is TorrentState.DOWNLOADING and st.error is None, st
+    finally:
+        tracker.server.close()
+        await tracker.server.wait_closed()
