@@ -1,7 +1,8 @@
-"""UDP front end of ``shoal tracker`` (BEP 15) as an asyncio DatagramProtocol.
+"""UDP front end of ``shoal tracker`` (BEP 15): an asyncio DatagramProtocol, which the server attaches straight
+to its socket (:meth:`UdpTracker.attach`: ``add_reader``, draining a batch of datagrams per wake-up).
 
 Connection ids are stateless and unforgeable (:class:`~shoal.tracker.proto.udp.ConnectionIdMinter`, keyed
-with a secret from :mod:`secrets`, valid 120 s). Announces and scrapes with a wrong or expired id, short or
+with a secret from :mod:`secrets`, or shared through Redis, valid 120 s, bound to the client IP). Announces and scrapes with a wrong or expired id, short or
 unknown packets, and packets from rate-limited addresses are dropped silently (RELIABILITY case 35): nothing
 is sent back, so spoofed sources cannot use the tracker to amplify. A connect answer is as long as the connect.
 """
