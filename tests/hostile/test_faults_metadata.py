@@ -160,12 +160,6 @@ def _torrent(tmp_path: Path) -> tuple[Path, Path, Metainfo, bytes]:
     return src, torrent, Metainfo.from_bytes(data), info
 
 
-@pytest.mark.xfail(
-    reason="after poisoned metadata the fetcher resets total_size and only a *new* extended handshake sets it "
-    "again (engine/magnet.py): an honest peer connected before the failure is never asked, the magnet stalls",
-    strict=True,
-    raises=TimeoutError,
-)
 async def test_honest_peer_already_connected_is_asked_after_poisoned_metadata(tmp_path: Path) -> None:
     src, torrent, meta, info = _torrent(tmp_path)
     uri = Magnet.from_metainfo(meta).to_uri()

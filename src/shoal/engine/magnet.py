@@ -71,6 +71,10 @@ class MetadataTask:
             else:
                 for who in result.contributors:
                     self.task.peers.ban(getattr(who, "addr", who), "sent bad metadata")
+                self._asked.clear()
+                for other in list(self.task.peers.active):  # start over with everyone still connected
+                    self._adopt_size(other)
+                    self._request(other)
         elif isinstance(event, ev.MetadataRejected):
             self._asked[peer] = max(0, self._asked.get(peer, 0) - 1)
             self.fetcher.on_reject(peer, event.piece)
@@ -89,7 +93,17 @@ class MetadataTask:
 
     def tick(self, now: float) -> None:
         for peer in list(self.task.peers.active):
+            self._adopt_size(peer)
             self._request(peer)
+
+    def _adopt_size(self, peer: PeerTask) -> None:
+        """Take the peer's metadata_size (from its extended handshake) when the fetcher has none, e.g. after a
+        poisoned result reset it: peers connected before then are asked again, not only new ones."""
+        conn = peer.conn
+        if self.fetcher.total_size is None and conn is not None and not peer.closed:
+            size = conn.peer_extensions.metadata_size
+            if size:
+                self.fetcher.set_size(size, peer)
 
     def peer_lost(self, peer: PeerTask) -> None:
         self.fetcher.peer_lost(peer)
