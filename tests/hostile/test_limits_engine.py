@@ -186,3 +186,53 @@ async def test_connection_flood_is_shed_and_descriptors_come_back(tmp_path: Path
             leech = await session.add(torrent, save_path=tmp_path / "out", peers=[addr])
             await leech.wait_complete(timeout=60)
     assert same_tree(src, tmp_path / "out" / src.name)
+
+
+async def test_pex_cannot_steer_us_at_a_victim(tmp_path: Path) -> None:
+    """Cases 23, 34: a peer floods ut_pex naming one victim address over and over, plus thousands of
+    unreachable private addresses and port 0. The victim sees a handful of connection attempts, not one per
+    mention; half-open connections stay within ``max_half_open``; nothing fails."""
+    _, torrent, meta = _payload(tmp_path, "one", 500_000, 1)
+    victim_hits = 0
+
+    async def victim(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal victim_hits
+        victim_hits += 1
+        writer.close()
+
+    async def liar(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = FakePeer(
+            meta.info_hash, num_pieces=meta.info.num_pieces, piece_length=PIECE, rng=random.Random(5)
+        )
+        stream = FakePeerStream(peer, reader, writer)
+        await stream.send(peer.handshake() + peer.extension_handshake(m={"ut_pex": 2}) + peer.bitfield([]))
+        await stream.receive(2.0)  # the victim's handshake and extended handshake (learns its ut_pex id)
+        target = PeerAddr("127.0.0.1", victim_port)
+        for i in range(20):
+            junk = [PeerAddr(f"10.{i}.{j // 250}.{j % 250 + 1}", 6881) for j in range(50)]
+            await stream.send(peer.pex([target] * 50 + junk + [PeerAddr("10.9.9.9", 0)]))
+        await stream.receive(4.0)
+        await stream.close()
+
+    victim_server = await asyncio.start_server(victim, "127.0.0.1", 0)
+    liar_server = await asyncio.start_server(liar, "127.0.0.1", 0)
+    victim_port = victim_server.sockets[0].getsockname()[1]
+    settings = FAST.with_(max_half_open=8, peer_connect_timeout=1.0)
+    try:
+        async with Session(settings, listen=("127.0.0.1", 0)) as session:
+            h = await session.add(
+                torrent,
+                save_path=tmp_path / "out",
+                peers=[PeerAddr("127.0.0.1", liar_server.sockets[0].getsockname()[1])],
+            )
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 4
+            while loop.time() < end:
+                assert session.half_open <= settings.max_half_open
+                await asyncio.sleep(0.05)
+            assert h.status().error is None
+    finally:
+        for server in (victim_server, liar_server):
+            server.close()
+            await server.wait_closed()
+    assert 1 <= victim_hits <= 5, f"the victim was hit {victim_hits} times"
