@@ -25,6 +25,7 @@ from shoal.trackerd.service import TrackerService, pack_ip, stats_html, stats_js
 logger = logging.getLogger(__name__)
 
 _REASONS = {
+    500: b"Internal Server Error",
     200: b"OK",
     400: b"Bad Request",
     404: b"Not Found",
@@ -251,7 +252,12 @@ class TrackerHttpProtocol(asyncio.Protocol):
         if method != b"GET":
             self._send(405, q.encode_failure("only GET is served"), _TEXT, False)
             return
-        result = self.server.answer(target, self.ip, self.packed)
+        try:
+            result = self.server.answer(target, self.ip, self.packed)
+        except Exception:  # a bug must cost one answer, not the listener
+            logger.exception("tracker request from %s failed", self.ip)
+            self._send(500, q.encode_failure("internal error"), _TEXT, False)
+            return
         if isinstance(result, tuple):
             self._send(*result, keep)
             return
