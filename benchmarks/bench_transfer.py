@@ -154,6 +154,13 @@ def last_line(path: Path) -> str:
     return lines[-1].strip()[:200] if lines else "(no output)"
 
 
+def spread(runs: list[Measured], size: int) -> str:
+    """Every run's MB/s in run order, when there was more than one."""
+    if len(runs) < 2:
+        return ""
+    return "runs: " + " / ".join(f"{mb_s(size, m.wall):.0f}" for m in runs)
+
+
 def median_run(runs: list[Measured]) -> Measured:
     by_wall = sorted(runs, key=lambda m: m.wall)
     return by_wall[(len(by_wall) - 1) // 2]
@@ -208,7 +215,7 @@ def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1, s
         if kind not in kinds:
             rows.append(Row(who, None, None, None, None, "not run"))
         elif results.get(kind):
-            rows.append(row(who, median_run(results[kind]), bc.size))
+            rows.append(row(who, median_run(results[kind]), bc.size, note=spread(results[kind], bc.size)))
         else:
             rows.append(Row(who, None, None, None, None, f"failed: {failures.get(kind, '?')}"))
     table = Table(
@@ -257,7 +264,7 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
             rows.append(Row(who, None, None, None, None, "not run"))
         elif dl.get(kind):
             i = dl[kind].index(median_run(dl[kind]))
-            rows.append(row(who, dl[kind][i], bc.size, cpu_of=seed[kind][i]))
+            rows.append(row(who, dl[kind][i], bc.size, cpu_of=seed[kind][i], note=spread(dl[kind], bc.size)))
         else:
             rows.append(Row(who, None, None, None, None, f"failed: {failures.get(kind, '?')}"))
     table = Table(
