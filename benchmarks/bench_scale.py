@@ -283,7 +283,7 @@ def render(rows: list[list[str]], header: list[str], title: str, notes: list[str
     if markdown:
         lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
-        lines += [f"- {n}" for n in notes]
+        lines += [""] + [f"- {n}" for n in notes] if notes else []
         return "\n".join(lines)
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))

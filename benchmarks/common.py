@@ -327,6 +327,8 @@ class Table:
             fmt = "  ".join(f"{{:<{w}}}" if i in (0, 5) else f"{{:>{w}}}" for i, w in enumerate(widths))
             lines = [self.title, fmt.format(*head).rstrip()]
             lines += [fmt.format(*row).rstrip() for row in body]
+        if markdown and self.notes:
+            lines.append("")
         lines += [f"{'- ' if markdown else '  '}{n}" for n in self.notes]
         return "\n".join(lines)
 
