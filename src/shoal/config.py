@@ -114,8 +114,10 @@ class Settings:
     dht_max_lookup_candidates: int = 100
     dht_max_lookup_queries: int = 200
     dht_max_peers_per_lookup: int = 1000
-    dht_upload_rate_limit: int = 8000  # bytes/s of replies, all requesters together (libtorrent's default); 0: none
-    dht_external_ip_min_votes: int = 5  # answers naming our IP before it is saved for a BEP 42 id at next start
+    # bytes/s of replies, all requesters together (libtorrent's default); 0: none
+    dht_upload_rate_limit: int = 8000
+    # answers naming our IP before it is saved for a BEP 42 id at next start
+    dht_external_ip_min_votes: int = 5
     dht_max_peers_per_ip_per_lookup: int = 4  # one IP on many ports is a victim being steered at
     dht_lookup_retries: int = 1  # a timed-out node among the k closest is asked again (datagrams get lost)
     dht_sample_count: int = 20  # BEP 51 samples per reply
@@ -135,7 +137,8 @@ class Settings:
     lsd_messages_per_ip_per_second: float = 2.0
 
     # --- engine (engineer F) ---
-    engine_tick_interval: float = 0.5  # seconds between a torrent's ticks (choker, time-outs, rates, connects)
+    # seconds between a torrent's ticks (choker, time-outs, rates, connects)
+    engine_tick_interval: float = 0.5
     peer_connect_timeout: float = 10.0
     read_cache_pieces: int = 16  # whole pieces kept in memory per torrent to serve uploads
     max_pending_piece_writes: int = 64  # pieces waiting for hash+write before peers stop being read
