@@ -16,6 +16,7 @@ import argparse
 import re
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def main() -> int:
     files = [f for f in files if (ROOT / f).exists()]
     xml = args.xml
     if xml is None:
-        xml = ROOT / ".reliability-junit.xml"
+        xml = Path(tempfile.gettempdir()) / "shoal-reliability-junit.xml"
         subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *files],
             cwd=ROOT,
