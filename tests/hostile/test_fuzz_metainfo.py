@@ -165,3 +165,25 @@ def test_info_dict_from_peer_must_match_hash() -> None:
     assert info is not None
     with pytest.raises(MetainfoError):
         InfoDict.from_bytes(info, expected_hash=b"\x00" * 20)
+
+
+@pytest.mark.parametrize(
+    "target", [[b"..", b"..", b"etc"], [b"/etc"], [b"C:\\x"], [b"a", b"..", b"..", b"b"], []]
+)
+def test_bep47_symlink_target_outside_is_refused(target: list[bytes]) -> None:
+    """Case 11: a BEP 47 symlink whose target climbs out of the torrent (or is absolute, or empty)."""
+    files = [
+        {b"length": 1, b"path": [b"a"]},
+        {b"length": 0, b"attr": b"l", b"symlink path": target, b"path": [b"link"]},
+    ]
+    with pytest.raises(MetainfoError):
+        Metainfo.from_bytes(_torrent(files))
+
+
+def test_bep47_symlink_inside_is_kept_sanitised() -> None:
+    files = [
+        {b"length": 1, b"path": [b"dir", b"a"]},
+        {b"length": 0, b"attr": b"l", b"symlink path": [b"dir", b"a"], b"path": [b"link"]},
+    ]
+    meta = Metainfo.from_bytes(_torrent(files))
+    assert [f.symlink for f in meta.info.files if f.symlink] == [("dir", "a")]
