@@ -57,7 +57,8 @@ def test_atheris_short_run(name: str, tmp_path: Path) -> None:
         str(work),
         str(ROOT / "tests" / "fuzz" / "corpus" / name),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.splitlines()[-40:])
         pytest.fail(f"fuzz target {name} found a problem (exit {proc.returncode}):\n{tail}", pytrace=False)
