@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import socket
 import time
 from types import TracebackType
@@ -53,7 +54,11 @@ class TrackerServer:
         if config.redis and config.state_db:
             raise ConfigError("--state-db and --redis are exclusive (redis already keeps the state)")
         self.config = config
-        self._rng = rng or random.SystemRandom()
+        # Which peers an answer carries is picked with a fast PRNG seeded (and re-seeded every housekeeping
+        # tick) from the OS: SystemRandom costs a getrandom() system call per number, which was a quarter of
+        # the UDP hot path (docs/PERFORMANCE.md, Tracker).
+        self._reseed = rng is None
+        self._rng = rng or random.Random(secrets.randbits(128))
         allowed = read_info_hashes(config.allow) if config.allow else None
         passkeys = read_passkeys(config.passkeys) if config.passkeys else None
         self.backend: MemoryBackend | AsyncBackend
@@ -139,6 +144,8 @@ class TrackerServer:
             await asyncio.sleep(tick)
             now = loop.time()
             self.service.sample(now)
+            if self._reseed:
+                self._rng.seed(secrets.randbits(128))
             if isinstance(self.backend, MemoryBackend):
                 # sweep every swarm about once per expire_every, a slice per tick
                 reg = self.backend.registry

@@ -26,6 +26,12 @@ _ZERO = ScrapeStats(0, 0, 0)
 _HEADER = proto.REQUEST_HEADER
 _ANNOUNCE = proto.ANNOUNCE
 _PORT = struct.Struct(">H")
+_CONNECT_RESP = struct.Struct(">iiq")
+_ANNOUNCE_RESP = struct.Struct(">iiiii")
+_ANNOUNCE_SIZE = proto.ANNOUNCE_SIZE
+_PROTOCOL_ID = proto.PROTOCOL_ID
+_I32_MAX = 0x7FFFFFFF
+_EVENTS = {e.udp: e for e in Event}
 
 
 class SocketSender:
@@ -62,9 +68,13 @@ class UdpTracker(asyncio.DatagramProtocol):
         self._loop = asyncio.get_event_loop()
         self._packed: dict[str, bytes] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._send: Any = None
+        self._interval = min(self.config.interval, _I32_MAX)
+        self._counts_fit = self.config.max_peers <= _I32_MAX  # peer counts cannot overflow an i32
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._send = transport.sendto  # type: ignore[attr-defined]
         self._loop = asyncio.get_running_loop()
         sockname = transport.get_extra_info("sockname")
         self.v6 = sockname is not None and len(sockname) == 4
@@ -73,10 +83,13 @@ class UdpTracker(asyncio.DatagramProtocol):
         sock.setblocking(False)
         sender = SocketSender(sock)
         self.connection_made(sender)  # type: ignore[arg-type]
+        self._send = sock.sendto  # the hot path calls the socket itself; readable() catches its OSError
         recvfrom = sock.recvfrom
-        handle = self.datagram_received
+        handle = self._datagram
+        clock = self._loop.time
 
         def readable() -> None:
+            now = clock()  # one clock read per batch: the ids and rate limits work in whole seconds anyway
             for _ in range(batch):
                 try:
                     data, addr = recvfrom(2048)
@@ -85,7 +98,12 @@ class UdpTracker(asyncio.DatagramProtocol):
                 except OSError as exc:  # e.g. an ICMP error for an earlier answer
                     logger.debug("udp tracker receive failed: %s", exc)
                     continue
-                handle(data, addr)
+                try:
+                    handle(data, addr, now)
+                except OSError as exc:  # a send failed (a full buffer drops the answer, as UDP may)
+                    logger.debug("udp tracker send to %s failed: %s", addr[0], exc)
+                except Exception:  # one bad packet must never stop the listener
+                    logger.exception("udp tracker failed on a packet from %s", addr[0])
 
         self._loop.add_reader(sock.fileno(), readable)
 
@@ -101,38 +119,42 @@ class UdpTracker(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
-            self._datagram(data, addr)
+            self._datagram(data, addr, self._loop.time())
         except Exception:  # one bad packet must never stop the listener
             logger.exception("udp tracker failed on a packet from %s", addr[0])
 
-    def _datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
+    def _datagram(self, data: bytes, addr: tuple[Any, ...], now: float) -> None:
         svc = self.service
-        transport = self.transport
-        assert transport is not None
+        send = self._send
         n = len(data)
         if n < 16:
             svc.dropped_udp += 1
             return
         cid, action, tid = _HEADER.unpack_from(data)
-        now = self._loop.time()
         ip = addr[0]
-        if action == proto.ACTION_CONNECT:
-            if cid != proto.PROTOCOL_ID:
+        limited = svc.limiter.rate > 0
+        if action == 0:  # connect
+            if cid != _PROTOCOL_ID:
                 svc.dropped_udp += 1
-            elif svc.allow(ip, now):
-                transport.sendto(proto.encode_connect_response(tid, self.minter.make(ip, now)), addr)
+            elif limited and not svc.allow(ip, now):
+                return
+            else:
+                svc.requests += 1
+                send(_CONNECT_RESP.pack(0, tid, self.minter.make(ip, now)), addr)
             return
-        if (
-            (action == proto.ACTION_ANNOUNCE and n < proto.ANNOUNCE_SIZE)
-            or (action == proto.ACTION_SCRAPE and n < 36)
-            or action not in (proto.ACTION_ANNOUNCE, proto.ACTION_SCRAPE)
-            or not self.minter.valid(cid, ip, now)
-        ):
+        if action == 1:
+            if n < _ANNOUNCE_SIZE or not self.minter.valid(cid, ip, now):
+                svc.dropped_udp += 1
+                return
+        elif action != 2 or n < 36 or not self.minter.valid(cid, ip, now):
             svc.dropped_udp += 1
             return
-        if not svc.allow(ip, now):
-            return
-        if action == proto.ACTION_SCRAPE:
+        if limited:
+            if not svc.allow(ip, now):
+                return
+        else:
+            svc.requests += 1
+        if action == 2:
             req = proto.decode_request(data, self.config.max_scrape_hashes_udp)
             assert isinstance(req, proto.UdpScrape)
             self._scrape(tid, req.info_hashes, addr)
@@ -141,10 +163,10 @@ class UdpTracker(asyncio.DatagramProtocol):
         f = _ANNOUNCE.unpack_from(data)
         port = f[12]
         if port == 0:
-            transport.sendto(proto.encode_error(tid, "invalid port"), addr)
+            send(proto.encode_error(tid, "invalid port"), addr)
             return
         if self.config.passkeys is not None:
-            transport.sendto(proto.encode_error(tid, "passkeys are required: use http"), addr)
+            send(proto.encode_error(tid, "passkeys are required: use http"), addr)
             return
         packed = self._packed.get(ip)
         if packed is None:
@@ -152,27 +174,48 @@ class UdpTracker(asyncio.DatagramProtocol):
                 self._packed.clear()
             packed = self._packed[ip] = pack_ip(ip)[1]
         left = f[6]
-        sreq = ServerAnnounce(
-            f[3],
-            f[4],
-            packed + _PORT.pack(port),
-            left if left >= 0 else 1,
-            Event.from_udp(f[8]),
-            f[11] if f[11] >= 0 else None,
-        )
+        event = _EVENTS.get(f[8], Event.NONE)
         if self.config.log_announces:
-            logger.info("announce %s %s %s", ip, sreq.info_hash.hex(), sreq.event.http)
+            logger.info("announce %s %s %s", ip, f[3].hex(), event.http)
         v6 = len(packed) == 16
         reg = svc.registry
         if reg is None:
+            sreq = ServerAnnounce(
+                f[3],
+                f[4],
+                packed + _PORT.pack(port),
+                left if left >= 0 else 1,
+                event,
+                f[11] if f[11] >= 0 else None,
+            )
             self._spawn(self._announce_async(tid, sreq, now, addr, v6))
             return
         try:
-            res = reg.announce(sreq, now)
+            complete, incomplete, peers, has_v6 = reg.announce_fields(
+                f[3],
+                f[4],
+                packed + _PORT.pack(port),
+                left if left >= 0 else 1,
+                event,
+                f[11] if f[11] >= 0 else None,
+                None,
+                now,
+            )
         except AnnounceRefused as exc:
-            transport.sendto(proto.encode_error(tid, str(exc)), addr)
+            send(proto.encode_error(tid, str(exc)), addr)
             return
-        transport.sendto(self._announce_packet(tid, res, v6), addr)
+        if has_v6 or v6:
+            size = 18 if v6 else 6
+            body = b"".join([a for a in peers if len(a) == size])
+        else:
+            body = b"".join(peers)
+        if self._counts_fit:
+            head = _ANNOUNCE_RESP.pack(1, tid, self._interval, incomplete, complete)
+        else:
+            head = _ANNOUNCE_RESP.pack(
+                1, tid, self._interval, min(incomplete, _I32_MAX), min(complete, _I32_MAX)
+            )
+        send(head + body, addr)
 
     def _scrape(self, tid: int, hashes: list[bytes], addr: tuple[Any, ...]) -> None:
         transport = self.transport

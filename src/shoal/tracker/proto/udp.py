@@ -257,13 +257,23 @@ def encode_error(tid: int, message: str) -> bytes:
 
 
 class ConnectionIdMinter:
-    """Stateless, unforgeable BEP 15 connection ids (keyed hash of issue time and client ip)."""
+    """Stateless, unforgeable BEP 15 connection ids (keyed hash of issue time and client ip).
 
-    def __init__(self, secret: bytes, lifetime: float = SERVER_CONNECTION_LIFETIME) -> None:
+    The last id minted for each ip is remembered (``ip -> (stamp, id)``, at most ``cache_size`` ips, cleared
+    when full): a connect answered in the same second as an earlier one from that ip, and the announce that
+    follows a connect, then cost a dict lookup instead of a keyed hash. Only ids this minter made are cached,
+    and a cached id still passes the age check, so the cache changes nothing about what is accepted.
+    """
+
+    def __init__(
+        self, secret: bytes, lifetime: float = SERVER_CONNECTION_LIFETIME, cache_size: int = 65536
+    ) -> None:
         if len(secret) < 16:
             raise LocalProtocolError(f"connection id secret of {len(secret)} bytes is shorter than 16")
         self._keyed = hashlib.blake2b(digest_size=4, key=secret[:64])  # copied per use: no re-keying cost
         self._lifetime = lifetime
+        self._cache: dict[str, tuple[int, int]] = {}
+        self._cache_size = cache_size
 
     def _mac(self, stamp: int, ip: str) -> int:
         h = self._keyed.copy()
@@ -272,8 +282,15 @@ class ConnectionIdMinter:
 
     def make(self, ip: str, now: float) -> int:
         stamp = int(now) & 0xFFFFFFFF
+        hit = self._cache.get(ip)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
         value = (stamp << 32) | self._mac(stamp, ip)
-        return value - (1 << 64) if value >= 1 << 63 else value  # signed i64 on the wire
+        cid = value - (1 << 64) if value >= 1 << 63 else value  # signed i64 on the wire
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()  # bounded under a flood from many (spoofed) addresses
+        self._cache[ip] = (stamp, cid)
+        return cid
 
     def valid(self, connection_id: int, ip: str, now: float) -> bool:
         value = connection_id & 0xFFFFFFFFFFFFFFFF
@@ -281,4 +298,7 @@ class ConnectionIdMinter:
         age = (int(now) - stamp) & 0xFFFFFFFF
         if age > self._lifetime:
             return False
+        hit = self._cache.get(ip)
+        if hit is not None and hit[1] == connection_id:
+            return True  # minted here for this ip (same stamp, hence same mac)
         return (value & 0xFFFFFFFF) == self._mac(stamp, ip)

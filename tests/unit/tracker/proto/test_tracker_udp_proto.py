@@ -119,3 +119,20 @@ def test_connection_id_fits_signed_i64() -> None:
         assert -(2**63) <= cid < 2**63
         udp.encode_connect_response(1, cid)
         assert m.valid(cid, "::1", now + 60)
+
+
+def test_connection_id_cache_changes_nothing_accepted() -> None:
+    m = udp.ConnectionIdMinter(b"k" * 32, cache_size=2)
+    ids = {
+        ip: m.make(ip, 1000.0) for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3")
+    }  # third one clears the cache
+    assert len(m._cache) <= 2
+    fresh = udp.ConnectionIdMinter(b"k" * 32)
+    for ip, cid in ids.items():
+        assert cid == fresh.make(ip, 1000.0)  # same id with or without the cache
+        assert m.valid(cid, ip, 1000.0)
+        assert not m.valid(cid, ip, 1121.0)  # a cached id still expires
+        assert not m.valid(cid ^ 1, ip, 1000.0)
+    assert m.make("10.0.0.3", 1000.5) == ids["10.0.0.3"]  # same second: the cached id
+    assert m.make("10.0.0.3", 1001.0) != ids["10.0.0.3"]  # next second: a new stamp
+    assert not m.valid(ids["10.0.0.1"], "10.0.0.2", 1000.0)  # bound to the ip, cached or not
