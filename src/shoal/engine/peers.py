@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from shoal.engine import alerts as al
 from shoal.engine.download import DownloadMixin
 from shoal.engine.upload import UploadMixin
-from shoal.errors import NetworkError
+from shoal.errors import DisconnectReason, NetworkError
 from shoal.policy.bitfield import Bitfield
 from shoal.policy.choker import Choker
 from shoal.policy.peer_book import PeerBook, PeerSource
@@ -148,7 +148,7 @@ class PeerSet(DownloadMixin, UploadMixin):
 
     def _connect_some(self, now: float) -> None:
         t = self.task
-        if t.paused or t.state.value in ("error", "stopped"):
+        if t.paused or t.stopping or t.state.value in ("error", "stopped"):
             return
         if t.is_finished and (not t.params.seed or t.state.value == "finished"):
             return
@@ -189,7 +189,7 @@ class PeerSet(DownloadMixin, UploadMixin):
 
     def refuse_incoming(self, peer: PeerTask) -> str | None:
         t = self.task
-        if t.paused or t.state.value in ("error", "stopped"):
+        if t.paused or t.stopping or t.state.value in ("error", "stopped"):
             return "torrent not active"
         if self.is_banned(peer.addr):
             return "banned"
@@ -211,6 +211,9 @@ class PeerSet(DownloadMixin, UploadMixin):
     # --- attach / detach -------------------------------------------------------------------------------------
 
     def attach(self, peer: PeerTask, event: ev.Handshaken) -> None:
+        if self.task.stopping:
+            peer.close("shutting down")
+            return
         if event.peer_id in self.banned_ids or self.is_banned(peer.addr):
             peer.close("banned")
             return
@@ -279,6 +282,16 @@ class PeerSet(DownloadMixin, UploadMixin):
         elif peer.listen_port:
             self.book.on_disconnected(PeerAddr(peer.addr.host, peer.listen_port), self.session.clock.now())
         self.session.post(al.PeerDisconnected(self.task.info_hash, peer.key, peer.close_reason))
+        t = self.task
+        if (
+            peer.downloaded > 0
+            and peer.close_reason in (DisconnectReason.CLOSED_BY_PEER.value, DisconnectReason.INACTIVE.value)
+            and not t.is_finished
+            and not t.paused
+            and not self.is_banned(peer.addr)
+        ):
+            # It was sending us data when the connection dropped: dial it again now, not after the back-off.
+            self.redial([peer.addr if peer.initiator else PeerAddr(peer.addr.host, peer.listen_port)])
         self.task.resume_reading_if_idle()
         if tr is not None:
             for other in self.active:

@@ -103,11 +103,12 @@ class Session:
         self.discovery = await Discovery.start(self, self.dht, self._lsd)
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()  # accept nobody new while the torrents stop
         tasks = list({id(t): t for t in self._torrents.values()}.values())
         await asyncio.gather(*(t.stop() for t in tasks), return_exceptions=True)
         self._torrents.clear()
         if self._listener is not None:
-            self._listener.close()
             try:
                 async with asyncio.timeout(2):
                     await self._listener.wait_closed()

@@ -141,6 +141,10 @@ class TorrentTask:
             await asyncio.wait(list(self._tasks), timeout=5)
         self.state = TorrentState.STOPPED
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopped
+
     def fail(self, exc: BaseException) -> None:
         msg = str(exc) if isinstance(exc, ShoalError) else f"{type(exc).__name__}: {exc}"
         if self.error is None:
