@@ -104,13 +104,6 @@ async def test_poisoned_metadata_never_starts_the_torrent(tmp_path: Path) -> Non
     await _poisoned_then_honest(tmp_path, "flip")
 
 
-@pytest.mark.xfail(
-    reason="the first metadata_size claim sticks (wire/metadata.py MetadataFetcher.set_size): a liar claiming "
-    "5 MiB is dropped when its data disagrees, but the size stays, so every honest peer's size is refused and the "
-    "magnet stalls",
-    strict=True,
-    raises=AssertionError,
-)
 async def test_metadata_size_lie_does_not_block_the_magnet(tmp_path: Path) -> None:
     await _poisoned_then_honest(tmp_path, "size")
 

@@ -37,6 +37,7 @@ class MetadataTask:
         self.v2 = link.info_hash_v2 if link is not None else task.source.info_hash_v2
         self.fetcher = MetadataFetcher(task.info_hash, task.settings.max_metadata_size, verify=self._verify)
         self._asked: dict[Hashable, int] = {}
+        self._size_from: PeerTask | None = None  # the peer whose metadata_size the fetcher uses
         self.done = False
 
     def _verify(self, info: bytes) -> bool:
@@ -55,14 +56,20 @@ class MetadataTask:
             return
         if isinstance(event, ev.ExtensionHandshaken):
             size = event.handshake.metadata_size
-            if size and self.fetcher.set_size(size, peer):
-                self._request(peer)
+            if size:
+                fresh = self.fetcher.total_size is None
+                if self.fetcher.set_size(size, peer):
+                    if fresh:
+                        self._size_from = peer
+                    self._request(peer)
         elif isinstance(event, ev.MetadataPieceReceived):
             self._asked[peer] = max(0, self._asked.get(peer, 0) - 1)
             try:
                 result = self.fetcher.on_data(peer, event.piece, event.total_size, event.data)
             except PeerProtocolError as exc:
                 peer.close(str(exc))
+                if self._size_from is peer:
+                    self._restart()  # the size we fetch by came from this liar: start over with the others
                 return
             if result is None:
                 self._request(peer)
@@ -78,6 +85,18 @@ class MetadataTask:
         elif isinstance(event, ev.MetadataRejected):
             self._asked[peer] = max(0, self._asked.get(peer, 0) - 1)
             self.fetcher.on_reject(peer, event.piece)
+
+    def _restart(self) -> None:
+        """Forget everything fetched so far (and the metadata size in use), then ask the peers still here."""
+        self.fetcher = MetadataFetcher(
+            self.task.info_hash, self.task.settings.max_metadata_size, verify=self._verify
+        )
+        self._asked.clear()
+        self._size_from = None
+        for other in list(self.task.peers.active):
+            if not other.closed:
+                self._adopt_size(other)
+                self._request(other)
 
     def _request(self, peer: PeerTask) -> None:
         conn = peer.conn
@@ -102,12 +121,14 @@ class MetadataTask:
         conn = peer.conn
         if self.fetcher.total_size is None and conn is not None and not peer.closed:
             size = conn.peer_extensions.metadata_size
-            if size:
-                self.fetcher.set_size(size, peer)
+            if size and self.fetcher.set_size(size, peer):
+                self._size_from = peer
 
     def peer_lost(self, peer: PeerTask) -> None:
         self.fetcher.peer_lost(peer)
         self._asked.pop(peer, None)
+        if self._size_from is peer and not self.done and self.fetcher.received == 0:
+            self._restart()  # nothing fetched yet with its size: let the others' sizes count
 
     def _finished(self, raw: bytes) -> None:
         self.done = True
