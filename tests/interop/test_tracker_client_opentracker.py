@@ -26,7 +26,9 @@ def peer(i: int, left: int = 1, event: Event = Event.STARTED, ih: bytes = IH) ->
 
 @pytest.mark.parametrize("transport", ["http", "udp"])
 def test_shoal_client_against_opentracker(transport: str, make_tracker: Callable[..., OpenTracker]) -> None:
-    ot = make_tracker(info_hashes=[IH.hex()])
+    # opentracker reads its allow-list in a thread after it opens its port: allow() waits until it is in force
+    ot = make_tracker()
+    ot.allow(IH.hex())
     url = ot.announce_url if transport == "http" else ot.udp_url
 
     async def go() -> None:
