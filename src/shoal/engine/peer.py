@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+WRITE_HIGH_WATER = 1024 * 1024
+
+
 class PeerTask(asyncio.BufferedProtocol):
     """One peer connection of one torrent (the picker's peer key)."""
 
@@ -79,6 +82,9 @@ class PeerTask(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
+        # Serving pieces: let up to 1 MiB queue in user space before pause_writing, so the socket never runs dry
+        # between pause and resume on a fast link.
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_HIGH_WATER // 4)
         name = transport.get_extra_info("peername")
         if name and self.addr.host == "?":
             self.addr = PeerAddr(str(name[0]), int(name[1]))
