@@ -84,7 +84,7 @@ class PeerTask(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
         # Serving pieces: let up to 1 MiB queue in user space before pause_writing, so the socket never runs dry
         # between pause and resume on a fast link.
-        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_HIGH_WATER // 4)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_HIGH_WATER // 4)  # type: ignore[attr-defined]
         name = transport.get_extra_info("peername")
         if name and self.addr.host == "?":
             self.addr = PeerAddr(str(name[0]), int(name[1]))
