@@ -29,7 +29,7 @@ class NodesDb:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path)
             self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged file: undecodable text
             raise StorageError(f"cannot open dht nodes db {self.path}: {exc}") from None
 
     def close(self) -> None:
@@ -79,7 +79,7 @@ class NodesDb:
         return [
             (bytes(r[0]), str(r[1]), int(r[2]))
             for r in rows
-            if isinstance(r[0], bytes) and len(r[0]) == 20 and 0 < int(r[2]) < 65536
+            if isinstance(r[0], bytes) and len(r[0]) == 20 and isinstance(r[2], int) and 0 < r[2] < 65536
         ]
 
     def save_nodes(self, nodes: Iterable[tuple[bytes, str, int, float]]) -> None:

@@ -30,7 +30,7 @@ class StateDb:
             self._lock = threading.Lock()  # a periodic write in a worker thread may meet the final save
             self._db = sqlite3.connect(str(path), check_same_thread=False)
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged file can yield undecodable text
             raise ConfigError(f"cannot open tracker state db {str(path)!r}: {exc}") from None
 
     @staticmethod
