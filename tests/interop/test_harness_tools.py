@@ -94,3 +94,12 @@ def test_netns_is_deleted_on_close(make_netns: Callable[[], Netns]) -> None:
     assert sleeper.poll() is not None
     assert ns.name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     ns.close()  # idempotent
+
+
+def test_opentracker_allow_list_given_at_start_is_in_force_at_once(
+    tmp_path: Path, sample: content.Content, make_tracker: Callable[..., OpenTracker]
+) -> None:
+    peers.require_libtorrent()
+    t = content.make_torrent(sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE)
+    ot = make_tracker(info_hashes=[t.info_hash])
+    assert ot._probe_allowed(t.info_hash)

@@ -66,6 +66,12 @@ class OpenTracker:
         self._write_allow(info_hashes)
         try:
             self._start(start_timeout)
+            if self._allowed:
+                # It opens its port first and reads the allow-list in a thread: wait until the list is in force.
+                last = self._allowed[-1]
+                proc.wait_for(
+                    lambda: self._probe_allowed(last), timeout=start_timeout, what="opentracker's allow-list"
+                )
         except BaseException:
             self.close()
             raise
