@@ -24,6 +24,7 @@ from shoal.codec.metainfo import Metainfo
 from shoal.engine import alerts as al
 from shoal.engine.handle import TorrentState
 from shoal.engine.session import Session
+from shoal.errors import ShoalError
 from shoal.types import PeerAddr
 from swarm_helpers import make_payload, make_torrent, same_tree
 
@@ -330,3 +331,63 @@ async def test_https_tracker_with_untrusted_certificate_fails_visibly(
     finally:
         tracker.server.close()
         await tracker.server.wait_closed()
+
+
+@pytest.mark.parametrize("kind", ["gzip_bomb", "huge", "drip", "status_500", "garbage"])
+async def test_torrent_url_serving_hostile_answers(tmp_path: Path, kind: str) -> None:
+    """``shoal get URL``: a server answering a gzip bomb (50 MB from 50 KB), an endless body, one byte a second, an
+    HTTP 500 or garbage. Each is a ShoalError from ``Session.add`` within the time-out, memory stays near the
+    ``max_torrent_size`` cap, and the session keeps working."""
+    import gzip
+
+    bomb = gzip.compress(bytes(50 * 1024 * 1024), compresslevel=9)
+
+    handlers: list[tuple[asyncio.Task[object], asyncio.StreamWriter]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append((task, writer))
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            await reader.readuntil(b"\r\n\r\n")
+            if kind == "gzip_bomb":
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
+                )
+                writer.write(bomb)
+            elif kind == "huge":
+                writer.write(b"HTTP/1.1 200 OK\r\n\r\n")
+                for _ in range(200):
+                    writer.write(b"d" * 65536)
+                    await writer.drain()
+            elif kind == "drip":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                for _ in range(100):
+                    writer.write(b"d")
+                    await writer.drain()
+                    await asyncio.sleep(1)
+            elif kind == "status_500":
+                writer.write(b"HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\noops")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nnot a torr")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x.torrent"
+    settings = FAST.with_(max_torrent_size=1024 * 1024)
+    try:
+        async with Session(settings, listen=("127.0.0.1", 0)) as session:
+            with pytest.raises(ShoalError):
+                await asyncio.wait_for(session.add(url, save_path=tmp_path / "out"), 20)
+            assert session.torrents() == []
+    finally:
+        server.close()
+        for (
+            task,
+            writer,
+        ) in handlers:  # a drip-feeding handler is still sleeping: stop it and close its socket
+            task.cancel()
+            writer.close()
+        await asyncio.gather(*(t for t, _ in handlers), return_exceptions=True)
+        await server.wait_closed()
