@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 
@@ -102,6 +103,12 @@ def run(args: argparse.Namespace) -> int:
             factory = uvloop.new_event_loop
         except ImportError:
             pass
+    # A tracker allocates a few short-lived containers per request and keeps hundreds of thousands of peers:
+    # fewer young-generation passes and a frozen start-up heap keep the cyclic GC out of the hot path
+    # (docs/PERFORMANCE.md, Tracker). Cyclic garbage is still collected, only in larger batches.
+    if config.gc_young_threshold > 0:
+        gc.freeze()
+        gc.set_threshold(config.gc_young_threshold, 20, 10)
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(_serve(config))
     return 0

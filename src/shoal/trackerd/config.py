@@ -64,6 +64,7 @@ class TrackerdConfig:
     # --- operations ---
     stats: bool = True  # /stats (HTML) and /stats.json
     log_announces: bool = False
+    gc_young_threshold: int = 20_000  # allocations between young-generation GC passes; 0 keeps Python's 700
 
     def with_(self, **changes: Any) -> TrackerdConfig:
         return dataclasses.replace(self, **changes)

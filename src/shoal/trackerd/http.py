@@ -9,12 +9,20 @@ second on one core (docs/PERFORMANCE.md, Tracker). It is also where the hardenin
 * at most ``max_connections`` connections, ``max_connections_per_ip`` from one address; extra ones are closed;
 * a token bucket per client IP (429 with a failure reason);
 * HTTP/1.1 keep-alive and pipelining (answers in order), HTTP/1.0 closes unless asked to keep alive.
+
+Fast path (:meth:`HttpTracker.listen`): the listener is read with ``add_reader`` and accepted connections are
+first tried without any transport or protocol object: when the first read already holds exactly one whole
+GET request that asks to close (``Connection: close``, or HTTP/1.0), the answer is sent and the socket closed
+inside the accept callback (the usual case for clients that reconnect per announce). Anything else — no data
+yet, a partial, pipelined, keep-alive or oversized request, the stats pages, a Redis backend — is handed with
+the bytes already read to the ordinary protocol above, so every limit still applies to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable
 from typing import Any, cast
 
@@ -50,6 +58,9 @@ class HttpTracker:
         self.loop = asyncio.get_event_loop()
         self._sweeper: asyncio.TimerHandle | None = None
         self._packed: dict[str, tuple[str, bytes]] = {}
+        self._listeners: list[socket.socket] = []
+        self._handoffs: set[asyncio.Task[Any]] = set()
+        self.fast_answers = 0  # connections answered and closed inside the accept callback
 
     def pack(self, host: str) -> tuple[str, bytes]:
         hit = self._packed.get(host)
@@ -74,7 +85,116 @@ class HttpTracker:
     def protocol(self) -> TrackerHttpProtocol:
         return TrackerHttpProtocol(self)
 
+    def listen(self, sock: socket.socket, batch: int = 64) -> None:
+        """Serve a listening socket: accept up to ``batch`` connections per wake-up, answer the simple ones
+        in place (module docstring), hand the others to :class:`TrackerHttpProtocol`."""
+        sock.setblocking(False)
+        self._listeners.append(sock)
+        accept = sock.accept
+        serve = self._serve_accepted
+
+        def acceptable() -> None:
+            for _ in range(batch):
+                try:
+                    conn, addr = accept()
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:  # e.g. EMFILE, ECONNABORTED: try again on the next wake-up
+                    logger.debug("tracker accept failed: %s", exc)
+                    return
+                try:
+                    serve(conn, addr)
+                except Exception:  # one connection must never stop the listener
+                    logger.exception("tracker connection from %s failed", addr[0] if addr else "?")
+                    conn.close()
+
+        self.loop.add_reader(sock.fileno(), acceptable)
+
+    def _serve_accepted(self, conn: socket.socket, addr: tuple[Any, ...]) -> None:
+        data = b""
+        if self.service.registry is not None:
+            try:
+                data = conn.recv(self.config.max_request_size + 4, _DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                data = b""
+            except OSError:
+                conn.close()
+                return
+            if not data:  # nothing yet (or an immediate EOF): the protocol handles it
+                self._handoff(conn, b"")
+                return
+            end = data.find(b"\r\n\r\n")
+            if end >= 0 and end + 4 == len(data) and not data.startswith(b"GET /stats"):
+                error, target, keep = parse_head(data[:end])
+                if not keep and self._answer_now(conn, addr, error, target):
+                    return
+        self._handoff(conn, data)
+
+    def _answer_now(
+        self, conn: socket.socket, addr: tuple[Any, ...], error: Answer | None, target: bytes
+    ) -> bool:
+        """Answer a lone ``close`` request inside the accept callback; False hands the connection over."""
+        try:
+            ip, packed = self.pack(addr[0])
+        except (OSError, TypeError, IndexError):
+            conn.close()
+            return True
+        if error is not None:
+            if error[0] == 400:
+                self.service.bad_requests += 1
+            answer: Answer = error
+        else:
+            try:
+                result = self.answer(target, ip, packed)
+            except Exception:  # a bug must cost one answer, not the listener
+                logger.exception("tracker request from %s failed", ip)
+                result = 500, q.encode_failure("internal error"), _TEXT
+            if not isinstance(result, tuple):  # cannot happen (checked by the caller); never block on it
+                cast(Any, result).close()
+                return False
+            answer = result
+        out = response(*answer, False)
+        try:
+            sent = conn.send(out, _DONTWAIT)
+        except OSError:
+            conn.close()
+            return True
+        if sent < len(out):
+            self._handoff(conn, b"", out[sent:])
+            return True
+        self.fast_answers += 1
+        conn.close()
+        return True
+
+    def _handoff(self, conn: socket.socket, data: bytes, unsent: bytes = b"") -> None:
+        """Give an accepted socket to the ordinary protocol (with the bytes already read from it, or the part
+        of a fast answer the kernel did not take)."""
+        conn.setblocking(False)
+        if unsent:
+            factory: Any = lambda: _Finish(unsent)  # noqa: E731
+        else:
+            factory = lambda: TrackerHttpProtocol(self, data)  # noqa: E731
+        task = asyncio.ensure_future(self.loop.connect_accepted_socket(factory, conn))
+        self._handoffs.add(task)
+        task.add_done_callback(self._handoff_done)
+
+    def _handoff_done(self, task: asyncio.Task[Any]) -> None:
+        self._handoffs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("tracker connection handoff failed: %r", task.exception())
+
+    def close_listeners(self) -> None:
+        """Stop accepting (graceful shutdown, first step)."""
+        for sock in self._listeners:
+            if sock.fileno() >= 0:
+                self.loop.remove_reader(sock.fileno())
+                sock.close()
+        self._listeners.clear()
+
     def close_all(self) -> None:
+        self.close_listeners()
+        for task in list(self._handoffs):
+            task.cancel()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -148,8 +268,21 @@ class HttpTracker:
         return 200, stats_html(stats), b"text/html; charset=utf-8"
 
 
+class _Finish(asyncio.Protocol):
+    """Writes the rest of a fast answer the kernel did not take at once, then closes."""
+
+    def __init__(self, rest: bytes) -> None:
+        self.rest = rest
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        t = cast(asyncio.Transport, transport)
+        t.write(self.rest)
+        t.close()
+
+
 class TrackerHttpProtocol(asyncio.Protocol):
-    def __init__(self, server: HttpTracker) -> None:
+    def __init__(self, server: HttpTracker, initial: bytes = b"") -> None:
+        self.initial = initial  # bytes read before this protocol took over the connection
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
@@ -178,6 +311,9 @@ class TrackerHttpProtocol(asyncio.Protocol):
         server.per_ip[self.ip] = n + 1
         server.connections.add(self)
         self._arm(cfg.keepalive_timeout)
+        if self.initial:
+            initial, self.initial = self.initial, b""
+            self.data_received(initial)
 
     def connection_lost(self, exc: Exception | None) -> None:
         server = self.server
@@ -234,23 +370,11 @@ class TrackerHttpProtocol(asyncio.Protocol):
             self._handle(head)
 
     def _handle(self, head: bytes) -> None:
-        line, _, headers = head.partition(b"\r\n")
-        parts = line.split(b" ")
-        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-            self.server.service.bad_requests += 1
-            self._send(400, q.encode_failure("malformed request line"), _TEXT, False)
-            return
-        method, target, version = parts
-        lower = headers.lower()
-        if version == b"HTTP/1.0":
-            keep = b"connection: keep-alive" in lower
-        else:
-            keep = b"connection: close" not in lower
-        if _has_body(lower):
-            self._send(413, q.encode_failure("request bodies are not accepted"), _TEXT, False)
-            return
-        if method != b"GET":
-            self._send(405, q.encode_failure("only GET is served"), _TEXT, False)
+        error, target, keep = parse_head(head)
+        if error is not None:
+            if error[0] == 400:
+                self.server.service.bad_requests += 1
+            self._send(*error, False)
             return
         try:
             result = self.server.answer(target, self.ip, self.packed)
@@ -284,14 +408,7 @@ class TrackerHttpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closing:
             return
-        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
-            status,
-            _REASONS.get(status, b"Error"),
-            ctype,
-            len(body),
-            b"" if keep else b"Connection: close\r\n",
-        )
-        transport.write(head + body)
+        transport.write(response(status, body, ctype, keep))
         if keep:
             self._arm(
                 self.server.config.request_timeout if self.buf else self.server.config.keepalive_timeout
@@ -299,6 +416,38 @@ class TrackerHttpProtocol(asyncio.Protocol):
         else:
             self.closing = True
             transport.close()
+
+
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+def parse_head(head: bytes) -> tuple[Answer | None, bytes, bool]:
+    """Check a request head (request line + headers, without the blank line): (an error answer or None, the
+    target, whether the connection stays open). Error answers always close."""
+    line, _, headers = head.partition(b"\r\n")
+    parts = line.split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        return (400, q.encode_failure("malformed request line"), _TEXT), b"", False
+    method, target, version = parts
+    lower = headers.lower()
+    http10 = version == b"HTTP/1.0"
+    keep = (b"connection: keep-alive" in lower) if http10 else (b"connection: close" not in lower)
+    if _has_body(lower):
+        return (413, q.encode_failure("request bodies are not accepted"), _TEXT), target, False
+    if method != b"GET":
+        return (405, q.encode_failure("only GET is served"), _TEXT), target, False
+    return None, target, keep
+
+
+def response(status: int, body: bytes, ctype: bytes, keep: bool) -> bytes:
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        status,
+        _REASONS.get(status, b"Error"),
+        ctype,
+        len(body),
+        b"" if keep else b"Connection: close\r\n",
+        body,
+    )
 
 
 def _has_body(lower_headers: bytes) -> bool:

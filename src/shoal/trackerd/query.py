@@ -95,54 +95,59 @@ class AnnounceQuery:
     no_peer_id: bool
 
 
-def parse_announce(query: bytes, ip_packed: bytes, passkey: str | None) -> AnnounceQuery:
-    """Parse an announce query; ``ip_packed`` is the requester's address (4 or 16 bytes)."""
-    info_hash = peer_id = None
-    port: int | None = None
-    left = 1
-    downloaded = uploaded = 0
-    event = Event.NONE
-    numwant: int | None = None
-    compact = True
-    no_peer_id = False
-    for k, v in _params(query):
-        if k == b"info_hash":
-            info_hash = _hash("info_hash", v)
-        elif k == b"peer_id":
-            peer_id = _hash("peer_id", v)
-        elif k == b"port":
-            port = _int("port", v, 1, 65535)
-        elif k == b"left":
-            left = _int("left", v)
-        elif k == b"downloaded":
-            downloaded = _int("downloaded", v)
-        elif k == b"uploaded":
-            uploaded = _int("uploaded", v)
-        elif k == b"event":
-            event = Event.from_http(v.decode("latin-1"))
-        elif k == b"numwant":
-            numwant = _int("numwant", v, 0, 1 << 31)
-        elif k == b"compact":
-            compact = v != b"0"
-        elif k == b"no_peer_id":
-            no_peer_id = v == b"1"
-    if info_hash is None:
+def parse_announce(
+    query: bytes, ip_packed: bytes, passkey: str | None, max_params: int = 256
+) -> AnnounceQuery:
+    """Parse an announce query; ``ip_packed`` is the requester's address (4 or 16 bytes). A repeated
+    parameter counts with its last value (the hot path: one dict, then a lookup per known name)."""
+    if _BAD_PERCENT.search(query):
+        raise BadRequest("bad percent-encoding in query string")
+    parts = query.split(b"&")
+    if len(parts) > max_params:
+        n = sum(1 for part in parts if part)
+        if n > max_params:
+            raise BadRequest(f"{n} query parameters exceed {max_params}")
+    params: dict[bytes, bytes] = {}
+    for part in parts:
+        key, _, value = part.partition(b"=")
+        params[key] = value
+    get = params.get
+    v = get(b"info_hash")
+    if v is None:
         raise BadRequest("missing info_hash")
-    if peer_id is None:
+    info_hash = _hash("info_hash", v)
+    v = get(b"peer_id")
+    if v is None:
         raise BadRequest("missing peer_id")
-    if port is None:
+    peer_id = _hash("peer_id", v)
+    v = get(b"port")
+    if v is None:
         raise BadRequest("missing port")
+    port = _int("port", v, 1, 65535)
+    v = get(b"left")
+    left = 1 if v is None else _int("left", v)
+    v = get(b"downloaded")
+    downloaded = 0 if v is None else _int("downloaded", v)
+    v = get(b"uploaded")
+    uploaded = 0 if v is None else _int("uploaded", v)
+    v = get(b"event")
+    event = Event.NONE if not v else Event.from_http(v.decode("latin-1"))
+    v = get(b"numwant")
+    numwant = None if v is None else _int("numwant", v, 0, 1 << 31)
+    v = get(b"compact")
+    compact = v is None or v != b"0"
+    no_peer_id = get(b"no_peer_id") == b"1"
     req = ServerAnnounce(
-        info_hash=info_hash,
-        peer_id=peer_id,
-        addr=ip_packed + port.to_bytes(2, "big"),
-        left=left,
-        event=event,
-        numwant=numwant,
-        passkey=passkey,
-        downloaded=downloaded,
-        uploaded=uploaded,
-        want_peer_ids=not compact and not no_peer_id,
+        info_hash,
+        peer_id,
+        ip_packed + port.to_bytes(2, "big"),
+        left,
+        event,
+        numwant,
+        passkey,
+        downloaded,
+        uploaded,
+        not compact and not no_peer_id,
     )
     return AnnounceQuery(req, compact, no_peer_id)
 

@@ -118,9 +118,8 @@ class TrackerServer:
                 self.http = HttpTracker(self.service)
                 self.http.start()
                 sock = _socket(host, port, socket.SOCK_STREAM, cfg.reuse_port)
-                server = await loop.create_server(self.http.protocol, sock=sock)
-                self._servers.append(server)
                 self.http_address = sock.getsockname()[:2]
+                self.http.listen(sock)
             if cfg.udp:
                 host, port = parse_hostport(cfg.udp)
                 sock = _socket(host, port, socket.SOCK_DGRAM, cfg.reuse_port)
@@ -171,6 +170,10 @@ class TrackerServer:
             server.close()
         if self.http is not None:
             self.http.close_all()
+            for _ in range(100):  # let closed connections finish (bounded: at most ~1 s)
+                if not self.http.connections:
+                    break
+                await asyncio.sleep(0.01)
         for server in self._servers:
             try:
                 async with asyncio.timeout(5):
