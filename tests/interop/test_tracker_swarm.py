@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -80,6 +81,16 @@ class ShoalTracker:
             self.proc.stdout.close()
 
 
+def fresh_loopback() -> str:
+    """A loopback address for one tracker (all of 127.0.0.0/8 is local on Linux).
+
+    libtorrent caches UDP tracker connection ids process-wide per tracker IP, not per port, for 60 s: a Shoal
+    tracker on 127.0.0.1 would be sent the id an earlier test's opentracker handed out, drop it (BEP 15: a
+    wrong id gets no answer), and libtorrent announces again only ~20 s later.
+    """
+    return f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+
+
 @pytest.fixture
 def make_shoal_tracker() -> Iterator[Callable[[str], ShoalTracker]]:
     made: list[ShoalTracker] = []
@@ -103,7 +114,7 @@ def test_libtorrent_swarm(
     make_shoal_tracker: Callable[[str], ShoalTracker],
     make_lt: Callable[..., LtSession],
 ) -> None:
-    tracker = make_shoal_tracker("127.0.0.1")
+    tracker = make_shoal_tracker(fresh_loopback())
     t = content.make_torrent(
         sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[tracker.url(transport)]
     )
