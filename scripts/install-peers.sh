@@ -10,7 +10,8 @@ command -v opentracker >/dev/null || need+=(opentracker)
 command -v mktorrent >/dev/null || need+=(mktorrent)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v ip >/dev/null || need+=(iproute2)
-command -v chromium >/dev/null || need+=(chromium)
+command -v openssl >/dev/null || need+=(openssl)
+command -v mount >/dev/null || need+=(mount)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

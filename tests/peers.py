@@ -22,7 +22,9 @@ BINARIES = {
     "mktorrent": "mktorrent",
     "redis-server": "redis-server",
     "ip": "iproute2",
-    "chromium": "chromium",
+    "openssl": "openssl",
+    "mount": "mount",
+    "umount": "mount",
 }
 
 
