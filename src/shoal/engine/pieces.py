@@ -22,10 +22,10 @@ class PieceBuffer:
 
     __slots__ = ("data", "index", "length")
 
-    def __init__(self, index: int, length: int) -> None:
+    def __init__(self, index: int, length: int, data: bytearray | None = None) -> None:
         self.index = index
         self.length = length
-        self.data = bytearray(length)
+        self.data = bytearray(length) if data is None else data
 
     def put(self, offset: int, data: bytes | memoryview) -> None:
         self.data[offset : offset + len(data)] = data

@@ -199,6 +199,7 @@ class TorrentTask:
             info.piece_hash_v1,
             read_cache_pieces=self.settings.read_cache_pieces,
             max_pending_writes=self.settings.max_pending_piece_writes,
+            pad_blocks=layout.pad_blocks(),
         )
         self.have = Bitfield(layout.num_pieces)
         link = self.source.magnet

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from shoal.engine.pieces import PieceBuffer, SmartBan, block_hashes
@@ -42,6 +42,7 @@ class Transfer:
         *,
         read_cache_pieces: int = 16,
         max_pending_writes: int = 64,
+        pad_blocks: Iterable[tuple[int, int]] = (),
     ) -> None:
         self.task = task
         self.picker = picker
@@ -57,6 +58,9 @@ class Transfer:
         self._reads: dict[int, asyncio.Future[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
+        self._free: dict[int, list[bytearray]] = {}  # piece length -> finished buffers to reuse
+        self.max_free_buffers = 8
+        self.pad_pieces = {piece for piece, _ in pad_blocks}
 
     # --- download ------------------------------------------------------------------------------------------
 
@@ -69,7 +73,7 @@ class Transfer:
             return
         buf = self.buffers.get(piece)
         if buf is None:
-            buf = self.buffers[piece] = PieceBuffer(piece, picker.piece_size(piece))
+            buf = self.buffers[piece] = self._new_buffer(piece, picker.piece_size(piece))
         buf.data[offset : offset + len(data)] = data
         for other in result.cancel:
             other.send_cancel(block)  # type: ignore[attr-defined]
@@ -111,7 +115,21 @@ class Transfer:
             addrs = [None if s is None else s.addr for s in senders]  # type: ignore[attr-defined]
             guilty = self.smart_ban.record_failure(index, addrs, block_hashes(buf.data))
             self.task.on_piece_failed(index, {a for a in addrs if a is not None}, guilty)
+        self._recycle(buf)
         self.task.resume_reading_if_idle()
+
+    def _new_buffer(self, index: int, length: int) -> PieceBuffer:
+        """A piece buffer, reusing a finished one of the same size (no fresh allocation and page faults per
+        piece). Pieces with pad blocks always get a zeroed buffer: their pad bytes are never received."""
+        free = self._free.get(length)
+        if free and index not in self.pad_pieces:
+            return PieceBuffer(index, length, free.pop())
+        return PieceBuffer(index, length)
+
+    def _recycle(self, buf: PieceBuffer) -> None:
+        free = self._free.setdefault(buf.length, [])
+        if len(free) < self.max_free_buffers:
+            free.append(buf.data)
 
     @property
     def write_backlog(self) -> bool:
