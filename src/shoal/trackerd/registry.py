@@ -247,27 +247,43 @@ class Registry:
         )
 
     def _sample(self, swarm: Swarm, seeder: bool, own: bytes, k: int) -> list[bytes]:
-        leechers = swarm.leechers.addrs
-        seeders: list[bytes] = [] if seeder else swarm.seeders.addrs
-        nl, ns = len(leechers), len(seeders)
-        if nl + ns <= k + 1:
-            chosen = leechers + seeders
-        else:
-            kl = min(nl, max(k - ns, round(k * nl / (nl + ns))))
-            chosen = self._window(leechers, kl + 1) + self._window(seeders, k + 1 - kl)
-        if own in chosen:
-            chosen.remove(own)
-        return chosen[:k]
+        """Up to ``k`` compact addresses for a requester that was just recorded at ``own``: leechers (minus the
+        requester) and, for a leecher, seeders, each as a window in proportion to the list sizes."""
+        leech = swarm.leechers.addrs
+        seeds: list[bytes] = [] if seeder else swarm.seeders.addrs
+        skip = -1 if seeder else swarm.leechers.index.get(own, -1)  # where the requester sits among leechers
+        nl = len(leech) - (skip >= 0)
+        ns = len(seeds)
+        if nl + ns <= k:
+            out = leech[:skip] + leech[skip + 1 :] if skip >= 0 else leech[:]
+            out += seeds
+            return out
+        kl = min(nl, max(k - ns, round(k * nl / (nl + ns))))
+        out = self._window(leech, kl, skip)
+        if k > kl:
+            out += self._window(seeds, k - kl, -1)
+        return out
 
-    def _window(self, items: list[bytes], k: int) -> list[bytes]:
-        """``k`` entries from a random offset, wrapping around: one random number, C-speed slicing. The list
-        order is arrival order stirred by swap-removals, so a window is as good as a sample here."""
+    def _window(self, items: list[bytes], k: int, skip: int) -> list[bytes]:
+        """``k`` entries from a random offset, wrapping around, leaving out index ``skip`` (-1: none): one
+        random number and C-speed slicing. The list order is arrival order stirred by swap-removals, so a
+        window is as good as a sample here."""
         n = len(items)
-        if k >= n:
+        if skip >= 0:
+            if k >= n - 1:
+                return items[:skip] + items[skip + 1 :]
+            k += 1  # one more, so that dropping the requester (or the last) leaves k
+        elif k >= n:
             return items[:]
+        if k <= 0:
+            return []
         start = int(self._rng.random() * n)  # randrange() costs ~10x more; the bias is < n / 2**53
         end = start + k
-        return items[start:end] if end <= n else items[start:] + items[: end - n]
+        out = items[start:end] if end <= n else items[start:] + items[: end - n]
+        if skip >= 0:
+            pos = (skip - start) % n
+            del out[pos if pos < k else -1]
+        return out
 
     def _remove(self, swarm: Swarm, peer: Peer) -> None:
         (swarm.seeders if peer.seeder else swarm.leechers).remove(peer.addr)

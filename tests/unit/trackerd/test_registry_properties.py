@@ -56,3 +56,22 @@ def test_registry_stays_consistent(ops: list[tuple[bytes, bytes, int, Event, int
         if step > 40:
             reg.expire(now, max_swarms=2)
             check(reg)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 40), st.integers(0, 40), st.integers(0, 60), st.booleans(), st.integers(0, 2**32))
+def test_answers_are_the_right_size_without_self_or_duplicates(
+    n_seeders: int, n_leechers: int, numwant: int, as_seeder: bool, seed: int
+) -> None:
+    cfg = TrackerdConfig(max_numwant=60)
+    reg = Registry(cfg, random.Random(seed))
+    ih = HASHES[0]
+    for i in range(n_seeders + n_leechers):
+        reg.announce(ServerAnnounce(ih, bytes(20), bytes([10, 1, i, 0, 0, 80]), int(i >= n_seeders)), 0.0)
+    own = bytes([10, 2, 0, 0, 0, 80])
+    res = reg.announce(ServerAnnounce(ih, bytes(20), own, 0 if as_seeder else 1, numwant=numwant), 1.0)
+    eligible = n_leechers + (0 if as_seeder else n_seeders)
+    assert len(res.peers) == min(numwant, eligible)
+    assert own not in res.peers and len(set(res.peers)) == len(res.peers)
+    if as_seeder:
+        assert all(reg.swarms[ih].leechers.index.get(a) is not None for a in res.peers)
