@@ -10,6 +10,7 @@ time-outs). An accepted connection has no torrent until its handshake names an i
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +66,7 @@ class PeerTask(asyncio.BufferedProtocol):
         self.up_rate = 0.0
         self.is_seed = False
         self.reqq = 250
-        self.upload_queue: list[tuple[int, int, int]] = []
+        self.upload_queue: collections.deque[tuple[int, int, int]] = collections.deque()
         self.serving = False
         self.snubbed = False
         self.starved = False
@@ -238,10 +239,10 @@ class PeerTask(asyncio.BufferedProtocol):
             return
         self._send(self.conn.cancel(block.piece, block.offset, block.length))
 
-    def send_block(self, piece: int, offset: int, data: bytes) -> int:
+    def send_block(self, piece: int, offset: int, data: bytes | memoryview) -> int:
         """Serve a requested block; returns bytes sent (0 if the request is gone)."""
         assert self.conn is not None
-        out = self.conn.send_block(piece, offset, data)
+        out = self.conn.send_block(piece, offset, data)  # type: ignore[arg-type]  # bytes + memoryview is bytes
         if out:
             self._send(out)
         return len(data) if out else 0

@@ -90,6 +90,9 @@ class RateSet:
             return True
         return self._pay_down(now)
 
+    def upload_limited(self) -> bool:
+        return not self._unlimited_up()
+
     def _unlimited_up(self) -> bool:
         g = self.session.global_up
         return self.up.unlimited and (g is None or g.unlimited)

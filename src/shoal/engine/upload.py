@@ -71,29 +71,41 @@ class UploadMixin:
             return
         queue = peer.upload_queue
         t = self.task
+        rates = t.rates
+        limited = rates.upload_limited()
         sent = 0
         now = self.session.clock.now()
+        last_piece = -1
+        view: memoryview | None = None
         while queue and not peer.write_paused and not peer.closed:
             piece, offset, length = queue[0]
             if not conn.is_requested(piece, offset, length):
-                queue.pop(0)
+                queue.popleft()
                 continue
-            if not t.rates.can_up(now):
+            if limited and not rates.can_up(now):
                 break
-            data = tr.cached_piece(piece)
-            if data is None:
-                fut = tr.read_piece(piece)
-                fut.add_done_callback(functools.partial(self._read_done, peer))
-                break
-            queue.pop(0)
-            n = peer.send_block(piece, offset, data[offset : offset + length])
+            if piece != last_piece:
+                data = tr.cached_piece(piece)
+                if data is None:
+                    fut = tr.read_piece(piece)
+                    fut.add_done_callback(functools.partial(self._read_done, peer))
+                    break
+                view = memoryview(data)
+                last_piece = piece
+            assert view is not None
+            queue.popleft()
+            # a view, not a slice: the block is copied once, into the frame the connection builds
+            n = peer.send_block(piece, offset, view[offset : offset + length])
             if n:
                 sent += n
-                t.rates.take_up(n, now)
+                if limited:
+                    rates.take_up(n, now)
         if sent:
             peer.uploaded += sent
             peer.up_window += sent
             t.counters["bytes_uploaded"] += sent
+            if not limited:
+                rates.take_up(sent, now)  # counts it for the rate estimate
 
     def _read_done(self, peer: PeerTask, fut: asyncio.Future[bytes]) -> None:
         if fut.cancelled():
