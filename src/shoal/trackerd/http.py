@@ -20,6 +20,7 @@ the bytes already read to the ordinary protocol above, so every limit still appl
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import logging
 import socket
@@ -90,18 +91,22 @@ class HttpTracker:
         in place (module docstring), hand the others to :class:`TrackerHttpProtocol`."""
         sock.setblocking(False)
         self._listeners.append(sock)
-        accept = sock.accept
+        # the C-level accept: socket.accept() would build a Python-level socket.socket (two enum conversions
+        # and a Python __init__ per connection); the fast path only needs recv, send and close
+        raw_accept = cast(Any, sock)._accept
+        family, kind = int(sock.family), int(sock.type)
         serve = self._serve_accepted
 
         def acceptable() -> None:
             for _ in range(batch):
                 try:
-                    conn, addr = accept()
+                    fd, addr = raw_accept()
                 except (BlockingIOError, InterruptedError):
                     return
                 except OSError as exc:  # e.g. EMFILE, ECONNABORTED: try again on the next wake-up
                     logger.debug("tracker accept failed: %s", exc)
                     return
+                conn = _socket.socket(family, kind, 0, fd)
                 try:
                     serve(conn, addr)
                 except Exception:  # one connection must never stop the listener
@@ -110,7 +115,7 @@ class HttpTracker:
 
         self.loop.add_reader(sock.fileno(), acceptable)
 
-    def _serve_accepted(self, conn: socket.socket, addr: tuple[Any, ...]) -> None:
+    def _serve_accepted(self, conn: _socket.socket, addr: tuple[Any, ...]) -> None:
         data = b""
         if self.service.registry is not None:
             try:
@@ -131,7 +136,7 @@ class HttpTracker:
         self._handoff(conn, data)
 
     def _answer_now(
-        self, conn: socket.socket, addr: tuple[Any, ...], error: Answer | None, target: bytes
+        self, conn: _socket.socket, addr: tuple[Any, ...], error: Answer | None, target: bytes
     ) -> bool:
         """Answer a lone ``close`` request inside the accept callback; False hands the connection over."""
         try:
@@ -166,9 +171,10 @@ class HttpTracker:
         conn.close()
         return True
 
-    def _handoff(self, conn: socket.socket, data: bytes, unsent: bytes = b"") -> None:
+    def _handoff(self, raw: _socket.socket, data: bytes, unsent: bytes = b"") -> None:
         """Give an accepted socket to the ordinary protocol (with the bytes already read from it, or the part
         of a fast answer the kernel did not take)."""
+        conn = raw if isinstance(raw, socket.socket) else socket.socket(raw.family, raw.type, 0, raw.detach())
         conn.setblocking(False)
         if unsent:
             factory: Any = lambda: _Finish(unsent)  # noqa: E731
