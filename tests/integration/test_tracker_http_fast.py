@@ -4,6 +4,7 @@ callback) and its hand-over to the ordinary protocol, over real loopback sockets
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
 import socket
 from collections.abc import AsyncIterator
@@ -13,7 +14,10 @@ import pytest
 
 from shoal.codec.bencode import decode
 from shoal.trackerd.config import TrackerdConfig
+from shoal.trackerd.http import HttpTracker
+from shoal.trackerd.registry import Registry
 from shoal.trackerd.server import TrackerServer
+from shoal.trackerd.service import MemoryBackend, TrackerService
 
 CONFIG = TrackerdConfig(http="127.0.0.1:0", ip_rate=0, max_request_size=1024)
 IH = quote_from_bytes(b"\x42" * 20)
@@ -125,3 +129,35 @@ async def test_fast_path_taken_when_the_request_is_already_there(server: Tracker
                 answer += chunk
         body(answer)
     assert server.http.fast_answers - before == 3
+
+
+class _Exhausted(socket.socket):
+    """A listener whose first accept fails as if the process were out of file descriptors."""
+
+    failures = 1
+
+    def _accept(self) -> tuple[int, object]:  # type: ignore[override]
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        return super()._accept()  # type: ignore[misc,no-any-return]
+
+
+async def test_accept_pauses_when_out_of_descriptors() -> None:
+    cfg = TrackerdConfig(ip_rate=0)
+    tracker = HttpTracker(TrackerService(cfg, MemoryBackend(Registry(cfg, random.Random(1)))))
+    tracker.start()
+    sock = _Exhausted(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        tracker.listen(sock)
+        port = sock.getsockname()[1]
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+        writer.write(b"GET " + announce(1) + b" HTTP/1.1\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)  # served after the 1 s pause, not lost
+        writer.close()
+        assert body(answer)[b"incomplete"] == 1
+        assert sock.failures == 0
+    finally:
+        tracker.close_all()

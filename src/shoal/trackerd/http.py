@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import errno
 import logging
 import socket
 from collections.abc import Awaitable
@@ -103,8 +104,13 @@ class HttpTracker:
                     fd, addr = raw_accept()
                 except (BlockingIOError, InterruptedError):
                     return
-                except OSError as exc:  # e.g. EMFILE, ECONNABORTED: try again on the next wake-up
-                    logger.debug("tracker accept failed: %s", exc)
+                except OSError as exc:
+                    if exc.errno in _RESOURCE_ERRORS:  # out of descriptors/memory: pause (as asyncio does)
+                        logger.warning("tracker accept failed, pausing 1 s: %s", exc)
+                        self.loop.remove_reader(sock.fileno())
+                        self.loop.call_later(1.0, resume)
+                    else:  # e.g. ECONNABORTED: the next one may be fine
+                        logger.debug("tracker accept failed: %s", exc)
                     return
                 conn = _socket.socket(family, kind, 0, fd)
                 try:
@@ -113,7 +119,11 @@ class HttpTracker:
                     logger.exception("tracker connection from %s failed", addr[0] if addr else "?")
                     conn.close()
 
-        self.loop.add_reader(sock.fileno(), acceptable)
+        def resume() -> None:
+            if sock in self._listeners:
+                self.loop.add_reader(sock.fileno(), acceptable)
+
+        resume()
 
     def _serve_accepted(self, conn: _socket.socket, addr: tuple[Any, ...]) -> None:
         data = b""
@@ -425,6 +435,7 @@ class TrackerHttpProtocol(asyncio.Protocol):
 
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 def parse_head(head: bytes) -> tuple[Answer | None, bytes, bool]:
