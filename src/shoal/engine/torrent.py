@@ -150,6 +150,8 @@ class TorrentTask:
         if self.error is None:
             self.error = msg
             self.session.post(al.TorrentError(self.info_hash, msg))
+        if self.state is not TorrentState.ERROR:
+            self._paused_peers = self.peers.reachable_addresses()
         self._set_state(TorrentState.ERROR)
         self.peers.close_all("torrent error")
         self._complete.set()  # wake waiters; wait_complete raises
@@ -416,6 +418,13 @@ class TorrentTask:
         self._set_state(TorrentState.PAUSED)
 
     def resume(self) -> None:
+        """Resume a paused torrent, or retry one in the error state (e.g. after disk space was freed): verified
+        pieces are kept; a piece whose write failed is downloaded again."""
+        if self.state is TorrentState.ERROR and self.error is not None and not self._stopped:
+            self.error = None
+            if not self.is_finished:
+                self._complete.clear()
+            self.paused = True  # fall through to a normal resume
         if not self.paused:
             return
         self.paused = False
