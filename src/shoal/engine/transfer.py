@@ -100,6 +100,13 @@ class Transfer:
         except asyncio.CancelledError:
             self.pending_writes -= 1
             raise
+        except Exception as exc:  # MemoryError, a bug in a storage backend...: never a silent hang
+            self.pending_writes -= 1
+            logger.error("piece %d: write failed: %r", index, exc)
+            if not self.closed:
+                self.picker.on_piece_failed(index)
+                self.task.fail(exc)
+            return
         self.pending_writes -= 1
         if self.closed:
             return
