@@ -161,12 +161,16 @@ class Transfer:
         async def _read() -> None:
             try:
                 data = await self.storage.read_piece(piece)
-            except ShoalError as exc:
-                fut.set_exception(exc)
-                fut.exception()  # mark retrieved; waiters re-raise
             except asyncio.CancelledError:
                 fut.cancel()
                 raise
+            except Exception as exc:  # StorageError, or anything else: the waiters put the torrent in error
+                fut.set_exception(
+                    exc
+                    if isinstance(exc, ShoalError)
+                    else StorageError(f"read of piece {piece} failed: {exc!r}")
+                )
+                fut.exception()  # mark retrieved; waiters re-raise
             else:
                 self._cache[piece] = data
                 while len(self._cache) > self._cache_max:
