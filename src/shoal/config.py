@@ -143,6 +143,7 @@ class Settings:
     read_cache_pieces: int = 16  # whole pieces kept in memory per torrent to serve uploads
     max_pending_piece_writes: int = 64  # pieces waiting for hash+write before peers stop being read
     max_alerts: int = 10_000  # alert queue size; the oldest is dropped beyond it
+    listen_port_tries: int = 10  # a taken listen port: try the next ones, up to this many ports in all
 
     # --- listening ---
     listen_host: str = "0.0.0.0"

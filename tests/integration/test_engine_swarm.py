@@ -11,6 +11,7 @@ from shoal import alerts
 from shoal.config import Settings
 from shoal.engine.handle import TorrentState
 from shoal.engine.session import Session
+from shoal.errors import ShoalError
 from shoal.types import PeerAddr
 from swarm_helpers import MULTI_FILE_SPEC, make_file, make_payload, make_torrent, same_tree
 
@@ -213,3 +214,23 @@ async def test_pex_introduces_leechers_to_each_other(tmp_path: Path) -> None:
             await asyncio.wait_for(asyncio.gather(tb.wait_complete(), tc.wait_complete()), timeout=60)
     finally:
         await seeder.close()
+
+
+async def test_taken_listen_port_falls_back_to_the_next(tmp_path: Path) -> None:
+    import socket
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    try:
+        if taken >= 65535:
+            pytest.skip("the OS gave the last port")
+        async with Session(fast_settings(), listen=("127.0.0.1", taken)) as s:
+            assert s.listen_port != taken and taken < s.listen_port <= taken + 9
+            assert any(isinstance(a, alerts.ListenFailed) for a in s.alerts().pop_all())
+        with pytest.raises(ShoalError):
+            async with Session(fast_settings().with_(listen_port_tries=1), listen=("127.0.0.1", taken)):
+                pass
+    finally:
+        blocker.close()

@@ -91,11 +91,19 @@ class Session:
             from shoal.engine.listener import incoming_factory
 
             host, port = self._listen
-            try:
-                self._listener = await self.network.listen_tcp(host, port, incoming_factory(self))
-            except NetworkError as exc:
-                self.post(al.ListenFailed(b"", host, port, str(exc)))
-                raise
+            # A taken port (another client running) falls back to the next few, like other clients do.
+            tries = (
+                [port] if port == 0 else [port + i for i in range(max(1, self.settings.listen_port_tries))]
+            )
+            for attempt in tries:
+                try:
+                    self._listener = await self.network.listen_tcp(host, attempt, incoming_factory(self))
+                    break
+                except NetworkError as exc:
+                    self.post(al.ListenFailed(b"", host, attempt, str(exc)))
+                    if attempt == tries[-1] or attempt >= 65535:
+                        raise
+            assert self._listener is not None
             for addr in self._listener.addresses:
                 self.post(al.ListenSucceeded(b"", addr.host, addr.port))
         from shoal.engine.discovery import Discovery
