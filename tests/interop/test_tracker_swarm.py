@@ -29,6 +29,9 @@ from shoal.tracker.client import TrackerClient
 from shoal.tracker.proto.messages import ScrapeStats
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
+# libtorrent waits up to stop_tracker_timeout (5 s) for its "stopped" announces when a session closes, and over
+# UDP it never hears the answer once it is closing: 1 s keeps teardown short (no test here checks that announce).
+LT = {"stop_tracker_timeout": 1}
 
 
 class ShoalTracker:
@@ -118,7 +121,7 @@ def test_libtorrent_swarm(
     t = content.make_torrent(
         sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[tracker.url(transport)]
     )
-    seeder, leecher = make_lt(), make_lt()
+    seeder, leecher = make_lt(settings=LT), make_lt(settings=LT)
     hs = seeder.add(t.path, sample.parent, seed=True)
     seeder.wait_announced(hs, timeout=15)
     hl = leecher.add(t.path, tmp_path / "dl")
@@ -140,7 +143,7 @@ def test_aria2_downloads_from_libtorrent_over_http(
     t = content.make_torrent(
         sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[tracker.http_url]
     )
-    seeder = make_lt()
+    seeder = make_lt(settings=LT)
     hs = seeder.add(t.path, sample.parent, seed=True)
     seeder.wait_announced(hs, timeout=15)
     a2 = make_aria2(t.path, tmp_path / "dl", keep_seeding=True)
@@ -165,7 +168,7 @@ def test_libtorrent_downloads_from_aria2_over_http(
     a2 = make_aria2(t.path, sample.parent, seed=True)
     a2.wait_seeding(timeout=30)
     tracker.wait_scrape(t.info_hash, ScrapeStats(complete=1, downloaded=0, incomplete=0))
-    leecher = make_lt()
+    leecher = make_lt(settings=LT)
     hl = leecher.add(t.path, tmp_path / "dl")
     leecher.wait_complete(hl, timeout=60)
     tracker.wait_scrape(t.info_hash, ScrapeStats(complete=2, downloaded=1, incomplete=0))
@@ -188,7 +191,7 @@ def test_transmission_downloads_from_libtorrent(
     t = content.make_torrent(
         sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[tracker.url(transport)]
     )
-    seeder = make_lt(ns.host_addr)
+    seeder = make_lt(ns.host_addr, settings=LT)
     hs = seeder.add(t.path, sample.parent, seed=True)
     seeder.wait_announced(hs, timeout=15)
     tr = make_transmission(ns)
@@ -215,7 +218,7 @@ def test_libtorrent_downloads_from_transmission_over_udp(
     tid = tr.add(t.path, sample.parent)
     tr.wait_complete(tid, timeout=30)
     tracker.wait_scrape(t.info_hash, ScrapeStats(complete=1, downloaded=0, incomplete=0))
-    leecher = make_lt(ns.host_addr)
+    leecher = make_lt(ns.host_addr, settings=LT)
     hl = leecher.add(t.path, tmp_path / "dl")
     leecher.wait_complete(hl, timeout=90)
     tracker.wait_scrape(t.info_hash, ScrapeStats(complete=2, downloaded=1, incomplete=0))
