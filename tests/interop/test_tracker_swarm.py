@@ -25,6 +25,7 @@ from interop.harness.netns import Netns
 from interop.harness.proc import stop, wait_for
 from interop.harness.transmission import TransmissionPeer
 from shoal.config import Settings
+from shoal.errors import TrackerError
 from shoal.tracker.client import TrackerClient
 from shoal.tracker.proto.messages import ScrapeStats
 
@@ -32,6 +33,8 @@ pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 # libtorrent waits up to stop_tracker_timeout (5 s) for its "stopped" announces when a session closes, and over
 # UDP it never hears the answer once it is closing: 1 s keeps teardown short (no test here checks that announce).
 LT = {"stop_tracker_timeout": 1}
+# a bound, not an expectation: libtorrent retries a failed announce only after ~20 s
+ANNOUNCE_WAIT = 60
 
 
 class ShoalTracker:
@@ -70,7 +73,10 @@ class ShoalTracker:
         last: list[ScrapeStats] = []
 
         def matches() -> bool:
-            last[:] = [self.scrape(info_hash_hex)]
+            try:
+                last[:] = [self.scrape(info_hash_hex)]
+            except TrackerError:  # a scrape lost or late on a loaded machine: ask again until the deadline
+                return False
             return last[0] == expected
 
         try:
@@ -123,7 +129,7 @@ def test_libtorrent_swarm(
     )
     seeder, leecher = make_lt(settings=LT), make_lt(settings=LT)
     hs = seeder.add(t.path, sample.parent, seed=True)
-    seeder.wait_announced(hs, timeout=15)
+    seeder.wait_announced(hs, timeout=ANNOUNCE_WAIT)
     hl = leecher.add(t.path, tmp_path / "dl")
     leecher.wait_complete(hl, timeout=60)
     # the leecher announced "completed": two seeders, one download, nobody leeching
@@ -145,7 +151,7 @@ def test_aria2_downloads_from_libtorrent_over_http(
     )
     seeder = make_lt(settings=LT)
     hs = seeder.add(t.path, sample.parent, seed=True)
-    seeder.wait_announced(hs, timeout=15)
+    seeder.wait_announced(hs, timeout=ANNOUNCE_WAIT)
     a2 = make_aria2(t.path, tmp_path / "dl", keep_seeding=True)
     a2.wait_complete(timeout=60)
     content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
@@ -166,7 +172,7 @@ def test_libtorrent_downloads_from_aria2_over_http(
         sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE, trackers=[tracker.http_url]
     )
     a2 = make_aria2(t.path, sample.parent, seed=True)
-    a2.wait_seeding(timeout=30)
+    a2.wait_seeding(timeout=60)
     tracker.wait_scrape(t.info_hash, ScrapeStats(complete=1, downloaded=0, incomplete=0))
     leecher = make_lt(settings=LT)
     hl = leecher.add(t.path, tmp_path / "dl")
@@ -193,7 +199,7 @@ def test_transmission_downloads_from_libtorrent(
     )
     seeder = make_lt(ns.host_addr, settings=LT)
     hs = seeder.add(t.path, sample.parent, seed=True)
-    seeder.wait_announced(hs, timeout=15)
+    seeder.wait_announced(hs, timeout=ANNOUNCE_WAIT)
     tr = make_transmission(ns)
     tid = tr.add(t.path, tmp_path / "tr-dl")
     tr.wait_complete(tid, timeout=90)
@@ -216,7 +222,7 @@ def test_libtorrent_downloads_from_transmission_over_udp(
     )
     tr = make_transmission(ns)
     tid = tr.add(t.path, sample.parent)
-    tr.wait_complete(tid, timeout=30)
+    tr.wait_complete(tid, timeout=90)
     tracker.wait_scrape(t.info_hash, ScrapeStats(complete=1, downloaded=0, incomplete=0))
     leecher = make_lt(ns.host_addr, settings=LT)
     hl = leecher.add(t.path, tmp_path / "dl")
