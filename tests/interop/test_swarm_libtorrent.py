@@ -140,3 +140,21 @@ def test_shoal_get_magnet_from_libtorrent(
     ) as sh:
         assert sh.wait_exit(timeout=120) == 0, sh.log()
     content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+
+
+async def test_announce_bytes_that_url_libraries_unquote(make_tracker: Callable[..., OpenTracker]) -> None:
+    """Regression: an info-hash or peer id holding 0x24 ("$", ~7% of random info-hashes) got 400 from opentracker
+    because the percent-encoded URL was re-quoted by yarl (%24 -> "$")."""
+    from shoal.config import Settings
+    from shoal.tracker.client import TrackerClient
+    from shoal.tracker.proto.messages import AnnounceRequest, Event
+
+    info_hash = bytes([0x24]) * 20
+    ot = make_tracker(info_hashes=[info_hash.hex()])
+    async with TrackerClient(Settings()) as client:
+        for peer_id in (b"-SH0100-$$$$$$$$$$$$", b"-SH0100-%24&=+ /?#\x00\xff"):
+            req = AnnounceRequest(
+                info_hash=info_hash, peer_id=peer_id, port=6881, left=0, event=Event.STARTED
+            )
+            resp = await client.announce(ot.announce_url, req)
+            assert resp.complete is not None and resp.complete >= 1

@@ -31,6 +31,7 @@ from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+import yarl
 
 from shoal.clock import Clock, MonotonicClock
 from shoal.config import Settings
@@ -234,7 +235,9 @@ class TrackerClient:
         timeout = aiohttp.ClientTimeout(total=self.settings.tracker_timeout)
         try:
             async with self._get_session().get(
-                url,
+                # already percent-encoded: without encoded=True yarl turns %24 back into "$" and opentracker
+                # answers 400 to any info-hash or peer id holding that byte
+                yarl.URL(url, encoded=True),
                 timeout=timeout,
                 allow_redirects=False,
                 headers={"Accept-Encoding": "gzip, identity"},
