@@ -64,6 +64,9 @@ def settings_pack(listen_ip: str = "127.0.0.1", port: int = 0, *, dht: bool = Fa
         "peer_connect_timeout": 5,
         "tracker_completion_timeout": 10,
         "tracker_receive_timeout": 5,
+        # Closing a session waits this long for the answers to its "stopped" announces (default 5 s; over UDP
+        # the answer never comes once it is closing). The announces are still sent.
+        "stop_tracker_timeout": 1,
     }
     if dht:
         s.update(
