@@ -168,6 +168,15 @@ class OutgoingMixin(ConnectionBase):
         del self._peer_requests[key]
         return self._stamp(m.encode_piece_header(piece, offset, len(data)) + data)
 
+    def send_block_header(self, piece: int, offset: int, length: int) -> bytes:
+        """Like :meth:`send_block` without the data: the 13-byte header to send just before the block's bytes
+        (b"" if the request is gone). The caller writes the block itself, e.g. as a view of a cached piece."""
+        key = (piece, offset, length)
+        if key not in self._peer_requests:
+            return b""
+        del self._peer_requests[key]
+        return self._stamp(m.encode_piece_header(piece, offset, length))
+
     def is_requested(self, piece: int, offset: int, length: int) -> bool:
         """Whether the peer still wants this block from us."""
         return (piece, offset, length) in self._peer_requests
