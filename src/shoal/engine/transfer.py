@@ -53,9 +53,9 @@ class Transfer:
         self.strikes: collections.Counter[Hashable] = collections.Counter()
         self.pending_writes = 0
         self.max_pending_writes = max_pending_writes
-        self._cache: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[int, bytes | bytearray] = collections.OrderedDict()
         self._cache_max = read_cache_pieces
-        self._reads: dict[int, asyncio.Future[bytes]] = {}
+        self._reads: dict[int, asyncio.Future[bytes | bytearray]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
         self._free: dict[int, list[bytearray]] = {}  # piece length -> finished buffers to reuse
@@ -144,18 +144,30 @@ class Transfer:
 
     # --- upload --------------------------------------------------------------------------------------------
 
-    def cached_piece(self, piece: int) -> bytes | None:
+    def cached_piece(self, piece: int) -> bytes | bytearray | None:
         data = self._cache.get(piece)
         if data is not None:
             self._cache.move_to_end(piece)
         return data
 
-    def read_piece(self, piece: int) -> asyncio.Future[bytes]:
+    def _put_cache(self, piece: int, data: bytes | bytearray) -> None:
+        # a bytearray from read_piece_nowait is never written again: blocks are sent as views of it
+        self._cache[piece] = data
+        while len(self._cache) > self._cache_max:
+            self._cache.popitem(last=False)
+
+    def read_piece(self, piece: int) -> asyncio.Future[bytes | bytearray]:
         """A future for the whole piece, shared by every waiter; fills the cache."""
         fut = self._reads.get(piece)
         if fut is not None:
             return fut
         fut = asyncio.get_running_loop().create_future()
+        nowait = getattr(self.storage, "read_piece_nowait", None)
+        data = nowait(piece) if nowait is not None else None
+        if data is not None:  # all in the page cache: read here, no worker-thread round trip
+            self._put_cache(piece, data)
+            fut.set_result(data)
+            return fut
         self._reads[piece] = fut
 
         async def _read() -> None:
@@ -172,9 +184,7 @@ class Transfer:
                 )
                 fut.exception()  # mark retrieved; waiters re-raise
             else:
-                self._cache[piece] = data
-                while len(self._cache) > self._cache_max:
-                    self._cache.popitem(last=False)
+                self._put_cache(piece, data)
                 fut.set_result(data)
             finally:
                 self._reads.pop(piece, None)

@@ -107,7 +107,7 @@ class UploadMixin:
             if not limited:
                 rates.take_up(sent, now)  # counts it for the rate estimate
 
-    def _read_done(self, peer: PeerTask, fut: asyncio.Future[bytes]) -> None:
+    def _read_done(self, peer: PeerTask, fut: asyncio.Future[bytes | bytearray]) -> None:
         if fut.cancelled():
             return
         exc = fut.exception()
