@@ -101,6 +101,7 @@ class LtSession:
         self.session = lt.session(pack)
         self.errors: list[str] = []
         self.announced: set[str] = set()  # hex v1 info-hashes with a tracker reply
+        self._flushed: set[str] = set()  # hex v1 info-hashes whose disk cache was flushed
         deadline = time.monotonic() + 10
         while self.session.listen_port() == 0:
             if time.monotonic() > deadline:
@@ -176,6 +177,8 @@ class LtSession:
         for a in self.session.pop_alerts():
             if isinstance(a, lt.tracker_reply_alert):
                 self.announced.add(str(a.handle.info_hashes().v1))
+            elif isinstance(a, lt.save_resume_data_alert | lt.save_resume_data_failed_alert):
+                self._flushed.add(str(a.handle.info_hashes().v1))
             elif a.category() & lt.alert.category_t.error_notification:
                 self.errors.append(f"{type(a).__name__}: {a.message()}")
                 del self.errors[:-20]
@@ -197,11 +200,25 @@ class LtSession:
             self.pump(0.1)
 
     def wait_complete(self, handle: Any, *, timeout: float) -> dict[str, Any]:
-        """Wait until the torrent has every piece (seeding); returns :meth:`stats`."""
+        """Wait until the torrent has every piece (seeding) and its data is written; returns :meth:`stats`.
+
+        libtorrent 2.1 reports a piece as had once it is hashed, possibly before its disk write: the files are
+        complete only after :meth:`flush`, which this calls.
+        """
         self.wait(
             lambda: handle.status().is_seeding, timeout=timeout, what="download to complete", handle=handle
         )
+        self.flush(handle, timeout=timeout)
         return self.stats(handle)
+
+    def flush(self, handle: Any, *, timeout: float = 30) -> None:
+        """Write out libtorrent's disk cache for this torrent (save_resume_data with flush_disk_cache)."""
+        ih = str(handle.info_hashes().v1)
+        self._flushed.discard(ih)
+        handle.save_resume_data(self.lt.torrent_handle.flush_disk_cache)
+        self.wait(
+            lambda: ih in self._flushed, timeout=timeout, what="the disk cache to be flushed", handle=handle
+        )
 
     def wait_announced(self, handle: Any, *, timeout: float = 15) -> None:
         """Wait for a successful tracker reply for this torrent."""

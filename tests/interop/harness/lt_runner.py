@@ -94,6 +94,9 @@ def main() -> int:
         deadline = t0 + args.timeout
         while not stopping:
             if args.mode == "get" and h.status().is_seeding:
+                sess.flush(
+                    h, timeout=max(1.0, deadline - time.monotonic())
+                )  # complete = written, not only hashed
                 stats = sess.stats(h)
                 emit({"event": "complete", "seconds": time.monotonic() - t0, **stats})
                 break
