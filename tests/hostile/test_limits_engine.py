@@ -111,7 +111,12 @@ async def test_request_burst_is_capped_by_max_pending_requests(tmp_path: Path) -
     src, torrent, meta = _payload(tmp_path, "one", 2_000_000, 1)
     settings = FAST.with_(max_pending_requests=16)
     blocks = [(p, o) for p in range(meta.info.num_pieces) for o in range(0, PIECE, BLOCK_SIZE)][:100]
-    async with seeder(torrent, src, settings) as (_, _, addr), fake(meta, addr, "127.0.0.40", 0) as peer:
+    async with (
+        seeder(torrent, src, settings) as (_, seeding, addr),
+        fake(meta, addr, "127.0.0.40", 0) as peer,
+    ):
+        # a slow upload keeps requests queued (a seeder serving from the page cache at once never queues)
+        seeding.set_rate_limits(upload=200_000)
         await peer.send(peer.peer.interested())
         await peer.receive_until(m.Unchoke, timeout=20)
         await peer.send(b"".join(peer.peer.request(p, o) for p, o in blocks))
@@ -128,13 +133,13 @@ async def test_request_burst_is_capped_by_max_pending_requests(tmp_path: Path) -
         assert not await peer.wait_closed(0.5), "valid requests over the limit are rejected, not punished"
 
 
-async def test_invalid_request_flood_disconnects_and_seeder_keeps_serving(tmp_path: Path) -> None:
+async def test_request_flood_while_choked_disconnects_and_seeder_keeps_serving(tmp_path: Path) -> None:
     src, torrent, _ = _payload(tmp_path, "one", 1_000_000, 1)
     meta = Metainfo.from_bytes(torrent.read_bytes())
     settings: Settings = FAST.with_(max_invalid_requests=50)
     async with seeder(torrent, src, settings) as (_, _, addr):
         async with fake(meta, addr, "127.0.0.50", 0) as peer:
-            await peer.send(peer.peer.interested())
+            # never interested, so never unchoked: every request is refused and counted
             await peer.send(peer.peer.request_flood(5000))
             assert await peer.wait_closed(20), "a request flood did not get the peer disconnected"
         async with Session(FAST, listen=("127.0.0.1", 0)) as session:
