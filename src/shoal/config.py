@@ -14,6 +14,7 @@ from typing import Any
 class Settings:
     # --- bencode / metainfo (BEP 3, 52) ---
     max_bencode_depth: int = 64
+    max_bencode_tokens: int = 3_000_000  # values in one torrent or info dict (libtorrent's limit)
     max_torrent_size: int = 64 * 1024 * 1024
     max_metadata_size: int = 32 * 1024 * 1024
     max_piece_count: int = 8 * 1024 * 1024

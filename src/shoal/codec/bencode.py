@@ -23,6 +23,7 @@ from shoal.errors import BencodeError
 
 DEFAULT_MAX_DEPTH = 64
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
+DEFAULT_MAX_TOKENS = 3_000_000  # values (ints, strings, lists, dicts) in one document; libtorrent's limit
 MAX_INT_DIGITS = 64  # integers longer than this are refused (libtorrent: 64-bit only)
 
 Bencodable = int | bytes | str | list[Any] | dict[Any, Any]
@@ -41,6 +42,7 @@ def decode(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_size: int = DEFAULT_MAX_SIZE,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     strict: bool = True,
 ) -> Any:
     """Decode exactly one bencoded value that fills ``data``.
@@ -53,7 +55,7 @@ def decode(
         raise BencodeError(f"bencoded data of {len(raw)} bytes exceeds max size {max_size}")
     if not raw:
         raise BencodeError("empty bencoded data")
-    end = value_end(raw, 0, max_depth=max_depth)
+    end = value_end(raw, 0, max_depth=max_depth, max_tokens=max_tokens)
     if end != len(raw):
         raise BencodeError(f"trailing data after bencoded value at offset {end}")
     try:
@@ -76,7 +78,9 @@ def decode_prefix(
     return decode(raw[:end], max_depth=max_depth, strict=strict), end
 
 
-def value_end(data: bytes, start: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH) -> int:
+def value_end(
+    data: bytes, start: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH, max_tokens: int = DEFAULT_MAX_TOKENS
+) -> int:
     """Return the offset just past the bencoded value that starts at ``start``, checking its structure.
 
     Integers and string lengths are checked for form; dictionary key order is not (see ``decode``).
@@ -85,6 +89,7 @@ def value_end(data: bytes, start: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH
     pos = start
     # one [is_dict, expecting_key] pair per open container
     stack: list[list[bool]] = []
+    tokens = 0
     while True:
         if pos >= n:
             raise BencodeError(f"truncated bencode at offset {pos}")
@@ -96,6 +101,8 @@ def value_end(data: bytes, start: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH
                 raise BencodeError(f"dictionary key without value at offset {pos}")
             stack.pop()
             pos += 1
+        elif (tokens := tokens + 1) > max_tokens:
+            raise BencodeError(f"bencoded data has more than max_tokens {max_tokens} values")
         elif stack and stack[-1][0] and stack[-1][1] and not (0x30 <= c <= 0x39):
             raise BencodeError(f"dictionary key is not a byte string at offset {pos}")
         elif c == 0x69:  # 'i'

@@ -156,7 +156,11 @@ class InfoDict:
                 f"info dict of {len(raw_info)} bytes exceeds max_metadata_size {s.max_metadata_size}"
             )
         decoded = bencode.decode(
-            raw_info, max_depth=s.max_bencode_depth, max_size=s.max_metadata_size, strict=False
+            raw_info,
+            max_depth=s.max_bencode_depth,
+            max_size=s.max_metadata_size,
+            max_tokens=s.max_bencode_tokens,
+            strict=False,
         )
         info = _parse_info(decoded, raw_info, s)
         if expected_hash is not None and not _hash_matches(info, expected_hash):
@@ -229,7 +233,13 @@ class Metainfo:
         s = settings or Settings()
         if len(data) > s.max_torrent_size:
             raise MetainfoError(f"torrent of {len(data)} bytes exceeds max_torrent_size {s.max_torrent_size}")
-        top = bencode.decode(data, max_depth=s.max_bencode_depth, max_size=s.max_torrent_size, strict=False)
+        top = bencode.decode(
+            data,
+            max_depth=s.max_bencode_depth,
+            max_size=s.max_torrent_size,
+            max_tokens=s.max_bencode_tokens,
+            strict=False,
+        )
         if not isinstance(top, dict):
             raise MetainfoError("torrent is not a dictionary")
         if b"info" not in top:

@@ -82,3 +82,10 @@ def test_size_limit_one_past() -> None:
     assert bencode.decode(data, max_size=7) == b"hello"
     with pytest.raises(BencodeError, match="exceeds max size 6"):
         bencode.decode(data, max_size=6)
+
+
+def test_token_limit_one_past() -> None:
+    data = b"l" + b"le" * 9 + b"e"  # ten values: the outer list and nine empty ones
+    assert len(bencode.decode(data, max_tokens=10)) == 9
+    with pytest.raises(BencodeError, match="max_tokens 9"):
+        bencode.decode(data, max_tokens=9)
