@@ -62,10 +62,25 @@ class StateDb:
         """Restore swarms into ``registry``; return how many peers came back."""
         offset = wall_now - mono_now
         cutoff = wall_now - registry.config.peer_timeout
-        downloaded = dict(self._db.execute("SELECT info_hash, downloaded FROM swarms"))
+        # rows of the wrong type (a damaged or hand-edited file) are skipped, never trusted
+        downloaded = {
+            ih: n
+            for ih, n in self._db.execute("SELECT info_hash, downloaded FROM swarms")
+            if isinstance(ih, bytes) and len(ih) == 20 and isinstance(n, int) and n >= 0
+        }
         peers: dict[bytes, list[Peer]] = {}
         for ih, addr, pid, seeder, seen in self._db.execute("SELECT * FROM peers"):
-            if seen >= cutoff and len(addr) in (6, 18):
+            if not (
+                isinstance(ih, bytes)
+                and len(ih) == 20
+                and isinstance(addr, bytes)
+                and len(addr) in (6, 18)
+                and isinstance(pid, bytes)
+                and isinstance(seeder, int)
+                and isinstance(seen, int | float)
+            ):
+                continue
+            if seen >= cutoff:
                 peers.setdefault(ih, []).append(Peer(addr, pid, bool(seeder), min(seen, wall_now) - offset))
         count = 0
         for ih in set(downloaded) | set(peers):
