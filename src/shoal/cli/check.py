@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from shoal.codec.metainfo import Metainfo
 from shoal.config import Settings
+from shoal.engine.sources import read_torrent_file
 from shoal.errors import ConfigError, MetainfoError
 from shoal.storage.check import recheck
 from shoal.storage.files import FileStorage
@@ -33,11 +34,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def _check(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
-    try:
-        raw = Path(args.torrent).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read torrent file {args.torrent!r}: {exc.strerror or exc}")
-    meta = Metainfo.from_bytes(raw, Settings())
+    settings = Settings()
+    raw = read_torrent_file(Path(args.torrent), settings.max_torrent_size)  # bounded; only a regular file
+    meta = Metainfo.from_bytes(raw, settings)
     info = meta.info
     if info.piece_hashes_v1 is None:
         raise MetainfoError("v2-only torrents cannot be checked yet (v1 and hybrid can)")

@@ -12,7 +12,6 @@ from typing import Any
 from shoal.codec.magnet import Magnet, format_peer
 from shoal.codec.metainfo import Metainfo
 from shoal.config import Settings
-from shoal.errors import ConfigError, MetainfoError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,17 +31,9 @@ def human(n: int) -> str:
 def load(target: str, settings: Settings) -> Metainfo | Magnet:
     if target.lower().startswith("magnet:"):
         return Magnet.parse(target, settings)
-    path = Path(target)
-    try:
-        size = path.stat().st_size
-        if size > settings.max_torrent_size:
-            raise MetainfoError(
-                f"torrent of {size} bytes exceeds max_torrent_size {settings.max_torrent_size}"
-            )
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {target!r}: {exc.strerror}") from None
-    return Metainfo.from_bytes(data, settings)
+    from shoal.engine.sources import read_torrent_file  # bounded: /dev/zero or a FIFO is refused, not read
+
+    return Metainfo.from_bytes(read_torrent_file(Path(target), settings.max_torrent_size), settings)
 
 
 def describe_torrent(m: Metainfo) -> dict[str, Any]:

@@ -7,6 +7,8 @@ Accepted: a ``Metainfo``; ``.torrent`` bytes; a path (str or Path) to a ``.torre
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,41 @@ async def _fetch_url(url: str, settings: Settings) -> bytes:
         raise NetworkError(f"fetching {url} failed: {exc or type(exc).__name__}")
 
 
+def read_torrent_file(path: Path, limit: int) -> bytes:
+    """The bytes of a .torrent file, reading at most ``limit`` + 1 bytes (blocking: call it off the loop).
+
+    Only a regular file is read: a device (``/dev/zero``), a FIFO or a folder is refused before any read, and a file
+    longer than ``limit`` (or one whose size lies, as in /proc, or that grows while read) is refused having read
+    at most ``limit`` + 1 bytes.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)  # a FIFO must not block
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ConfigError(f"cannot read torrent file {str(path)!r}: {exc.strerror or exc}")
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"cannot read torrent file {str(path)!r}: not a regular file")
+        if st.st_size > limit:
+            raise MetainfoError(f"torrent file of {st.st_size} bytes exceeds max_torrent_size {limit}")
+        while got <= limit:
+            chunk = os.read(fd, min(limit + 1 - got, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError as exc:
+        raise ConfigError(f"cannot read torrent file {str(path)!r}: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
+    if got > limit:
+        raise MetainfoError(f"torrent file of more than {limit} bytes exceeds max_torrent_size {limit}")
+    return b"".join(chunks)
+
+
 async def resolve_source(source: Any, settings: Settings) -> ResolvedSource:
     if isinstance(source, Metainfo):
         return from_metainfo(source)
@@ -80,10 +117,6 @@ async def resolve_source(source: Any, settings: Settings) -> ResolvedSource:
     if isinstance(source, str) and source.startswith(("http://", "https://")):
         return from_metainfo(Metainfo.from_bytes(await _fetch_url(source, settings), settings))
     if isinstance(source, str | Path):
-        path = Path(source)
-        try:
-            data = await asyncio.to_thread(path.read_bytes)
-        except OSError as exc:
-            raise ConfigError(f"cannot read torrent file {str(path)!r}: {exc.strerror or exc}")
+        data = await asyncio.to_thread(read_torrent_file, Path(source), settings.max_torrent_size)
         return from_metainfo(Metainfo.from_bytes(data, settings))
     raise ConfigError(f"cannot add a torrent from {type(source).__name__}")
