@@ -6,7 +6,7 @@ import hashlib
 from typing import Any
 
 from shoal.codec import bencode, merkle
-from shoal.codec.metainfo_create import FileHashes, build_torrent, plan_layout
+from shoal.codec.metainfo_create import FileHashes, build_torrent_and_info, plan_layout
 
 
 def content(length: int, seed: int = 0) -> bytes:
@@ -37,7 +37,7 @@ def build(
             continue
         layer, root = merkle.layer_and_root(merkle.block_hashes(data), piece_length)
         hashes.append(FileHashes(root, layer))
-    return build_torrent(
+    return build_torrent_and_info(
         name=name,
         layout=layout,
         piece_length=piece_length,
@@ -46,7 +46,7 @@ def build(
         pieces_v1=pieces if version != "v2" else None,
         v2_hashes=hashes if version != "v1" else None,
         **kw,
-    )
+    )[0]
 
 
 def edit(torrent: bytes, change: Any) -> bytes:

@@ -15,7 +15,6 @@ Names are imported lazily (so ``shoal info`` does not load the engine); ``__all_
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from shoal.errors import (
     ConfigError,
@@ -27,7 +26,10 @@ from shoal.errors import (
     TrackerError,
 )
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `import shoal` stays cheap for one-shot commands
 if TYPE_CHECKING:
+    from typing import Any
+
     from shoal.config import Settings
     from shoal.engine import alerts
     from shoal.engine.handle import AddTorrentParams, Torrent, TorrentState, TorrentStatus

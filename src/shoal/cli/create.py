@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shoal.codec.metainfo import Metainfo
-from shoal.creator import create_torrent, scan
+from shoal.creator import create, scan
 from shoal.errors import ConfigError, StorageError
 
 _UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
@@ -102,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     tiers = [[u.strip() for u in t.split(",") if u.strip()] for t in args.tracker]
     extra = {} if args.created_by is None else {"created_by": args.created_by}
     with progress_bar(f"hashing {name}", quiet=args.quiet) as progress:
-        data = create_torrent(
+        made = create(
             src,
             version=args.version,
             trackers=tiers,
@@ -118,14 +117,13 @@ def run(args: argparse.Namespace) -> int:
         )
     tmp = out.with_name(out.name + ".part")
     try:
-        tmp.write_bytes(data)
+        tmp.write_bytes(made.data)
         os.replace(tmp, out)
     except OSError as exc:
         raise StorageError(f"cannot write {str(out)!r}: {exc.strerror}") from None
-    m = Metainfo.from_bytes(data)
-    sys.stdout.write(f"wrote {out} ({m.info.num_pieces} pieces of {m.info.piece_length} bytes)\n")
-    if m.info_hash_v1:
-        sys.stdout.write(f"info-hash v1: {m.info_hash_v1.hex()}\n")
-    if m.info_hash_v2:
-        sys.stdout.write(f"info-hash v2: {m.info_hash_v2.hex()}\n")
+    sys.stdout.write(f"wrote {out} ({made.num_pieces} pieces of {made.piece_length} bytes)\n")
+    if made.info_hash_v1:
+        sys.stdout.write(f"info-hash v1: {made.info_hash_v1.hex()}\n")
+    if made.info_hash_v2:
+        sys.stdout.write(f"info-hash v2: {made.info_hash_v2.hex()}\n")
     return 0

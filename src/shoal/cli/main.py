@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dht": ("shoal.cli.dht", "run a standalone DHT node and print its state"),
     "bench": ("shoal.cli.bench", "benchmarks against reference peers, measured in the same run"),
 }
+# commands that log nothing: they skip loading and configuring ``logging`` (start-up time) unless -v is given
+SILENT = frozenset({"create", "info"})
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -64,8 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_unavailable", None):
         print(f"shoal: the '{args.command}' command is not available in this build", file=sys.stderr)
         return 2
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose or args.command not in SILENT:
+        import logging
+
+        level = logging.WARNING - 10 * min(args.verbose, 2)
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args._module.run(args))
     except ShoalError as exc:

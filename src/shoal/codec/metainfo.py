@@ -45,7 +45,6 @@ from typing import Any
 
 from shoal.codec import bencode, merkle
 from shoal.codec.metainfo_fields import (
-    PAD_DIR,
     FileEntry,
     get_field,
     get_text,
@@ -59,7 +58,7 @@ from shoal.codec.metainfo_fields import (
     path_limits,
 )
 from shoal.codec.metainfo_v2 import parse_file_tree, validate_piece_layers
-from shoal.codec.paths import PathSet, check_path, sanitize_component
+from shoal.codec.paths import PAD_DIR, PathSet, check_path, sanitize_component
 from shoal.config import Settings
 from shoal.errors import MetainfoError, ShoalError
 

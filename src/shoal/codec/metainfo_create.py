@@ -9,22 +9,25 @@ like lives here, so it can be tested without a disk:
   and, for v2 and hybrid torrents of more than one file, adds a BEP 47 pad entry after every file that ends inside
   a piece (the last one too), so each file starts on a piece boundary. That is exactly libtorrent 2.1's layout
   (a folder holding a single file gets no pad there either), so the info dicts come out byte-identical.
-* :func:`build_torrent` assembles the info dict and the top-level dict; without ``creation_date`` the output is a
+* :func:`build_torrent_and_info` assembles the info dict and the top-level dict; without ``creation_date`` the output is a
   pure function of the content and the options (reproducible).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
-
-from shoal.codec import bencode
+from shoal.codec.bencode_plain import Encoded, encode
 from shoal.codec.merkle import BLOCK_SIZE
-from shoal.codec.metainfo_fields import PAD_DIR
+from shoal.codec.paths import PAD_DIR
 from shoal.errors import ConfigError
 
-Version = Literal["v1", "v2", "hybrid"]
+# typing and dataclasses stay unloaded here: ``shoal create`` is a one-shot command and start-up time counts
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, Literal
+
+    Version = Literal["v1", "v2", "hybrid"]
+
 VERSIONS: tuple[Version, ...] = ("v1", "v2", "hybrid")
 MIN_PIECE_LENGTH = BLOCK_SIZE
 MAX_AUTO_PIECE_LENGTH = 16 * 1024 * 1024
@@ -49,14 +52,32 @@ def check_piece_length(piece_length: int) -> None:
         raise ConfigError(f"piece size {piece_length} is not a power of two >= {MIN_PIECE_LENGTH}")
 
 
-@dataclass(frozen=True, slots=True)
 class LayoutEntry:
     """One file or pad in the piece space; ``path`` is relative to the torrent's folder (empty for a single file)."""
 
-    path: tuple[str, ...]
-    length: int
-    offset: int
-    pad: bool = False
+    __slots__ = ("length", "offset", "pad", "path")
+
+    def __init__(self, path: tuple[str, ...], length: int, offset: int, pad: bool = False) -> None:
+        self.path = path
+        self.length = length
+        self.offset = offset
+        self.pad = pad
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LayoutEntry):
+            return NotImplemented
+        return (self.path, self.length, self.offset, self.pad) == (
+            other.path,
+            other.length,
+            other.offset,
+            other.pad,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.length, self.offset, self.pad))
+
+    def __repr__(self) -> str:
+        return f"LayoutEntry({self.path!r}, {self.length}, {self.offset}, pad={self.pad})"
 
 
 def plan_layout(
@@ -76,15 +97,17 @@ def plan_layout(
     return result
 
 
-@dataclass(frozen=True, slots=True)
 class FileHashes:
     """v2 hashes of one file: ``pieces_root`` (None when empty) and ``piece_layer`` (empty if <= one piece)."""
 
-    pieces_root: bytes | None
-    piece_layer: bytes = b""
+    __slots__ = ("piece_layer", "pieces_root")
+
+    def __init__(self, pieces_root: bytes | None, piece_layer: bytes = b"") -> None:
+        self.pieces_root = pieces_root
+        self.piece_layer = piece_layer
 
 
-def build_torrent(
+def build_torrent_and_info(
     *,
     name: str,
     layout: Sequence[LayoutEntry],
@@ -100,8 +123,9 @@ def build_torrent(
     source: str | None = None,
     created_by: str | None = None,
     creation_date: int | None = None,
-) -> bytes:
-    """The bencoded .torrent. ``v2_hashes`` lines up with the non-pad entries of ``layout``."""
+) -> tuple[bytes, bytes]:
+    """The bencoded .torrent and its bencoded info dictionary (what the info-hashes are computed over).
+    ``v2_hashes`` lines up with the non-pad entries of ``layout``."""
     info: dict[bytes, Any] = {b"name": name.encode(), b"piece length": piece_length}
     if version != "v1":
         info[b"meta version"] = 2
@@ -138,8 +162,9 @@ def build_torrent(
         top[b"created by"] = created_by.encode()
     if creation_date is not None:
         top[b"creation date"] = creation_date
-    top[b"info"] = info
-    return bencode.encode(top)
+    info_bytes = Encoded(encode(info))
+    top[b"info"] = info_bytes
+    return encode(top), bytes(info_bytes)
 
 
 def _v1_file(e: LayoutEntry) -> dict[bytes, Any]:

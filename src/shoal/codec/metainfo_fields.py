@@ -8,11 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.codec.paths import check_path
+from shoal.codec.paths import PAD_DIR, check_path
 from shoal.config import Settings
 from shoal.errors import MetainfoError
 
-PAD_DIR = ".pad"
 ALLOWED_TRACKER_SCHEMES = ("http://", "https://", "udp://")
 ALLOWED_WEB_SEED_SCHEMES = ("http://", "https://")
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from shoal.errors import UnsafePathError
 
+PAD_DIR = ".pad"  # BEP 47: the folder name of pad files in v1 file lists
 DEFAULT_MAX_NAME_LENGTH = 255
 DEFAULT_MAX_PATH_LENGTH = 4096
 DEFAULT_MAX_PATH_DEPTH = 100

@@ -89,3 +89,25 @@ def test_token_limit_one_past() -> None:
     assert len(bencode.decode(data, max_tokens=10)) == 9
     with pytest.raises(BencodeError, match="max_tokens 9"):
         bencode.decode(data, max_tokens=9)
+
+
+@given(values)
+def test_plain_encoder_writes_the_same_bytes(value: object) -> None:
+    from shoal.codec import bencode_plain
+
+    assert bencode_plain.encode(value) == bencode.encode(value)
+
+
+def test_plain_encoder_text_keys_raw_values_and_refusals() -> None:
+    from shoal.codec import bencode_plain
+
+    value = {"b": "\u00e9", b"a": [True, (1, 2)]}
+    assert bencode_plain.encode(value) == bencode.encode(value)
+    inner = bencode_plain.Encoded(bencode.encode({b"x": 1}))
+    assert bencode_plain.encode({b"info": inner}) == bencode.encode({b"info": {b"x": 1}})
+    with pytest.raises(BencodeError, match="duplicate"):
+        bencode_plain.encode({b"k": 1, "k": 2})
+    with pytest.raises(BencodeError, match="key"):
+        bencode_plain.encode({1: 2})
+    with pytest.raises(BencodeError, match="float"):
+        bencode_plain.encode(1.5)

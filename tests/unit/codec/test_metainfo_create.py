@@ -18,6 +18,7 @@ from shoal.codec.metainfo import Metainfo
 from shoal.codec.metainfo_create import auto_piece_length, plan_layout
 from shoal.creator import create_torrent
 from shoal.errors import ConfigError
+from shoal.storage import hasher
 from torrent_factory import build, content
 
 KiB = 1024
@@ -76,7 +77,8 @@ def expected_v1_pieces(m: Metainfo, contents: dict[str, bytes]) -> bytes:
 @pytest.mark.parametrize("version", ["v1", "v2", "hybrid"])
 @pytest.mark.parametrize("chunk", [32 * KiB, 8 * MiB])
 def test_multi_file_hashes(tmp_path: Path, version: str, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(creator, "CHUNK_TARGET", chunk)
+    monkeypatch.setattr(hasher, "BUFFER_BYTES", chunk)
+    monkeypatch.setattr(hasher, "RUN_BYTES", chunk)
     contents = make_tree(tmp_path / "t", SIZES)
     m = Metainfo.from_bytes(create_torrent(tmp_path / "t", version=version, piece_length=16 * KiB))  # type: ignore[arg-type]
     assert [("/".join(f.path), f.length) for f in m.info.real_files] == sorted(
@@ -205,7 +207,8 @@ def test_creator_matches_independent_hashing(
         return
     files = {(f"f{i}",): content(n, i) for i, n in enumerate(sizes)}
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
-        mp.setattr(creator, "CHUNK_TARGET", chunk)
+        mp.setattr(hasher, "BUFFER_BYTES", chunk)
+        mp.setattr(hasher, "RUN_BYTES", chunk * 2)
         root = Path(tmp) / "t"
         root.mkdir()
         for (name,), data in files.items():
@@ -227,3 +230,12 @@ def test_local_names_are_sanitised_and_collisions_refused(tmp_path: Path) -> Non
     (root / "bad_.bin").write_bytes(b"z")
     with pytest.raises(UnsafePathError, match="duplicate"):
         create_torrent(root)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "hybrid"])
+def test_create_reports_the_info_hashes_the_parser_computes(tmp_path: Path, version: str) -> None:
+    make_tree(tmp_path / "t", SIZES)
+    made = creator.create(tmp_path / "t", version=version, piece_length=16 * KiB)  # type: ignore[arg-type]
+    m = Metainfo.from_bytes(made.data)
+    assert (made.info_hash_v1, made.info_hash_v2) == (m.info_hash_v1, m.info_hash_v2)
+    assert (made.num_pieces, made.piece_length) == (m.info.num_pieces, m.info.piece_length)
