@@ -221,7 +221,7 @@ def _hash_all(
     files = [(seg.offset, seg.length) for seg in segments if seg.path is not None]
     plan = hasher.PieceSpace(pl, space, v1=version != "v2", v2=version != "v1", files=files)
     runs = hasher.plan_runs(range(plan.num_pieces), pl)
-    return hasher.hash_in_threads(plan, lambda: _open_reader(segments), runs, threads, progress)
+    return hasher.hash_pieces(plan, lambda: _open_reader(segments), runs, threads, progress)
 
 
 def _open_reader(segments: list[_Segment]) -> tuple[hasher.ReadInto, Callable[[], None]]:

@@ -95,53 +95,74 @@ def buffer_size(space: PieceSpace) -> int:
     return min(BUFFER_BYTES, space.num_pieces * space.piece_length)
 
 
+class HashBuffer:
+    """A worker's buffer, with its views cut once: one per 16 KiB leaf, so hashing v2 leaves holds the GIL as
+    briefly as possible between two ``sha256`` calls (the other worker is waiting for it)."""
+
+    __slots__ = ("buf", "leaves", "view")
+
+    def __init__(self, size: int) -> None:
+        self.buf = bytearray(size)
+        self.view = memoryview(self.buf)
+        self.leaves = [self.view[i : i + LEAF] for i in range(0, size, LEAF)]
+
+    def __len__(self) -> int:
+        return len(self.buf)
+
+    def leaf_views(self, a: int, n: int) -> list[memoryview]:
+        """The 16 KiB leaves of bytes ``[a, a + n)`` (``a`` a multiple of 16 KiB); the last may be short."""
+        k, full = a // LEAF, n // LEAF
+        views = self.leaves[k : k + full]
+        if n % LEAF:
+            views.append(self.view[a + full * LEAF : a + n])
+        return views
+
+
 def hash_run(
-    space: PieceSpace, read_into: ReadInto, buf: bytearray, first: int, end: int
+    space: PieceSpace, read_into: ReadInto, hb: HashBuffer, first: int, end: int
 ) -> tuple[list[bytes], list[bytes]]:
     """v1 and v2 digests of pieces ``[first, end)`` (each list empty when that kind is off)."""
     pl = space.piece_length
-    if pl > len(buf):
+    if pl > len(hb):
         v1: list[bytes] = []
         v2: list[bytes] = []
         for piece in range(first, end):
-            d1, d2 = _hash_big_piece(space, read_into, buf, piece)
+            d1, d2 = _hash_big_piece(space, read_into, hb, piece)
             if d1 is not None:
                 v1.append(d1)
             if d2 is not None:
                 v2.append(d2)
         return v1, v2
-    per_read = len(buf) // pl
-    view = memoryview(buf)
+    per_read = len(hb) // pl
+    view = hb.view
     sha1 = hashlib.sha1
     v1, v2 = [], []
     for block_first in range(first, end, per_read):
         block_end = min(end, block_first + per_read)
         start = block_first * pl
         length = min(block_end * pl, space.size) - start
-        part = view[:length]
-        read_into(part, start)
+        read_into(view[:length], start)
         if space.v1:
-            v1 += [sha1(part[a : a + pl]).digest() for a in range(0, length, pl)]
+            v1 += [sha1(view[a : min(a + pl, length)]).digest() for a in range(0, length, pl)]
         if space.v2:
-            v2 += [_v2_digest(space, p, part, (p - block_first) * pl) for p in range(block_first, block_end)]
+            v2 += [_v2_digest(space, hb, p, (p - block_first) * pl) for p in range(block_first, block_end)]
     return v1, v2
 
 
-def _v2_digest(space: PieceSpace, piece: int, part: memoryview, a: int) -> bytes:
+def _v2_digest(space: PieceSpace, hb: HashBuffer, piece: int, a: int) -> bytes:
     real, small = space.v2_extent(piece)
     pl = space.piece_length
     if real == 0:
         return merkle.pad_hash((pl // LEAF).bit_length() - 1)
     sha256 = hashlib.sha256
-    data = part[a : a + real]
-    leaves = [sha256(data[i : i + LEAF]).digest() for i in range(0, real, LEAF)]
+    leaves = [sha256(v).digest() for v in hb.leaf_views(a, real)]
     if small:  # the file's pieces root
         return merkle.merkle_root(leaves)
     return merkle.merkle_root(leaves, pl // LEAF)
 
 
 def _hash_big_piece(
-    space: PieceSpace, read_into: ReadInto, buf: bytearray, piece: int
+    space: PieceSpace, read_into: ReadInto, hb: HashBuffer, piece: int
 ) -> tuple[bytes | None, bytes | None]:
     """A piece larger than the buffer, read and hashed a buffer at a time (the buffer is a multiple of 16 KiB)."""
     pl = space.piece_length
@@ -151,16 +172,14 @@ def _hash_big_piece(
     real, small = space.v2_extent(piece) if space.v2 else (0, False)
     sha256 = hashlib.sha256
     leaves: list[bytes] = []
-    view = memoryview(buf)
-    for off in range(0, length, len(buf)):
-        n = min(len(buf), length - off)
-        part = view[:n]
-        read_into(part, start + off)
+    size = len(hb)
+    for off in range(0, length, size):
+        n = min(size, length - off)
+        read_into(hb.view[:n], start + off)
         if h1 is not None:
-            h1.update(part)
+            h1.update(hb.view[:n])
         if off < real:
-            data = part[: real - off]
-            leaves += [sha256(data[i : i + LEAF]).digest() for i in range(0, len(data), LEAF)]
+            leaves += [sha256(v).digest() for v in hb.leaf_views(0, min(n, real - off))]
     d2 = None
     if space.v2:
         if not leaves:
@@ -182,6 +201,28 @@ class _Shared:
         self.stop = False
 
 
+def hash_pieces(
+    space: PieceSpace,
+    open_reader: Callable[[], tuple[ReadInto, Callable[[], None]]],
+    runs: list[tuple[int, int]],
+    workers: int,
+    progress: Progress | None = None,
+    *,
+    fork: bool | None = None,
+) -> tuple[list[bytes | None], list[bytes | None]]:
+    """Hash ``runs`` on ``workers`` cores: in forked processes where that is safe (``fork=None``: decide; see
+    :mod:`shoal.storage.hash_fork`), else in threads; one worker or one run: in this thread."""
+    workers = max(1, min(workers, len(runs)))
+    if workers > 1:
+        from shoal.storage import hash_fork
+
+        if fork is None:
+            fork = len(runs) <= hash_fork.MAX_RUNS and hash_fork.fork_is_safe()
+        if fork:
+            return hash_fork.hash_in_processes(space, open_reader, runs, workers, progress)
+    return hash_in_threads(space, open_reader, runs, workers, progress)
+
+
 def hash_in_threads(
     space: PieceSpace,
     open_reader: Callable[[], tuple[ReadInto, Callable[[], None]]],
@@ -199,6 +240,11 @@ def hash_in_threads(
     total = sum(min(b * space.piece_length, space.size) - a * space.piece_length for a, b in runs)
     n = max(1, min(threads, len(runs)))
     shared.done = [0] * n
+    if n == 1:  # no thread to start
+        _work(space, open_reader, shared, 0, progress, total)
+        if shared.error is not None:
+            raise shared.error
+        return shared.v1, shared.v2
     workers = [
         threading.Thread(
             target=_work, args=(space, open_reader, shared, k), name=f"shoal-hash-{k}", daemon=True
@@ -223,25 +269,34 @@ def hash_in_threads(
 
 
 def _work(
-    space: PieceSpace, open_reader: Callable[[], tuple[ReadInto, Callable[[], None]]], shared: _Shared, k: int
+    space: PieceSpace,
+    open_reader: Callable[[], tuple[ReadInto, Callable[[], None]]],
+    shared: _Shared,
+    k: int,
+    progress: Progress | None = None,
+    total: int = 0,
 ) -> None:
     try:
         read_into, close = open_reader()
         try:
-            buf = bytearray(buffer_size(space))
+            hb = HashBuffer(buffer_size(space))
             pl = space.piece_length
             while not shared.stop:
                 run = next(shared.runs, None)
                 if run is None:
                     break
                 first, end = run
-                v1, v2 = hash_run(space, read_into, buf, first, end)
+                v1, v2 = hash_run(space, read_into, hb, first, end)
                 shared.v1[first : first + len(v1)] = v1
                 shared.v2[first : first + len(v2)] = v2
                 shared.done[k] += min(end * pl, space.size) - first * pl
+                if progress is not None:
+                    progress(shared.done[k], total)
         finally:
             close()
     except BaseException as exc:  # handed to the caller's thread
         if shared.error is None:
             shared.error = exc
         shared.stop = True
+        if progress is not None:  # the calling thread itself: raise where it happened
+            raise

@@ -18,7 +18,7 @@ from shoal.codec.metainfo import Metainfo
 from shoal.codec.metainfo_create import auto_piece_length, plan_layout
 from shoal.creator import create_torrent
 from shoal.errors import ConfigError
-from shoal.storage import hasher
+from shoal.storage import hash_fork, hasher
 from torrent_factory import build, content
 
 KiB = 1024
@@ -76,7 +76,13 @@ def expected_v1_pieces(m: Metainfo, contents: dict[str, bytes]) -> bytes:
 
 @pytest.mark.parametrize("version", ["v1", "v2", "hybrid"])
 @pytest.mark.parametrize("chunk", [32 * KiB, 8 * MiB])
-def test_multi_file_hashes(tmp_path: Path, version: str, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fork", [False, True])
+def test_multi_file_hashes(
+    tmp_path: Path, version: str, chunk: int, fork: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if fork and not hash_fork.fork_is_safe():
+        pytest.skip("this test process runs more than one thread")
+    monkeypatch.setattr(hash_fork, "fork_is_safe", lambda: fork)
     monkeypatch.setattr(hasher, "BUFFER_BYTES", chunk)
     monkeypatch.setattr(hasher, "RUN_BYTES", chunk)
     contents = make_tree(tmp_path / "t", SIZES)
@@ -175,10 +181,16 @@ def test_bad_inputs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("multi", [False, True])
+@pytest.mark.parametrize("fork", [False, True])
 def test_file_shrinking_while_hashing_is_storage_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, multi: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, multi: bool, fork: bool
 ) -> None:
     from shoal.errors import StorageError
+
+    if fork and not hash_fork.fork_is_safe():
+        pytest.skip("this test process runs more than one thread")
+    monkeypatch.setattr(hash_fork, "fork_is_safe", lambda: fork)
+    monkeypatch.setattr(hasher, "RUN_BYTES", 16 * KiB)  # several runs, so several workers
 
     make_tree(tmp_path / "t", {"a": 40000, "b": 100})
     real_scan = creator.scan

@@ -1,0 +1,88 @@
+"""The piece hasher behind create and check: threads, forked processes and one thread give the same digests, and a
+worker's failure reaches the caller."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Callable
+
+import pytest
+
+from shoal.codec import merkle
+from shoal.errors import StorageError
+from shoal.storage import hash_fork, hasher
+
+KiB = 1024
+
+
+def _reader(
+    data: bytes, fail_at: int | None = None
+) -> Callable[[], tuple[hasher.ReadInto, Callable[[], None]]]:
+    def open_reader() -> tuple[hasher.ReadInto, Callable[[], None]]:
+        def read_into(view: memoryview, offset: int) -> None:
+            if fail_at is not None and offset <= fail_at < offset + len(view):
+                raise StorageError(f"cannot read data at {fail_at}")
+            view[:] = data[offset : offset + len(view)]
+
+        return read_into, lambda: None
+
+    return open_reader
+
+
+def _expected(data: bytes, pl: int, files: list[tuple[int, int]]) -> tuple[list[bytes], list[bytes]]:
+    v1 = [hashlib.sha1(data[i : i + pl]).digest() for i in range(0, len(data), pl)]
+    v2 = []
+    for p in range(len(v1)):
+        start = p * pl
+        a, n = next((a, n) for a, n in files if a <= start < a + n)
+        piece = data[start : min(start + pl, a + n)]
+        leaves = merkle.block_hashes(piece)
+        v2.append(merkle.merkle_root(leaves) if n <= pl else merkle.piece_hash(leaves, pl))
+    return v1, v2
+
+
+@pytest.mark.parametrize("mode", ["inline", "threads", "fork"])
+@pytest.mark.parametrize("buffer", [16 * KiB, 64 * KiB])
+def test_modes_agree_with_hashing_in_memory(mode: str, buffer: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    if mode == "fork" and not hash_fork.fork_is_safe():
+        pytest.skip("this test process runs more than one thread")
+    monkeypatch.setattr(hasher, "BUFFER_BYTES", buffer)
+    pl = 32 * KiB
+    rng = random.Random(7)
+    # a file of many pieces, one smaller than a piece (its pieces root), a pad, and a last short piece
+    files = [(0, 5 * pl + 100), (6 * pl, 3000), (7 * pl, 2 * pl + 17)]
+    size = 9 * pl + 17
+    data = bytearray(size)
+    for a, n in files:
+        data[a : a + n] = rng.randbytes(n)
+    space = hasher.PieceSpace(pl, size, v1=True, v2=True, files=files)
+    runs = hasher.plan_runs(range(space.num_pieces), pl, run_bytes=2 * pl)
+    workers = 1 if mode == "inline" else 2
+    got = hasher.hash_pieces(space, _reader(bytes(data)), runs, workers, fork=mode == "fork")
+    assert got == _expected(bytes(data), pl, files)
+
+
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_worker_error_is_raised_to_the_caller(fork: bool) -> None:
+    if fork and not hash_fork.fork_is_safe():
+        pytest.skip("this test process runs more than one thread")
+    pl = 16 * KiB
+    data = os.urandom(40 * pl)
+    space = hasher.PieceSpace(pl, len(data), v1=True, v2=False, files=[(0, len(data))])
+    runs = hasher.plan_runs(range(space.num_pieces), pl, run_bytes=pl)
+    with pytest.raises(StorageError, match="cannot read data at"):
+        hasher.hash_pieces(space, _reader(data, fail_at=len(data) - 5), runs, 2, fork=fork)
+
+
+def test_only_some_pieces() -> None:
+    pl = 16 * KiB
+    data = os.urandom(10 * pl)
+    space = hasher.PieceSpace(pl, len(data), v1=True, v2=False)
+    runs = hasher.plan_runs([1, 2, 3, 7, 9], pl, run_bytes=2 * pl)
+    assert runs == [(1, 3), (3, 4), (7, 8), (9, 10)]
+    v1, v2 = hasher.hash_pieces(space, _reader(data), runs, 2)
+    want = _expected(data, pl, [(0, len(data))])[0]
+    assert v1 == [want[i] if i in (1, 2, 3, 7, 9) else None for i in range(10)]
+    assert v2 == [None] * 10
