@@ -9,6 +9,12 @@ Command line (build it with ``libtorrent_peer.runner_command``)::
 Options for scale tests: ``--connections-limit N`` (libtorrent's default is 200) and ``--unchoke-slots N``
 (-1: unchoke every interested peer).
 
+Diagnostics for benchmarks: ``--trace FILE`` writes one JSON line every ``--trace-interval`` seconds (default
+0.02; the loop then waits for alerts that long instead of 0.05 s) with the wall clock (``time.time()``, to line up
+with other processes), the payload bytes so far and, per peer, its request queue (``dl_queue``: requests we have
+out to it; ``ul_queue``: its requests to us), queue bytes, speeds, buffer sizes and flags; plus one line per
+phase (``phase``: started, session, added, first-peer, unchoked, first-payload, seeding, flushed, exiting).
+
 Lines printed (one JSON object each, flushed):
 
 * ``{"event": "listening", "port": P}``          once the torrent is added (a seeder: once its data is checked);
@@ -63,8 +69,11 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--connections-limit", type=int, default=0)
     ap.add_argument("--unchoke-slots", type=int, default=0)
+    ap.add_argument("--trace", type=Path, default=None, help="benchmark diagnostics: JSON lines to this file")
+    ap.add_argument("--trace-interval", type=float, default=0.02)
     args = ap.parse_args()
     t_start = time.monotonic()
+    trace = Tracer(args.trace, args.trace_interval) if args.trace else None
     extra: dict[str, Any] = {}
     if args.connections_limit:
         extra["connections_limit"] = args.connections_limit
@@ -81,6 +90,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     rc = 0
     sess = LtSession(args.listen, settings=extra)
+    if trace:
+        trace.phase("session")
     stats: dict[str, Any] = {}
     try:
         t0 = time.monotonic()
@@ -90,25 +101,95 @@ def main() -> int:
         for p in args.peer:
             ip, _, port = p.rpartition(":")
             sess.connect(h, ip.strip("[]"), int(port))
+        if trace:
+            trace.phase("added")
         emit({"event": "listening", "port": sess.port})
         deadline = t0 + args.timeout
         while not stopping:
             if args.mode == "get" and h.status().is_seeding:
+                if trace:
+                    trace.sample(h)
+                    trace.phase("seeding")
                 sess.flush(
                     h, timeout=max(1.0, deadline - time.monotonic())
                 )  # complete = written, not only hashed
+                if trace:
+                    trace.phase("flushed")
                 stats = sess.stats(h)
                 emit({"event": "complete", "seconds": time.monotonic() - t0, **stats})
                 break
             if time.monotonic() > deadline:
                 rc = 2 if args.mode == "get" else 0
                 break
-            sess.pump(0.05)
+            if trace:
+                trace.sample(h)
+                sess.pump(trace.interval)
+            else:
+                sess.pump(0.05)
         stats = sess.stats(h)
     finally:
+        if trace:
+            trace.phase("exiting")
         sess.close()
     emit_exit(sess, stats)
+    if trace:
+        trace.close()
     return rc
+
+
+class Tracer:
+    """``--trace``: the torrent's progress and its peers' queues over time, as JSON lines (benchmark-only)."""
+
+    def __init__(self, path: Path, interval: float) -> None:
+        self.f = path.open("w")
+        self.interval = interval
+        self.seen: set[str] = set()
+        self.phase("started")
+
+    def phase(self, name: str) -> None:
+        self.f.write(json.dumps({"t": time.time(), "phase": name}) + "\n")
+
+    def sample(self, h: Any) -> None:
+        st = h.status()
+        peers = []
+        for p in h.get_peer_info():
+            peers.append(
+                {
+                    "dl_queue": p.download_queue_length,
+                    "ul_queue": p.upload_queue_length,
+                    "queue_bytes": p.queue_bytes,
+                    "down": p.payload_down_speed,
+                    "up": p.payload_up_speed,
+                    "total_down": p.total_download,
+                    "recv_buf": p.receive_buffer_size,
+                    "used_recv_buf": p.used_receive_buffer,
+                    "send_buf": p.send_buffer_size,
+                    "used_send_buf": p.used_send_buffer,
+                    "pending_disk": p.pending_disk_bytes,
+                    "rtt": p.rtt,
+                    "read_state": int(p.read_state),
+                    "write_state": int(p.write_state),
+                    "flags": int(p.flags),
+                    "remote_choked": bool(p.flags & p.remote_choked),
+                }
+            )
+            if "first-peer" not in self.seen:
+                self.seen.add("first-peer")
+                self.phase("first-peer")
+            if not (p.flags & p.remote_choked) and "unchoked" not in self.seen:
+                self.seen.add("unchoked")
+                self.phase("unchoked")
+        done = int(st.total_payload_download)
+        if done and "first-payload" not in self.seen:
+            self.seen.add("first-payload")
+            self.phase("first-payload")
+        self.f.write(
+            json.dumps({"t": time.time(), "done": done, "wanted": int(st.total_wanted), "peers": peers})
+        )
+        self.f.write("\n")
+
+    def close(self) -> None:
+        self.f.close()
 
 
 def emit_exit(sess: LtSession, stats: dict[str, Any]) -> None:
