@@ -30,6 +30,10 @@ class Settings:
 
     # --- peer wire (BEP 3, 6, 10) ---
     max_message_size: int = 16 * 1024 * 1024 + 13
+    mse_incoming: bool = (
+        True  # answer MSE/PE handshakes (libtorrent's first try); plaintext stream when offered
+    )
+    mse_allow_rc4: bool = True  # an RC4 stream for peers that offer only RC4 (Transmission's default)
     max_pending_requests: int = 500  # requests a peer may have outstanding with us
     max_outstanding_requests: int = 1000  # upper bound of our own request queue to one peer
     min_outstanding_requests: int = 16

@@ -174,11 +174,19 @@ def test_pex_from_shoal_leads_libtorrent_to_a_third_peer(
             h.set_download_limit(40_000)  # stay leechers, so X and Y still want each other
         lt = x.lt
 
+        def sources() -> set[int]:
+            return {
+                int(p.source)
+                for h in (hx, hy)
+                for p in h.get_peer_info()
+                if bytes(p.pid.to_bytes()).startswith(b"-LT")
+            }
+
         def x_and_y_connected() -> bool:
-            # X holds a connection to a libtorrent peer: Y, whose address X could only have from Shoal's ut_pex
-            return any(bytes(p.pid.to_bytes()).startswith(b"-LT") for p in hx.get_peer_info())
+            # X and Y hold a connection one of them dialed at an address it could only have from Shoal's ut_pex.
+            # (Both get the pex at once and dial each other at once: the incoming halves may be up first.)
+            y.pump(0.01)
+            return any(src & lt.peer_info.pex for src in sources())
 
         x.wait(x_and_y_connected, timeout=90, what="X and Y to connect after Shoal's ut_pex", handle=hx)
-        sources = {int(p.source) for p in hx.get_peer_info() if bytes(p.pid.to_bytes()).startswith(b"-LT")}
-        sources |= {int(p.source) for p in hy.get_peer_info() if bytes(p.pid.to_bytes()).startswith(b"-LT")}
-        assert any(src & lt.peer_info.pex for src in sources), sources
+        assert any(src & lt.peer_info.pex for src in sources()), sources()

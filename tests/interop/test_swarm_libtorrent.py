@@ -90,6 +90,32 @@ def test_libtorrent_downloads_from_shoal(
     content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
 
 
+def test_libtorrent_first_connection_is_an_mse_handshake_shoal_answers(
+    tmp_path: Path, sample: content.Content, make_lt: Callable[..., LtSession]
+) -> None:
+    """libtorrent's default ``out_enc_policy`` opens with an MSE handshake; `shoal seed` answers it (plaintext
+    stream), so the download runs on that first connection instead of a plaintext retry a reconnect delay later."""
+    import time
+
+    t = content.make_torrent(sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE)
+    with shoal_seed(t.path, sample.path, tmp_path / "shoal") as sh:
+        port = sh.port()
+        leecher = make_lt()
+        lt = leecher.lt
+        hl = leecher.add(t.path, tmp_path / "dl", peers=[("127.0.0.1", port)])
+        hl.set_download_limit(200_000)  # keep the connection up until we have looked at it
+        flags = 0
+        deadline = time.monotonic() + 60
+        while not flags & lt.peer_info.plaintext_encrypted and time.monotonic() < deadline:
+            for p in hl.get_peer_info():
+                flags |= int(p.flags)
+            leecher.pump(0.02)
+        hl.set_download_limit(0)
+        leecher.wait_complete(hl, timeout=60)
+    assert flags & lt.peer_info.plaintext_encrypted, hex(flags)
+    content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
+
+
 def test_shoal_get_udp_tracker(
     tmp_path: Path,
     sample: content.Content,

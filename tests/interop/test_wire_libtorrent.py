@@ -190,8 +190,9 @@ def serve(
 
 
 def test_libtorrent_downloads_from_our_connection(tmp_path: Path, make_lt: Callable[..., LtSession]) -> None:
-    """libtorrent's default out_enc_policy tries an MSE-encrypted connection first; Shoal does not speak MSE, so
-    that attempt is refused as a bad handshake and libtorrent reconnects in plaintext."""
+    """libtorrent's default out_enc_policy tries an MSE-encrypted connection first; a bare PeerConnection does not
+    speak MSE (the engine answers it before the connection: shoal.wire.mse), so that attempt is refused as a bad
+    handshake and libtorrent reconnects in plaintext."""
     src, torrent, info = make_torrent(tmp_path)
     data = src.path.read_bytes()
     with socket.create_server(("127.0.0.1", 0)) as listener:

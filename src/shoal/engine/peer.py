@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import random
 from typing import TYPE_CHECKING, Any
 
-from shoal.errors import DisconnectReason, LocalProtocolError
+from shoal.errors import DisconnectReason, LocalProtocolError, PeerProtocolError
 from shoal.policy.rate import RateEstimator
 from shoal.policy.requests import RequestTracker
 from shoal.types import BlockRef, PeerAddr
 from shoal.wire import events as ev
 from shoal.wire.connection import PeerConnection
+from shoal.wire.mse import Cipher, MseResponder
 
 if TYPE_CHECKING:
     from shoal.engine.session import Session
@@ -29,6 +31,19 @@ logger = logging.getLogger(__name__)
 
 
 WRITE_HIGH_WATER = 1024 * 1024
+
+# An incoming connection's first bytes (an MSE handshake, or the plain handshake it may turn out to be) are read into
+# this scratch buffer: the loop calls get_buffer, recv_into and buffer_updated back to back, so one buffer serves
+# every connection, and no connection holds memory for the handshake.
+_HANDSHAKE_SCRATCH = bytearray(2048)
+_HANDSHAKE_VIEW = memoryview(_HANDSHAKE_SCRATCH)
+_SYSTEM_RANDOM = random.SystemRandom()  # MSE private keys
+
+
+def _rc4_stream(key: bytes, position: int) -> Cipher:
+    from shoal.engine.rc4 import rc4_stream  # ctypes and libcrypto only once an RC4-only peer shows up
+
+    return rc4_stream(key, position)
 
 
 class PeerTask(asyncio.BufferedProtocol):
@@ -71,6 +86,11 @@ class PeerTask(asyncio.BufferedProtocol):
         self.snubbed = False
         self.starved = False
         self.listen_port = 0  # from its extended handshake (BEP 10 ``p``)
+        self._mse: MseResponder | None = None  # an incoming connection until its first bytes are understood
+        self._mse_info_hash: bytes | None = None
+        self._rx_cipher: Cipher | None = None  # an RC4 stream (MSE with a peer that offers nothing else)
+        self._tx_cipher: Cipher | None = None
+        self._rx_view: memoryview | None = None
 
     def __repr__(self) -> str:
         return f"<peer {self.addr.host}:{self.addr.port}>"
@@ -108,20 +128,64 @@ class PeerTask(asyncio.BufferedProtocol):
             self.conn = PeerConnection(
                 None, s.peer_id, initiator=False, settings=s.settings, now=now, reserved=s.reserved()
             )
+            if s.settings.mse_incoming:
+                self._mse = MseResponder(
+                    s.mse_skey, _SYSTEM_RANDOM, stream_cipher=_rc4_stream, allow_rc4=s.settings.mse_allow_rc4
+                )
         self._arm_timer()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # The loop's hint is ignored: uvloop (libuv) always asks for 64 KiB, which would give every idle
         # connection a 64 KiB receive buffer. The frame reader sizes reads itself instead (4 KiB while quiet,
         # doubling after each full read up to 256 KiB while data flows).
+        if self._mse is not None:
+            return _HANDSHAKE_VIEW
         assert self.conn is not None
-        return self.conn.get_buffer(-1)
+        view = self.conn.get_buffer(-1)
+        if self._rx_cipher is not None:
+            self._rx_view = view
+        return view
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._mse is not None:
+            self._handshake_bytes(_HANDSHAKE_SCRATCH[:nbytes])
+            return
         conn = self.conn
         assert conn is not None
+        if self._rx_cipher is not None and self._rx_view is not None:
+            self._rx_cipher.crypt_into(self._rx_view[:nbytes])
+            self._rx_view = None
         conn.buffer_updated(nbytes, self.session.clock.now())
         self._drain()
+
+    def _handshake_bytes(self, data: bytes | bytearray) -> None:
+        """An incoming connection's first bytes: an MSE handshake to answer (plaintext stream), or plain."""
+        mse = self._mse
+        conn = self.conn
+        assert mse is not None and conn is not None
+        try:
+            mse.receive_data(data)
+        except PeerProtocolError as exc:
+            logger.info("%r: %s", self, exc)
+            self._mse = None
+            self.close(exc.reason.value)
+            return
+        out = mse.data_to_send()
+        if out:
+            self._send(out)
+        if mse.done:
+            self._mse = None
+            if not mse.plaintext:
+                self._mse_info_hash = mse.info_hash
+            if mse.rc4_stream:
+                self.flush()  # the handshake's own bytes go out as they are; everything after is encrypted
+                self._rx_cipher, self._tx_cipher = mse.decryptor, mse.encryptor
+            payload = mse.payload()
+            if payload:
+                conn.receive_data(payload, self.session.clock.now())
+            self._drain()
+        elif self._out:
+            self.flush()
 
     def eof_received(self) -> bool | None:
         if self.conn is not None:
@@ -174,6 +238,9 @@ class PeerTask(asyncio.BufferedProtocol):
             self.flush()
 
     def _on_handshake_received(self, event: ev.HandshakeReceived) -> None:
+        if self._mse_info_hash is not None and event.info_hash != self._mse_info_hash:
+            self.close(DisconnectReason.WRONG_INFO_HASH.value)  # the MSE handshake named another torrent
+            return
         task = self.session.route(event.info_hash)
         if task is None:
             self.close("unknown info-hash")
@@ -224,7 +291,10 @@ class PeerTask(asyncio.BufferedProtocol):
             return
         out, self._out = self._out, []
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.writelines(out)
+            if self._tx_cipher is not None:
+                self.transport.write(self._tx_cipher.crypt(b"".join(out)))
+            else:
+                self.transport.writelines(out)
         self._arm_timer()
 
     def make_tracker(self, now: float) -> None:

@@ -207,6 +207,15 @@ class Session:
         """The running TorrentTask for an incoming handshake, or None."""
         return self._torrents.get(info_hash)
 
+    def mse_skey(self, req2: bytes) -> bytes | None:
+        """The info-hash an MSE handshake names by ``HASH('req2', info-hash)``, if we have that torrent."""
+        from shoal.wire.mse import req2_hash
+
+        for info_hash in self._torrents:
+            if req2_hash(info_hash) == req2:
+                return info_hash
+        return None
+
     def reserved(self) -> Reserved:
         """Our handshake's reserved bits: extension protocol, fast extension, and DHT when a node runs."""
         return Reserved.make(extension=True, fast=True, dht=self.dht is not None)
