@@ -7,8 +7,8 @@ Cases (issue 7), each printing a table of MB/s, CPU seconds, peak RSS and the Sh
 * ``swarm``     four libtorrent seeders -> Shoal vs libtorrent downloading;
 * ``idle``      500 idle and 100 active peer connections, and 1,000 torrents in one session: RSS and CPU;
 * ``all``       download, seed, swarm and idle in turn;
-* ``create``, ``tracker``, ``wire``: the benchmarks of those areas (``benchmarks/bench_<case>.py``, run as a
-  script; ``--bench-args "..."`` passes arguments to it).
+* ``create``, ``check`` (a full re-check), ``tracker``, ``wire``: the benchmarks of those areas
+  (``benchmarks/bench_<case>.py``, run as a script; ``--bench-args "..."`` passes arguments to it).
 
 The benchmark code lives in ``benchmarks/`` of a source checkout and starts the reference peers through the
 interop harness (``tests/interop/harness``); it needs the libtorrent bindings from the test extra.
@@ -34,7 +34,7 @@ OWN = {
     "swarm": "bench_transfer",
     "idle": "bench_scale",
 }
-OTHERS = ("create", "tracker", "wire")
+OTHERS = ("create", "check", "tracker", "wire")
 CASES = (*OWN, "all", *OTHERS)
 
 
@@ -62,7 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--bench-args",
         default="",
         metavar="ARGS",
-        help="arguments for the create/tracker/wire benchmarks (quoted)",
+        help="arguments for the create/check/tracker/wire benchmarks (quoted)",
     )
 
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
+from typing import Any
 
 from shoal.codec.metainfo import Metainfo
 from shoal.config import Settings
@@ -32,8 +31,22 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_check(args))
 
 
+def _progress_bar(quiet: bool) -> Any:
+    """A rich progress bar when stdout is a terminal (rich is imported only then: start-up time counts)."""
+    if quiet or not sys.stdout.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("checking"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} pieces"),
+        console=Console(highlight=False),
+    )
+
+
 async def _check(args: argparse.Namespace) -> int:
-    console = Console(highlight=False)
     settings = Settings()
     raw = read_torrent_file(Path(args.torrent), settings.max_torrent_size)  # bounded; only a regular file
     meta = Metainfo.from_bytes(raw, settings)
@@ -47,16 +60,7 @@ async def _check(args: argparse.Namespace) -> int:
     layout = Layout.from_files(files, info.piece_length)
     storage = FileStorage(layout, data.resolve().parent)
     started = time.monotonic()
-    progress = (
-        None
-        if args.quiet or not console.is_terminal
-        else Progress(
-            TextColumn("checking"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} pieces"),
-            console=console,
-        )
-    )
+    progress = _progress_bar(args.quiet)
     task_id = None
     if progress is not None:
         progress.start()
@@ -84,9 +88,7 @@ async def _check(args: argparse.Namespace) -> int:
     ok = good.count == total
     if not args.quiet:
         for name in bad_files:
-            console.print(f"  incomplete or damaged: {name}", soft_wrap=True)
+            sys.stdout.write(f"  incomplete or damaged: {name}\n")
     verdict = "all pieces ok" if ok else f"{total - good.count} pieces missing or damaged"
-    console.print(
-        f"{info.name}: {good.count} of {total} pieces ok ({verdict}) in {elapsed:.1f}s", soft_wrap=True
-    )
+    sys.stdout.write(f"{info.name}: {good.count} of {total} pieces ok ({verdict}) in {elapsed:.1f}s\n")
     return 0 if ok else 1

@@ -55,7 +55,7 @@ async def _seed(args: argparse.Namespace) -> int:
             seed=True,
         )
         while torrent.status().state in (TorrentState.CHECKING, TorrentState.DOWNLOADING_METADATA):
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.02)  # the check is done when it is done: report it soon
         st = torrent.status()
         if st.state is TorrentState.ERROR:
             raise StorageError(st.error or "checking failed")

@@ -3,9 +3,14 @@
 ``await recheck(storage, piece_hashes)`` -> :class:`~shoal.policy.bitfield.Bitfield` of pieces whose SHA-1
 matches. ``piece_hashes`` is the v1 ``pieces`` string (20 bytes per piece, as in ``InfoDict.piece_hashes_v1``) or
 a sequence of digests. ``only`` limits the check to some pieces (e.g. ``ResumeState.recheck``). Pieces touching
-a missing or short file are skipped without reading. Hashing runs in the storage's worker threads with
-``concurrency`` pieces in flight, so 2-4 cores hash in parallel; a read error marks that piece missing, it does
-not abort the check. ``progress(done, total)`` is called after each piece.
+a missing or short file are skipped without reading. Hashing runs in the storage's worker threads, so the cores
+hash in parallel; a read error marks that piece missing, it does not abort the check. ``progress(done, total)``
+is called as pieces are done.
+
+A :class:`~shoal.storage.files.FileStorage` (anything with ``hash_run``) is checked in runs of ~4 MiB of
+consecutive pieces, each read with ``preadv`` into a worker's own reused buffer and hashed there, the way
+``shoal create`` hashes (:mod:`shoal.storage.hasher`): one thread hop per run, no new buffer per piece, data hashed
+while it is in the core's cache. Other storages go piece by piece, ``concurrency`` pieces in flight.
 
 ``algo="v2"`` checks BEP 52 piece-layer hashes (see ``shoal.storage.backend.piece_digest``);
 ``expected_hashes(metainfo)`` picks the hashes and algorithm for a torrent (v1 SHA-1 when present, else v2).
@@ -14,12 +19,14 @@ not abort the check. ``progress(done, total)`` is called after each piece.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from shoal.errors import DiskFullError, StorageError
 from shoal.policy.bitfield import Bitfield
 from shoal.storage.backend import Storage
+from shoal.storage.hasher import HashBuffer, PieceSpace, buffer_size, plan_runs
 
 HASH_LEN = {"sha1": 20, "sha256": 32, "v2": 32}
 
@@ -94,6 +101,9 @@ async def recheck(
         if hashes[piece] is not None and not skip[piece]:  # None: nothing to check against
             todo.append(piece)
     total = len(todo)
+    if algo in ("sha1", "v2") and hasattr(storage, "hash_run"):
+        await _recheck_runs(storage, todo, hashes, result, concurrency, progress, algo)
+        return result
     done = 0
     it = iter(todo)
 
@@ -113,3 +123,53 @@ async def recheck(
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     return result
+
+
+async def _recheck_runs(
+    storage: Any,
+    todo: list[int],
+    hashes: list[bytes | None],
+    result: Bitfield,
+    concurrency: int,
+    progress: Callable[[int, int], None] | None,
+    algo: str,
+) -> None:
+    """The fast path for storages with ``hash_run`` (:class:`~shoal.storage.files.FileStorage`): runs of ~4 MiB
+    of consecutive pieces, each read into a worker's own reused buffer and hashed there
+    (:mod:`shoal.storage.hasher`), one run per thread hop instead of one piece. ``concurrency`` runs are in
+    flight (at most one per core, plus one so no core waits for the loop between two runs). A run that fails to
+    read is checked again piece by piece, so one bad piece does not mark its neighbours missing."""
+    layout = storage.layout
+    files = [(f.offset, f.length) for f in layout.files if not f.is_pad and f.length]
+    space = PieceSpace(
+        layout.piece_length, layout.total_length, v1=algo == "sha1", v2=algo == "v2", files=files
+    )
+    runs = iter(plan_runs(todo, layout.piece_length))
+    done = 0
+    total = len(todo)
+
+    async def worker() -> None:
+        nonlocal done
+        hb = HashBuffer(buffer_size(space))
+        for first, end in runs:
+            try:
+                v1, v2 = await storage.hash_run(space, hb, first, end)
+                digests = v1 if algo == "sha1" else v2
+            except DiskFullError:
+                raise
+            except StorageError:
+                digests = []
+                for piece in range(first, end):
+                    try:
+                        digests.append(await storage.hash_piece(piece, algo))
+                    except StorageError:
+                        digests.append(b"")
+            for piece, digest in zip(range(first, end), digests, strict=True):
+                if digest == hashes[piece]:
+                    result.add(piece)
+            done += end - first
+            if progress is not None:
+                progress(done, total)
+
+    workers = max(1, min(concurrency, (os.cpu_count() or 1) + 1))
+    await asyncio.gather(*(worker() for _ in range(workers)))

@@ -35,6 +35,7 @@ from typing import TypeVar
 
 from shoal.errors import DiskFullError, StorageError, UnsafePathError
 from shoal.storage.backend import FileStat, piece_digest
+from shoal.storage.hasher import HashBuffer, PieceSpace, hash_run
 from shoal.storage.layout import Layout, Span
 
 logger = logging.getLogger(__name__)
@@ -327,9 +328,26 @@ class FileStorage:
 
     def _read_spans(self, spans: list[Span], size: int) -> bytearray:
         buf = bytearray(size)
-        view = memoryview(buf)
+        self._read_spans_into(memoryview(buf), spans, fresh=True)
+        return buf
+
+    def read_into(self, view: memoryview, offset: int) -> None:
+        """Fill ``view`` with the torrent's bytes at ``offset`` of the piece space, pads as zeros. Blocking: for
+        worker threads (:meth:`hash_run`); :class:`StorageError` for a missing or short file."""
+        self._read_spans_into(view, self.layout.spans_at(offset, len(view)), fresh=False)
+
+    async def hash_run(
+        self, space: PieceSpace, buffer: HashBuffer, first: int, end: int
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Digests of pieces ``[first, end)``, read into ``buffer`` and hashed in a worker thread (the fast path of
+        :func:`shoal.storage.check.recheck`; see :func:`shoal.storage.hasher.hash_run`)."""
+        return await self._run(hash_run, space, self.read_into, buffer, first, end)
+
+    def _read_spans_into(self, view: memoryview, spans: list[Span], *, fresh: bool) -> None:
         for s in spans:
             if s.is_pad:
+                if not fresh:
+                    view[s.data_offset : s.data_offset + s.length] = bytes(s.length)
                 continue
             fd, cached = self._fds.acquire(s.file_index, False)
             try:
@@ -348,7 +366,6 @@ class FileStorage:
                 raise map_os_error(exc, f"read {self._paths[s.file_index]}") from exc
             finally:
                 self._fds.release(s.file_index, fd, cached)
-        return buf
 
     def _hash_write(self, piece: int, data: Buffer, expected: bytes, algo: str) -> bool:
         if piece_digest(self.layout, piece, data, algo) != expected:

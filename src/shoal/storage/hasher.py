@@ -47,8 +47,8 @@ class PieceSpace:
     def __init__(
         self, piece_length: int, size: int, *, v1: bool, v2: bool, files: Sequence[tuple[int, int]] = ()
     ) -> None:
-        if piece_length < LEAF or piece_length & (piece_length - 1):
-            raise ValueError(f"piece length {piece_length} is not a power of two >= {LEAF}")
+        if piece_length < 1 or (v2 and (piece_length < LEAF or piece_length & (piece_length - 1))):
+            raise ValueError(f"piece length {piece_length} is not a power of two >= {LEAF} (v2)")
         self.piece_length = piece_length
         self.size = size
         self.num_pieces = -(-size // piece_length)
