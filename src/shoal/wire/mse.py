@@ -16,7 +16,8 @@ The exchange (A: the peer that connected, B: us)::
     B->A  Yb (96 bytes), PadB (0-512 bytes)
     A->B  HASH('req1', S), HASH('req2', SKEY) xor HASH('req3', S),
           ENCRYPT(VC, crypto_provide, len(PadC), PadC, len(IA)), ENCRYPT(IA)
-    B->A  ENCRYPT(VC, crypto_select, len(PadD), PadD), then the payload stream (plaintext here)
+    B->A  ENCRYPT(VC, crypto_select, len(PadD), PadD) (sent as soon as len(IA) is read), then the payload
+          stream (plaintext or RC4)
 
 ``S`` is the DH secret (prime P of 768 bits, generator 2), ``SKEY`` the info-hash, ``VC`` 8 zero bytes, HASH is
 SHA-1, ENCRYPT is RC4 keyed with ``HASH('keyA', S, SKEY)`` (A to B) or ``HASH('keyB', S, SKEY)`` (B to A) with
@@ -264,6 +265,12 @@ class MseResponder:
                 tail = self._decrypt.crypt(buf[: self._need + 2])
                 del buf[: self._need + 2]
                 self._need = int.from_bytes(tail[-2:], "big")  # len(IA)
+                # Answer now, before IA arrives: libtorrent writes IA (its handshake) separately right after,
+                # and with Nagle on its side that segment waits for our ACK; data from us carries one at once
+                # instead of a delayed ACK 40 ms later.
+                assert self._encrypt is not None
+                reply = VC + self.crypto.to_bytes(4, "big") + (0).to_bytes(2, "big")  # no PadD
+                self._out += self._encrypt.crypt(reply)
                 self._state = _IA
             elif state == _IA:
                 if len(buf) < self._need:
@@ -271,8 +278,6 @@ class MseResponder:
                 assert self._decrypt is not None and self._encrypt is not None
                 ia = self._decrypt.crypt(buf[: self._need])
                 del buf[: self._need]
-                reply = VC + self.crypto.to_bytes(4, "big") + (0).to_bytes(2, "big")  # no PadD
-                self._out += self._encrypt.crypt(reply)
                 rest = bytes(buf)
                 if self.crypto == CRYPTO_RC4:
                     rest = self._decrypt.crypt(rest)

@@ -155,3 +155,18 @@ def test_a_wrong_protocol_string_is_treated_as_encrypted() -> None:
     r = MseResponder(lookup, random.Random(2))
     r.receive_data(b"\x13BitTorrent Protocol")  # differs at byte 12: not the plain handshake
     assert not r.done and not r.plaintext and r.data_to_send() == b""
+
+
+def test_the_answer_goes_out_before_ia_arrives() -> None:
+    """libtorrent writes IA (its handshake) as a second segment, which its Nagle holds until our next ACK:
+    the answer must not wait for IA (it would wait for a delayed ACK, ~40 ms)."""
+    a = MseInitiator(random.Random(1))
+    r = MseResponder(lookup, random.Random(2))
+    r.receive_data(a.step1())
+    reply = r.data_to_send()
+    step3 = a.step3(reply[:KEY_SIZE], ia=HANDSHAKE)
+    r.receive_data(step3[: -len(HANDSHAKE)])
+    select, _ = a.read_reply(reply[KEY_SIZE:] + r.data_to_send())
+    assert select == CRYPTO_PLAINTEXT and not r.done
+    r.receive_data(step3[-len(HANDSHAKE) :])
+    assert r.done and r.payload() == HANDSHAKE and r.data_to_send() == b""
