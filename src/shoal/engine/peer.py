@@ -61,7 +61,7 @@ class PeerTask(asyncio.BufferedProtocol):
         self._trace = logger.isEnabledFor(logging.DEBUG)
         self.closed = False
         self.close_reason = ""
-        self._out: list[bytes | memoryview] = []
+        self._out: list[bytes | bytearray | memoryview] = []
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
@@ -82,6 +82,10 @@ class PeerTask(asyncio.BufferedProtocol):
         self.is_seed = False
         self.reqq = 250
         self.upload_queue: collections.deque[tuple[int, int, int]] = collections.deque()
+        self.last_served_piece = -1  # a peer served from a piece before gets the whole piece read and cached
+        self.block_read: tuple[tuple[int, int, int], asyncio.Future[bytes]] | None = (
+            None  # a lone block from disk
+        )
         self.serving = False
         self.snubbed = False
         self.starved = False
@@ -312,7 +316,7 @@ class PeerTask(asyncio.BufferedProtocol):
             return
         self._send(self.conn.cancel(block.piece, block.offset, block.length))
 
-    def send_block(self, piece: int, offset: int, data: bytes | memoryview) -> int:
+    def send_block(self, piece: int, offset: int, data: bytes | bytearray | memoryview) -> int:
         """Serve a requested block; returns bytes sent (0 if the request is gone)."""
         assert self.conn is not None
         n = len(data)

@@ -7,8 +7,9 @@ the picker's peer keys.
 Download: ``on_block`` copies a block into its piece buffer; when the picker reports the piece complete,
 ``storage.hash_and_write_piece`` hashes and writes it in one worker-thread hop. A pass marks the piece had (and
 announces it); a failure resets it in the picker, records block hashes for smart ban, and strikes the peers that
-sent it. Upload: ``on_request`` queues on the peer; pieces are read whole into a small LRU cache so one disk read
-serves all of a piece's blocks.
+sent it. Upload: requests queue on the peer; a piece a peer asks several blocks of is read whole into a small LRU
+cache so one read serves all of them, while a lone block (peers asking all over the torrent) is read by itself and
+never cached (counters ``pieces_read`` and ``blocks_read``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Transfer:
         self._cache: collections.OrderedDict[int, bytes | bytearray] = collections.OrderedDict()
         self._cache_max = read_cache_pieces
         self._reads: dict[int, asyncio.Future[bytes | bytearray]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
         self._free: dict[int, list[bytearray]] = {}  # piece length -> finished buffers to reuse
         self.max_free_buffers = 8
@@ -150,6 +151,31 @@ class Transfer:
             self._cache.move_to_end(piece)
         return data
 
+    def read_block_nowait(self, piece: int, offset: int, length: int) -> bytes | bytearray | None:
+        """One block read on the loop thread when it is in the page cache (nothing cached here), else None."""
+        nowait = getattr(self.storage, "read_nowait", None)
+        data = None if nowait is None else nowait(piece, offset, length)
+        if data is not None:
+            self.task.counters["blocks_read"] += 1
+        return data
+
+    def read_block(self, piece: int, offset: int, length: int) -> asyncio.Future[bytes]:
+        """One block read on the worker threads (not cached: for a peer that wants just this block)."""
+
+        async def _read() -> bytes:
+            try:
+                return await self.storage.read_block(piece, offset, length)
+            except (ShoalError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # the waiter puts the torrent in error
+                raise StorageError(f"read of piece {piece} at {offset} failed: {exc!r}") from exc
+
+        self.task.counters["blocks_read"] += 1
+        task = asyncio.ensure_future(_read())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     def _put_cache(self, piece: int, data: bytes | bytearray) -> None:
         # a bytearray from read_piece_nowait is never written again: blocks are sent as views of it
         self._cache[piece] = data
@@ -162,6 +188,7 @@ class Transfer:
         if fut is not None:
             return fut
         fut = asyncio.get_running_loop().create_future()
+        self.task.counters["pieces_read"] += 1
         nowait = getattr(self.storage, "read_piece_nowait", None)
         data = nowait(piece) if nowait is not None else None
         if data is not None:  # all in the page cache: read here, no worker-thread round trip

@@ -425,8 +425,12 @@ class FileStorage:
         """The whole piece read on the calling thread if that cannot block: it lies in one file that is already
         open and all of it is in the page cache (``preadv2`` with ``RWF_NOWAIT``). None otherwise (the caller then
         uses :meth:`read_piece` on the worker threads). Saves the thread hop when serving hot data."""
+        return self.read_nowait(piece, 0, self.layout.piece_size(piece))
+
+    def read_nowait(self, piece: int, offset: int, length: int) -> bytearray | None:
+        """Like :meth:`read_piece_nowait` for ``length`` bytes at ``offset`` in ``piece`` (one block to serve)."""
         flag = getattr(os, "RWF_NOWAIT", 0)
-        spans = self.layout.spans(piece)
+        spans = self.layout.spans(piece, offset, length)
         if not flag or len(spans) != 1 or spans[0].is_pad:
             return None
         s = spans[0]
