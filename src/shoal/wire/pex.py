@@ -134,8 +134,15 @@ class PexSender:
         self._sent: dict[PeerAddr, int] = {}
         self.max_peers = max_peers
 
+    def due(self, now: float) -> bool:
+        """Whether :meth:`update` may send now (the rate limit allows a message)."""
+        at = self._limiter.next_allowed()
+        return at is None or now >= at
+
     def update(self, current: Iterable[PexPeer], now: float) -> bytes | None:
         """The next ut_pex payload for the peer, or None when nothing changed or it is too early."""
+        if not self.due(now):
+            return None  # too early: not even the delta is worked out (it is O(peers) per peer)
         cur = {p.addr: p.flags for p in current}
         added = [PexPeer(a, f) for a, f in cur.items() if a not in self._sent][: self.max_peers]
         dropped = [a for a in self._sent if a not in cur][: self.max_peers]
