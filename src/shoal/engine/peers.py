@@ -24,7 +24,7 @@ from shoal.errors import DisconnectReason, NetworkError
 from shoal.policy.bitfield import Bitfield
 from shoal.policy.choker import Choker
 from shoal.policy.peer_book import PeerBook, PeerSource
-from shoal.policy.requests import pipeline_depth
+from shoal.policy.requests import RequestTracker, pipeline_depth
 from shoal.types import BLOCK_SIZE, PeerAddr
 from shoal.wire import events as ev
 from shoal.wire import messages as m
@@ -293,7 +293,7 @@ class PeerSet(DownloadMixin, UploadMixin):
             # It was sending us data when the connection dropped: dial it again now, not after the back-off.
             self.redial([peer.addr if peer.initiator else PeerAddr(peer.addr.host, peer.listen_port)])
         self.task.resume_reading_if_idle()
-        if tr is not None:
+        if tr is not None and not t.is_finished:  # a seed has nothing to pick up (and hundreds of peers)
             for other in self.active:
                 self.fill(other)  # pick up the blocks it had requested
 
@@ -471,44 +471,58 @@ class PeerSet(DownloadMixin, UploadMixin):
         s = self.settings
         t = self.task
         limit = t.rates.effective_download_limit()
+        # seeding: no pipeline to size and nothing to time out, unless requests are still out (just finished)
+        downloading = not t.is_finished
         for peer in list(self.active):
             tracker = peer.tracker
             if tracker is None or peer.closed:
                 continue
-            peer.down_rate_est.add(peer.down_window, now)
-            peer.up_rate_est.add(peer.up_window, now)
-            peer.down_window = peer.up_window = 0
-            peer.down_rate = peer.down_rate_est.rate(now)
-            peer.up_rate = peer.up_rate_est.rate(now)
-            peer.snubbed = tracker.snubbed(now)
-            peer.depth = pipeline_depth(
-                peer.down_rate,
-                request_queue_time=s.request_queue_time,
-                min_requests=s.min_outstanding_requests,
-                max_requests=s.max_outstanding_requests,
-                peer_reqq=peer.reqq,
-                snubbed=peer.snubbed,
-            )
-            if not peer.snubbed:
-                # Until the rate estimate has caught up (it starts at 0), keep a generous floor in flight.
-                peer.depth = max(
-                    peer.depth, min(INITIAL_DEPTH, s.max_outstanding_requests, peer.reqq or INITIAL_DEPTH)
-                )
-            if limit:  # a rate limit: keep only about half a second of the allowed rate requested
-                peer.depth = min(peer.depth, max(2, int(limit * 0.5 / BLOCK_SIZE)))
-            self._expire_requests(peer, now)
-            peer.starved = False
+            # rate estimates: an estimator with nothing left in its window is skipped (idle peers cost nothing)
+            if peer.down_window or not peer.down_rate_est.idle:
+                peer.down_rate_est.add(peer.down_window, now)
+                peer.down_window = 0
+                peer.down_rate = peer.down_rate_est.rate(now)
+            if peer.up_window or not peer.up_rate_est.idle:
+                peer.up_rate_est.add(peer.up_window, now)
+                peer.up_window = 0
+                peer.up_rate = peer.up_rate_est.rate(now)
+            pipeline = downloading or bool(tracker)
+            if pipeline:
+                self._size_pipeline(peer, tracker, now, limit)
             if peer.read_paused and t.rates.can_down(now):
                 tr = t.transfer
                 if tr is None or not tr.write_backlog:
                     peer.resume_reading()
             if peer.upload_queue and not peer.write_paused:
                 self.serve(peer)
-            self.fill(peer)
+            if pipeline:
+                self.fill(peer)
         if self._last_choke is None or now - self._last_choke >= s.choke_interval:
             self.rechoke(now)
         self._send_pex(now)
         self._connect_some(now)
+
+    def _size_pipeline(self, peer: PeerTask, tracker: RequestTracker, now: float, limit: int) -> None:
+        """Snubbed or not, pipeline depth from the measured rate, stale requests cancelled (once per tick)."""
+        s = self.settings
+        peer.snubbed = tracker.snubbed(now)
+        peer.depth = pipeline_depth(
+            peer.down_rate,
+            request_queue_time=s.request_queue_time,
+            min_requests=s.min_outstanding_requests,
+            max_requests=s.max_outstanding_requests,
+            peer_reqq=peer.reqq,
+            snubbed=peer.snubbed,
+        )
+        if not peer.snubbed:
+            # Until the rate estimate has caught up (it starts at 0), keep a generous floor in flight.
+            peer.depth = max(
+                peer.depth, min(INITIAL_DEPTH, s.max_outstanding_requests, peer.reqq or INITIAL_DEPTH)
+            )
+        if limit:  # a rate limit: keep only about half a second of the allowed rate requested
+            peer.depth = min(peer.depth, max(2, int(limit * 0.5 / BLOCK_SIZE)))
+        self._expire_requests(peer, now)
+        peer.starved = False
 
     def _send_pex(self, now: float) -> None:
         from shoal.engine.pex import broadcast as broadcast_pex  # ut_pex to each peer, rate-limited

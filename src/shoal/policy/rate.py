@@ -10,47 +10,86 @@ would be available; ``set_rate(rate, now)``.
 
 from __future__ import annotations
 
-from collections import deque
+import math
+from array import array
 
 
 class RateEstimator:
-    """Bytes per second over a sliding window, kept in buckets of ``resolution`` seconds."""
+    """Bytes per second over a sliding window, kept in buckets of ``resolution`` seconds.
 
-    __slots__ = ("_buckets", "_first", "_sum", "resolution", "total", "window")
+    The buckets are a fixed ring of floats indexed by ``floor(now / resolution)``, so an estimator costs a few
+    hundred bytes and ``add`` allocates nothing (every peer connection has two).
+    """
+
+    __slots__ = ("_first", "_newest", "_oldest", "_ring", "_size", "_sum", "resolution", "total", "window")
 
     def __init__(self, window: float = 5.0, resolution: float = 0.5) -> None:
         if window <= 0 or resolution <= 0:
             raise ValueError("window and resolution must be positive")
         self.window = window
         self.resolution = resolution
-        self._buckets: deque[list[float]] = deque()  # [bucket start, bytes]
+        self._size = math.ceil(window / resolution) + 2
+        self._ring = array("d", bytes(8 * self._size))
+        self._oldest = 0  # bucket numbers [_oldest, _newest] are live; none while _oldest > _newest
+        self._newest = -1
         self._sum = 0.0
         self._first: float | None = None
         self.total = 0
 
-    def _expire(self, now: float) -> None:
-        horizon = now - self.window
-        buckets = self._buckets
-        while buckets and buckets[0][0] + self.resolution <= horizon:
-            self._sum -= buckets.popleft()[1]
+    @property
+    def idle(self) -> bool:
+        """Nothing in the window any more (the rate is 0 until the next non-zero :meth:`add`): ``add(0, now)``
+        and ``rate(now)`` would change nothing, so a caller may skip them."""
+        return self._first is not None and self._oldest > self._newest
+
+    def _drop_until(self, lo: int) -> None:
+        """Forget buckets numbered below ``lo`` (``lo`` > ``_oldest``)."""
+        oldest = self._oldest
+        if lo == oldest + 1:  # the usual step: one bucket leaves
+            if oldest <= self._newest:
+                slot = oldest % self._size
+                self._sum -= self._ring[slot]
+                self._ring[slot] = 0.0
+            self._oldest = lo
+            return
+        if lo - oldest >= self._size:  # every live bucket is older: clear all at once
+            if self._newest >= self._oldest:
+                self._ring = array("d", bytes(8 * self._size))
+            self._sum = 0.0
+        else:
+            ring, size = self._ring, self._size
+            for k in range(self._oldest, min(lo, self._newest + 1)):
+                self._sum -= ring[k % size]
+                ring[k % size] = 0.0
+        self._oldest = lo
 
     def add(self, nbytes: int, now: float) -> None:
         if self._first is None:
             self._first = now
         self.total += nbytes
-        start = now - (now % self.resolution)
-        if self._buckets and self._buckets[-1][0] >= start:
-            self._buckets[-1][1] += nbytes
-        else:
-            self._buckets.append([start, float(nbytes)])
+        res = self.resolution
+        # a bucket numbered k spans [k * res, (k + 1) * res); it leaves the window once its end <= now - window
+        lo = int((now - self.window) // res)
+        if lo > self._oldest:
+            self._drop_until(lo)
+        if not nbytes:
+            return  # an empty bucket changes no rate (so a quiet peer's estimator goes idle)
+        k = int(now // res)
+        newest = self._newest
+        if self._oldest > newest:  # nothing live: start afresh at this bucket
+            self._oldest = self._newest = newest = k
+        elif k > newest:  # slots of buckets below lo are zero, and k - lo < _size: the slot is free
+            self._newest = newest = k
+        self._ring[newest % self._size] += nbytes  # bucket k, or the newest one if the clock went back
         self._sum += nbytes
-        self._expire(now)
 
     def rate(self, now: float) -> float:
         if self._first is None:
             return 0.0
-        self._expire(now)
-        if not self._buckets:
+        lo = int((now - self.window) // self.resolution)
+        if lo > self._oldest:
+            self._drop_until(lo)
+        if self._oldest > self._newest:
             self._sum = 0.0
             return 0.0
         span = min(self.window, max(now - self._first, self.resolution))
