@@ -82,9 +82,10 @@ async def amain(args: argparse.Namespace) -> int:
                     seed=args.mode != "get",
                     use_trackers=False,
                     peers=peers,
-                    # a seeder hashes its data on every start, as the libtorrent runner does (no resume data)
-                    force_recheck=args.mode != "get",
-                    resume=args.mode == "get",
+                    # a seeder hashes its data on every start, as the libtorrent runner does (no resume data),
+                    # unless --resume: then a start after the first trusts the resume database
+                    force_recheck=args.mode != "get" and not args.resume,
+                    resume=args.mode == "get" or args.resume,
                 )
             )
         deadline = time.monotonic() + args.timeout
@@ -125,6 +126,11 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--loop", choices=["auto", "asyncio"], default="auto", help="auto: uvloop when installed")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="seed/many: keep resume data (DATA_PARENT/.shoal), no forced re-check",
+    )
     ap.add_argument("--profile", type=Path, default=None, help="write cProfile stats of the run to this file")
     args = ap.parse_args()
     if args.profile is not None:

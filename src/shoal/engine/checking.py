@@ -37,13 +37,15 @@ def resume_path(save_path: Path) -> Path:
     return save_path / RESUME_DIR / RESUME_FILE
 
 
-def open_resume(task: TorrentTask) -> Any:
+def open_resume_store(path: Path) -> Any:
+    """A :class:`~shoal.storage.resume.ResumeStore` at ``path``, or None (with a warning) if it cannot be opened.
+    Blocking (SQLite): the session calls it on a worker thread, once per folder."""
     from shoal.storage.resume import ResumeStore
 
     try:
-        return ResumeStore(resume_path(task.save_path))
+        return ResumeStore(path)
     except ResumeError as exc:
-        logger.warning("torrent %s: resume data unavailable: %s", task.name, exc)
+        logger.warning("resume data in %s unavailable: %s", path, exc)
         return None
 
 
@@ -53,7 +55,7 @@ async def check_existing(task: TorrentTask, storage: Any, layout: Layout, force:
     stats = await storage.file_stats()
     any_data = any(s is not None and s.size > 0 for s in stats)
     if task.params.resume and task.resume_store is None:
-        task.resume_store = open_resume(task)
+        task.resume_store = await task.session.resume_store(task.save_path)
     if not any_data:
         return set()
     if force or not task.params.check:

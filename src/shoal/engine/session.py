@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +70,8 @@ class Session:
         self.upload_limit = self.settings.upload_rate_limit
         self.global_down: Any = None
         self.global_up: Any = None
+        # one resume database (SQLite connection) per folder, shared by the torrents saved there
+        self._resume_stores: dict[Path, asyncio.Future[Any]] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -123,6 +126,7 @@ class Session:
             except TimeoutError:
                 pass
             self._listener = None
+        await self._close_resume_stores()
         if self._tracker_client is not None:
             await self._tracker_client.close()
             self._tracker_client = None
@@ -131,6 +135,28 @@ class Session:
             self.discovery = None
         self._alerts.close()
         self._started = False
+
+    async def resume_store(self, save_path: Path) -> Any:
+        """The resume database for torrents saved under ``save_path`` (``save_path/.shoal/resume.sqlite``), opened
+        once on a worker thread and shared: a thousand torrents in one folder are one SQLite connection, not a
+        thousand (each with its own page cache and start-up integrity check). None if it cannot be opened."""
+        from shoal.engine.checking import open_resume_store, resume_path
+
+        path = Path(os.path.abspath(resume_path(save_path)))
+        fut = self._resume_stores.get(path)
+        if fut is None:
+            fut = self._resume_stores[path] = asyncio.ensure_future(
+                asyncio.to_thread(open_resume_store, path)
+            )
+        return await asyncio.shield(fut)  # one torrent giving up (stopped) does not cancel it for the others
+
+    async def _close_resume_stores(self) -> None:
+        stores, self._resume_stores = self._resume_stores, {}
+        for fut in stores.values():
+            if not fut.done():
+                await asyncio.wait([fut], timeout=10)
+            if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result() is not None:
+                await asyncio.to_thread(fut.result().close)
 
     # --- properties ------------------------------------------------------------------------------------------
 

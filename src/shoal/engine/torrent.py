@@ -135,8 +135,6 @@ class TorrentTask:
                 except ShoalError as exc:
                     logger.warning("torrent %s: cannot save resume data: %s", self.name, exc)
             await self.transfer.storage.close()
-        if self.resume_store is not None:
-            self.resume_store.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         self.state = TorrentState.STOPPED
