@@ -52,16 +52,15 @@ def open_resume_store(path: Path) -> Any:
 async def check_existing(task: TorrentTask, storage: Any, layout: Layout, force: bool = False) -> set[int]:
     assert task.info is not None and task.info.piece_hashes_v1 is not None
     hashes = task.info.piece_hashes_v1
-    stats = await storage.file_stats()
-    any_data = any(s is not None and s.size > 0 for s in stats)
     if task.params.resume and task.resume_store is None:
         task.resume_store = await task.session.resume_store(task.save_path)
-    if not any_data:
-        return set()
-    if force or not task.params.check:
-        if not task.params.check and not force:
-            return set()
+    if force:  # recheck looks at the files itself and skips pieces of missing or short ones
         return set(await recheck(storage, hashes))
+    if not task.params.check:
+        return set()
+    stats = await storage.file_stats()
+    if not any(s is not None and s.size > 0 for s in stats):
+        return set()
     trusted: set[int] = set()
     state = None
     if task.resume_store is not None:

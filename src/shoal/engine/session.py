@@ -204,9 +204,11 @@ class Session:
         """Add a torrent from a path, bytes, Metainfo, magnet URI or URL; options are AddTorrentParams fields."""
         if not self._started:
             raise ConfigError("session not started: use 'async with Session(...)'")
-        params = AddTorrentParams(source=source, **options)
         if save_path is not None:
-            params.save_path = Path(save_path)
+            options["save_path"] = Path(
+                save_path
+            )  # (the default, the current folder, is a getcwd per torrent)
+        params = AddTorrentParams(source=source, **options)
         from shoal.engine.torrent import TorrentTask
 
         resolved = await resolve_source(params.source, self.settings)

@@ -98,8 +98,10 @@ class TorrentTask:
             self.magnet = MetadataTask(self)
             self._spawn(self._tick_loop())
             self._start_trackers()  # with metadata, trackers start once checking says what we have
-        self.add_peers([PeerAddr(*p) for p in self.source.magnet_peers], source="magnet")
-        self.add_peers(self.params.peers, source="user")
+        if self.source.magnet_peers:
+            self.add_peers([PeerAddr(*p) for p in self.source.magnet_peers], source="magnet")
+        if self.params.peers:
+            self.add_peers(self.params.peers, source="user")
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)

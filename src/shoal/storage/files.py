@@ -184,7 +184,7 @@ class FileStorage:
         self.layout = layout
         self._root_arg = Path(root)
         self._root = Path(os.path.abspath(root))
-        self._real_root = Path(os.path.realpath(self._root))
+        self._real_root: str | None = None  # resolved on a worker thread (open, or the first path check)
         self._executor = executor if executor is not None else shared_executor(disk_threads)
         self._fds = _FdCache(max_open_files, self._open)
         self._paths: list[Path] = []
@@ -228,7 +228,9 @@ class FileStorage:
     # --- path safety ---------------------------------------------------------------------------------------
 
     def _inside(self, real: str) -> bool:
-        root = str(self._real_root)
+        root = self._real_root
+        if root is None:
+            root = self._real_root = os.path.realpath(self._root)
         return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
     def _check_parent(self, index: int, create: bool) -> None:
@@ -272,8 +274,11 @@ class FileStorage:
         return fd
 
     def _open_sync(self) -> None:
-        real = os.path.realpath(self._root)
-        self._real_root = Path(real)
+        try:
+            self._root.mkdir(0o777, True, True)
+        except OSError as exc:
+            raise map_os_error(exc, f"create folder {self._root}") from exc
+        self._real_root = os.path.realpath(self._root)
         for i, f in enumerate(self.layout.files):
             if f.is_pad:
                 continue
@@ -285,11 +290,7 @@ class FileStorage:
 
     async def open(self) -> None:
         """Create the root, folders of empty files and the empty files; check that every path stays inside."""
-        try:
-            await self._run(self._root.mkdir, 0o777, True, True)
-        except OSError as exc:
-            raise map_os_error(exc, f"create folder {self._root}") from exc
-        await self._run(self._open_sync)
+        await self._run(self._open_sync)  # one worker-thread hop (a session may open a thousand of these)
 
     # --- span I/O (worker threads) -------------------------------------------------------------------------
 
