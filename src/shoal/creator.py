@@ -3,11 +3,12 @@
 ``create_torrent(path, ...)`` is the library entry point behind ``shoal create``. The layout and the encoding are
 decided by the pure :mod:`shoal.codec.metainfo_create`; this module only reads and hashes.
 
-How it is fast (:mod:`shoal.storage.hasher`): one worker thread per core takes runs of ~4 MiB of whole pieces in
-turn, reads each ~1 MiB at a time with ``os.preadv`` into a buffer of its own (which stays in that core's cache)
-and hashes it there: SHA-1 per piece (v1), SHA-256 per 16 KiB leaf plus each piece's merkle subtree (v2), both on
-the same hot bytes for a hybrid torrent. The main thread only waits. ``hashlib`` releases the GIL for every call
-on 2 KiB or more, so the workers run in parallel; the runs are small, so both cores stay busy to the last byte.
+How it is fast (:mod:`shoal.storage.hasher`): one worker per core takes runs of ~4 MiB of whole pieces in turn,
+reads each 256 KiB at a time with ``os.preadv`` into a buffer of its own (which stays in that core's cache) and
+hashes it there: SHA-1 per piece (v1), SHA-256 per 16 KiB leaf plus each piece's merkle subtree (v2), both on the
+same hot bytes for a hybrid torrent. The workers are forked processes when this process runs a single thread
+(``shoal create``: no GIL shared between workers, :mod:`shoal.storage.hash_fork`), else threads (``hashlib``
+releases the GIL for every call on 2 KiB or more). The runs are small, so both cores stay busy to the last byte.
 
 Reproducible: files are taken in sorted order, symlinks and special files are skipped, and no creation date is
 written unless one is given.

@@ -3,9 +3,12 @@
 
 Why a buffer and not a memory map: on this kind of machine (a VM, 4 KiB pages) SHA-1 reading data that is not in
 the CPU caches runs at about half its speed on cached data (0.95 against 0.52 core-seconds per GiB measured), while
-``os.preadv`` copies the page cache into a buffer for 0.16 core-seconds per GiB. So each worker reads ~1 MiB at a
+``os.preadv`` copies the page cache into a buffer for 0.16 core-seconds per GiB. So each worker reads 256 KiB at a
 time into a buffer of its own that stays in its core's cache, and hashes it there (twice for a hybrid torrent:
-SHA-1 and the 16 KiB SHA-256 leaves of the same hot bytes).
+SHA-1 and the 16 KiB SHA-256 leaves of the same hot bytes). A 256 KiB buffer did 3-5 % better than 1 MiB for
+hybrid in paired runs (1.31 against 1.38 core-seconds per GiB). Hashing straight from a memory map, one 16 KiB
+leaf at a time for both hashes (the second then reads L1), was 7 % faster in one process on an already-faulted
+map, but 9-16 % slower in the real two-worker run (page faults, both cores reading memory cold): not kept.
 
 * :class:`PieceSpace` says what to hash: piece length, size of the piece space, which digests (v1 SHA-1 per piece,
   v2 merkle subtree per piece) and, for v2, where the files start (a v2 piece never spans two files).
@@ -31,7 +34,7 @@ from collections.abc import Callable, Sequence
 
 from shoal.codec import merkle
 
-BUFFER_BYTES = 1 << 20  # per worker; whole pieces when they fit, else a part of one piece at a time
+BUFFER_BYTES = 256 << 10  # per worker, stays in L2: whole pieces when they fit, else a part of one
 RUN_BYTES = 4 << 20  # what a worker takes at a time: small enough that no core idles long at the end
 LEAF = merkle.BLOCK_SIZE
 
