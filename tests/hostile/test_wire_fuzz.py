@@ -23,7 +23,7 @@ LIMITS = Settings(max_message_size=64 * 1024, max_extended_message_size=8 * 1024
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
 
-def connection(fast: bool, num_pieces: int | None) -> PeerConnection:
+def connection(fast: bool, num_pieces: int | None, batches: bool = False) -> PeerConnection:
     rng = random.Random(0)
     conn = PeerConnection(
         INFO_HASH,
@@ -32,6 +32,7 @@ def connection(fast: bool, num_pieces: int | None) -> PeerConnection:
         num_pieces=num_pieces,
         settings=LIMITS,
         piece_length=32768 if num_pieces else None,
+        block_batches=batches,
     )
     conn.initiate()
     conn.receive_data(encode_handshake(INFO_HASH, make_peer_id(rng), Reserved.make(fast=fast)), now=0.0)
@@ -77,6 +78,8 @@ def frame(draw: st.DrawFn) -> bytes:
         payload = b"".join(draw(fields).to_bytes(4, "big") for _ in range(3))
     elif msg_id in (m.HAVE, m.SUGGEST, m.ALLOWED_FAST):
         payload = draw(fields).to_bytes(4, "big")
+    elif msg_id == m.PIECE and kind == 1:  # one of the blocks the test requested
+        payload = bytes(4) + draw(st.sampled_from([0, 16384])).to_bytes(4, "big") + bytes(16384)
     elif msg_id == m.PIECE:
         payload = b"".join(draw(fields).to_bytes(4, "big") for _ in range(2)) + draw(st.binary(max_size=64))
     elif msg_id == m.EXTENDED:
@@ -94,9 +97,17 @@ def frame(draw: st.DrawFn) -> bytes:
 
 
 @FUZZ
-@given(st.lists(frame(), max_size=40), st.integers(1, 200), st.booleans(), st.sampled_from([None, 10, 20]))
-def test_structured_frames(frames: list[bytes], chunk: int, fast: bool, num_pieces: int | None) -> None:
-    conn = connection(fast, num_pieces)
+@given(
+    st.lists(frame(), max_size=40),
+    st.integers(1, 200),
+    st.booleans(),
+    st.sampled_from([None, 10, 20]),
+    st.booleans(),
+)
+def test_structured_frames(
+    frames: list[bytes], chunk: int, fast: bool, num_pieces: int | None, batches: bool
+) -> None:
+    conn = connection(fast, num_pieces, batches)
     conn.receive_data(m.Unchoke().encode())
     conn.next_event()
     # a few requests of our own so that some pieces and rejects are solicited
@@ -104,6 +115,12 @@ def test_structured_frames(frames: list[bytes], chunk: int, fast: bool, num_piec
         conn.request(0, offset, 16384)
     events = feed_all(conn, b"".join(frames), chunk)
     check_terminal(events)
+    delivered = [(e.piece, e.offset, len(e.data)) for e in events if isinstance(e, ev.BlockReceived)]
+    for e in events:
+        if isinstance(e, ev.BlocksReceived):  # batches (block_batches=True) are checked like single blocks
+            delivered += [(p, o, end - start) for p, o, start, end in e.blocks]
+    assert sorted(delivered) == sorted(set(delivered))
+    assert set(delivered) <= {(0, 0, 16384), (0, 16384, 16384)}
     if num_pieces is None and not conn.closed:
         conn.set_num_pieces(10)
         while conn.next_event() is not None:

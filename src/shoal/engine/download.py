@@ -1,8 +1,9 @@
 """The download side of a torrent's peers: the block hot path, request pipelines, rejects, chokes and time-outs.
 
-``on_block`` is the per-block path: one tracker pop, one picker call, one copy into the piece buffer, and a
-refill of the peer's pipeline only when it has drained by a quarter of its depth (so ``pick`` runs once per many
-blocks). Mixed into :class:`~shoal.engine.peers.PeerSet`.
+``on_blocks`` is the per-block path, one call per read of a peer (the wire batches the piece messages that came
+back to back): per block one tracker pop, one picker call and one copy from the receive buffer into the piece
+buffer; per batch the counters, the rate limit, and a refill of the peer's pipeline only when it has drained by a
+quarter of its depth (so ``pick`` runs once per many blocks, and its requests go out as one write). Mixed into :class:`~shoal.engine.peers.PeerSet`.
 """
 
 from __future__ import annotations
@@ -37,21 +38,21 @@ class DownloadMixin:
 
     # --- download --------------------------------------------------------------------------------------------
 
-    def on_block(self, peer: PeerTask, piece: int, offset: int, data: bytes) -> None:
+    def on_blocks(self, peer: PeerTask, data: memoryview, blocks: list[tuple[int, int, int, int]]) -> None:
+        """Blocks from one read of ``peer`` (a wire ``BlocksReceived``: ``data[start:end]`` per block, valid only
+        during this call)."""
         t = self.task
         tr = t.transfer
         if tr is None:
             return
-        n = len(data)
         now = self.session.clock.now()
-        block = BlockRef(piece, offset, n)
         tracker = peer.tracker
         if tracker is not None:
-            tracker.received(block, now)
+            tracker.received_blocks(blocks, now)
+        n = tr.on_blocks(peer, data, blocks)
         peer.downloaded += n
         peer.down_window += n
         t.counters["bytes_downloaded"] += n
-        tr.on_block(peer, block, data)
         if not t.rates.take_down(n, now) or tr.write_backlog:
             peer.pause_reading()
         if (
@@ -90,10 +91,8 @@ class DownloadMixin:
         peer.starved = len(blocks) < want
         if not blocks:
             return
-        now = self.session.clock.now()
-        for block in blocks:
-            tracker.sent(block, now)
-            peer.send_request(block)
+        tracker.sent_many(blocks, self.session.clock.now())
+        peer.send_requests(blocks)
 
     def _on_rejected(self, peer: PeerTask, event: ev.Rejected) -> None:
         tr = self.task.transfer

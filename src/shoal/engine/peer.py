@@ -125,12 +125,19 @@ class PeerTask(asyncio.BufferedProtocol):
                 settings=s.settings,
                 now=now,
                 reserved=s.reserved(),
+                block_batches=True,
                 **t.conn_geometry(),
             )
             self._send(self.conn.initiate())
         else:
             self.conn = PeerConnection(
-                None, s.peer_id, initiator=False, settings=s.settings, now=now, reserved=s.reserved()
+                None,
+                s.peer_id,
+                initiator=False,
+                settings=s.settings,
+                now=now,
+                reserved=s.reserved(),
+                block_batches=True,
             )
             if s.settings.mse_incoming:
                 self._mse = MseResponder(
@@ -229,7 +236,7 @@ class PeerTask(asyncio.BufferedProtocol):
                 if event is None:
                     break
                 if self._trace:
-                    logger.debug("%r: %s", self, event if type(event) is not ev.BlockReceived else "block")
+                    logger.debug("%r: %s", self, event if type(event) is not ev.BlocksReceived else "blocks")
                 handlers[type(event)](self, event)
             extra = conn.data_to_send()
             if extra:
@@ -275,10 +282,10 @@ class PeerTask(asyncio.BufferedProtocol):
         if torrent is not None and self.attached:
             torrent.peers.on_event(self, event)
 
-    def _on_block(self, event: ev.BlockReceived) -> None:
+    def _on_blocks(self, event: ev.BlocksReceived) -> None:
         torrent = self.torrent
         if torrent is not None and self.attached:
-            torrent.peers.on_block(self, event.piece, event.offset, event.data)
+            torrent.peers.on_blocks(self, event.data, event.blocks)
 
     # --- output ----------------------------------------------------------------------------------------------
 
@@ -305,9 +312,9 @@ class PeerTask(asyncio.BufferedProtocol):
         s = self.session.settings
         self.tracker = RequestTracker(request_timeout=s.request_timeout, snub_timeout=s.snub_timeout, now=now)
 
-    def send_request(self, block: BlockRef) -> None:
+    def send_requests(self, blocks: list[BlockRef]) -> None:
         assert self.conn is not None
-        self._send(self.conn.request(block.piece, block.offset, block.length))
+        self._send(self.conn.request_many(blocks))
 
     def send_cancel(self, block: BlockRef) -> None:
         if self.tracker is not None:
@@ -394,7 +401,7 @@ _HANDLERS: dict[type, Any] = {
     ev.Handshaken: PeerTask._on_handshaken,
     ev.ProtocolViolation: PeerTask._on_violation,
     ev.ConnectionClosed: PeerTask._on_closed,
-    ev.BlockReceived: PeerTask._on_block,
+    ev.BlocksReceived: PeerTask._on_blocks,
 }
 for _name in dir(ev):
     _cls = getattr(ev, _name)

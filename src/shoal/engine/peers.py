@@ -1,8 +1,8 @@
 """PeerSet: the peers of one torrent — connecting, accepting, choking, request pipelines, serving, banning.
 
 Wire events from each :class:`~shoal.engine.peer.PeerTask` land here (``on_event`` dispatches on the event type).
-The hot path is ``on_block``: one dict pop, one picker call, one copy into the piece buffer, and a refill of the
-peer's pipeline only when it has drained by a quarter of its depth (so ``pick`` runs once per many blocks).
+The hot path is ``on_blocks`` (download.py), once per read of a peer: per block one dict pop, one picker call and
+one copy into the piece buffer; a refill of the peer's pipeline only when it has drained by a quarter of its depth.
 
 Known peers, back-off and bans live in a :class:`~shoal.policy.peer_book.PeerBook`; unchoking is decided by
 :class:`~shoal.policy.choker.Choker`; pipeline depth by :func:`~shoal.policy.requests.pipeline_depth` from each

@@ -20,12 +20,13 @@ from shoal.types import BLOCK_SIZE
 class PieceBuffer:
     """One piece being assembled."""
 
-    __slots__ = ("data", "index", "length")
+    __slots__ = ("data", "index", "length", "view")
 
     def __init__(self, index: int, length: int, data: bytearray | None = None) -> None:
         self.index = index
         self.length = length
         self.data = bytearray(length) if data is None else data
+        self.view = memoryview(self.data)  # blocks are copied in through it (no slice copies)
 
     def put(self, offset: int, data: bytes | memoryview) -> None:
         self.data[offset : offset + len(data)] = data

@@ -4,7 +4,7 @@
 picker, the storage and the in-memory piece buffers. Peers are :class:`~shoal.engine.peer.PeerTask` objects and are
 the picker's peer keys.
 
-Download: ``on_block`` copies a block into its piece buffer; when the picker reports the piece complete,
+Download: ``on_blocks`` copies each block of a read into its piece buffer; when the picker reports the piece complete,
 ``storage.hash_and_write_piece`` hashes and writes it in one worker-thread hop. A pass marks the piece had (and
 announces it); a failure resets it in the picker, records block hashes for smart ban, and strikes the peers that
 sent it. Upload: requests queue on the peer; a piece a peer asks several blocks of is read whole into a small LRU
@@ -65,22 +65,39 @@ class Transfer:
 
     # --- download ------------------------------------------------------------------------------------------
 
-    def on_block(self, peer: PeerTask, block: BlockRef, data: bytes) -> None:
-        picker = self.picker
-        piece, offset = block.piece, block.offset
-        result = picker.on_block_received(peer, block)
-        if not result.accepted:
-            self.task.counters["blocks_wasted"] += 1
-            return
-        buf = self.buffers.get(piece)
-        if buf is None:
-            buf = self.buffers[piece] = self._new_buffer(piece, picker.piece_size(piece))
-        buf.data[offset : offset + len(data)] = data
-        for other in result.cancel:
-            other.send_cancel(block)  # type: ignore[attr-defined]
-        if result.piece_complete:
-            del self.buffers[piece]
-            self._spawn(self._finish_piece(buf))
+    def on_blocks(self, peer: PeerTask, data: memoryview, blocks: list[tuple[int, int, int, int]]) -> int:
+        """Copy each accepted block ``data[start:end]`` of ``(piece, offset, start, end)`` into its piece buffer;
+        start the hash and write of every piece completed. Returns the bytes received (accepted or not)."""
+        received = self.picker.received
+        buffers = self.buffers
+        total = 0
+        wasted = 0
+        current = -1
+        target = memoryview(b"")
+        for piece, offset, start, end in blocks:
+            total += end - start
+            result = received(peer, piece, offset)
+            if not result.accepted:
+                wasted += 1
+                continue
+            if piece != current:
+                buf = buffers.get(piece)
+                if buf is None:
+                    buf = buffers[piece] = self._new_buffer(piece, self.picker.piece_size(piece))
+                current = piece
+                target = buf.view
+            target[offset : offset + end - start] = data[start:end]
+            if result.cancel:
+                block = BlockRef(piece, offset, end - start)
+                for other in result.cancel:
+                    other.send_cancel(block)  # type: ignore[attr-defined]
+            if result.piece_complete:
+                done = buffers.pop(piece)
+                current = -1
+                self._spawn(self._finish_piece(done))
+        if wasted:
+            self.task.counters["blocks_wasted"] += wasted
+        return total
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

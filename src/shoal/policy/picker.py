@@ -78,13 +78,19 @@ class _LayoutLike(Protocol):
     def pad_blocks(self) -> list[tuple[int, int]]: ...
 
 
+_REFUSED = Received(False, (), False)
+_ACCEPTED = Received(True, (), False)
+_COMPLETED = Received(True, (), True)
+
+
 class _Partial:
     __slots__ = ("cursor", "nblocks", "nfree", "nreceived", "requesters", "senders", "state")
 
     def __init__(self, nblocks: int) -> None:
         self.nblocks = nblocks
         self.state = bytearray(nblocks)
-        self.requesters: list[set[Hashable] | None] = [None] * nblocks
+        # the peers a block is requested from: () unless REQUESTED; more than one only in end-game
+        self.requesters: list[tuple[Hashable, ...]] = [()] * nblocks
         self.senders: list[Hashable | None] = [None] * nblocks
         self.nfree = nblocks
         self.cursor = 0  # no FREE block below this index
@@ -124,7 +130,8 @@ class PiecePicker:
         if len(self._prio) != num_pieces:
             raise ValueError(f"{len(self._prio)} priorities for {num_pieces} pieces")
         self._av = Availability(num_pieces, on_change=self._moved, on_bulk=self._mark_dirty)
-        self._mine: dict[Hashable, dict[int, set[int]]] = {}  # peer -> piece -> blocks requested from it
+        # peer -> partial piece -> how many of its blocks are requested from that peer (the requesters are the truth)
+        self._mine: dict[Hashable, dict[int, int]] = {}
         self._free_parts: set[int] = set()  # partial pieces with at least one FREE block
         self._partial: dict[int, _Partial] = {}
         self._pad: dict[int, set[int]] = {}
@@ -297,9 +304,12 @@ class PiecePicker:
     def peer_left(self, peer: Hashable) -> None:
         """Forget a peer: its availability and all its outstanding requests."""
         self._av.remove(peer)
-        for piece, blocks in self._mine.pop(peer, {}).items():
-            for block in blocks:
-                self._release(peer, piece, block)
+        for piece in list(self._mine.get(peer, ())):
+            part = self._partial.get(piece)
+            for b, reqs in enumerate(part.requesters if part is not None else ()):
+                if peer in reqs:
+                    self._release(peer, piece, b)
+        self._mine.pop(peer, None)
 
     def peer_has(self, peer: Hashable, piece: int) -> bool:
         ph = self._av.get(peer)
@@ -343,17 +353,20 @@ class PiecePicker:
 
     # --- picking -------------------------------------------------------------------------------------------
 
-    def _mine_add(self, peer: Hashable, piece: int, block: int) -> None:
-        self._mine.setdefault(peer, {}).setdefault(piece, set()).add(block)
+    def _mine_add(self, peer: Hashable, piece: int, n: int = 1) -> None:
+        counts = self._mine.get(peer)
+        if counts is None:
+            counts = self._mine[peer] = {}
+        counts[piece] = counts.get(piece, 0) + n
 
-    def _mine_discard(self, peer: Hashable, piece: int, block: int) -> None:
-        pieces = self._mine.get(peer)
-        if pieces is not None:
-            blocks = pieces.get(piece)
-            if blocks is not None:
-                blocks.discard(block)
-                if not blocks:
-                    del pieces[piece]
+    def _mine_sub(self, peer: Hashable, piece: int) -> None:
+        counts = self._mine.get(peer)
+        if counts is not None:
+            left = counts.get(piece, 0) - 1
+            if left > 0:
+                counts[piece] = left
+            else:
+                counts.pop(piece, None)
 
     def _sync_free(self, piece: int, part: _Partial) -> None:
         if part.nfree > 0:
@@ -377,25 +390,30 @@ class PiecePicker:
         if part is None:
             return
         self._free_parts.discard(piece)
-        for b, reqs in enumerate(part.requesters):
-            if reqs:
-                for peer in reqs:
-                    self._mine_discard(peer, piece, b)
+        for peer in {p for reqs in part.requesters for p in reqs}:
+            counts = self._mine.get(peer)
+            if counts is not None:
+                counts.pop(piece, None)
 
     def _take_free(self, peer: Hashable, piece: int, part: _Partial, count: int, out: list[BlockRef]) -> int:
         state = part.state
+        reqs = part.requesters
+        only = (peer,)
+        size = self.piece_size(piece)
+        bs = self.block_size
         taken = 0
-        b = part.cursor
-        while b < part.nblocks and taken < count:
-            if state[b] == FREE:
-                state[b] = REQUESTED
-                part.requesters[b] = {peer}
-                part.nfree -= 1
-                self._mine_add(peer, piece, b)
-                out.append(self._ref(piece, b))
-                taken += 1
-            b += 1
-        part.cursor = b
+        b = state.find(FREE, part.cursor)
+        while b >= 0 and taken < count:
+            state[b] = REQUESTED
+            reqs[b] = only
+            start = b * bs
+            out.append(BlockRef(piece, start, min(bs, size - start)))
+            taken += 1
+            b = state.find(FREE, b + 1)
+        part.cursor = part.nblocks if b < 0 else b
+        if taken:
+            part.nfree -= taken
+            self._mine_add(peer, piece, taken)
         self._sync_free(piece, part)
         return taken
 
@@ -416,7 +434,13 @@ class PiecePicker:
         own = sorted(self._mine.get(peer, ()))
         for piece in own:
             part = self._partial.get(piece)
-            if part is not None and part.nfree and prio[piece] > 0 and (allowed is None or piece in allowed):
+            if (
+                part is not None
+                and part.nfree
+                and prio[piece] > 0
+                and ph.has(piece)  # it may have said have-none / dont-have since
+                and (allowed is None or piece in allowed)
+            ):
                 count -= self._take_free(peer, piece, part, count, out)
                 if count <= 0:
                     return out
@@ -512,11 +536,10 @@ class PiecePicker:
                     cands.append((len(reqs), piece, b))
         cands.sort()
         for _, piece, b in cands[:count]:
-            reqs = self._partial[piece].requesters[b]
-            if reqs is not None:
-                reqs.add(peer)
-                self._mine_add(peer, piece, b)
-                out.append(self._ref(piece, b))
+            part = self._partial[piece]
+            part.requesters[b] = (*part.requesters[b], peer)
+            self._mine_add(peer, piece)
+            out.append(self._ref(piece, b))
 
     # --- block events --------------------------------------------------------------------------------------
 
@@ -525,55 +548,59 @@ class PiecePicker:
         if part is None:
             return
         reqs = part.requesters[block]
-        if reqs is None:
+        if peer not in reqs:
             return
-        reqs.discard(peer)
-        if not reqs:
-            part.requesters[block] = None
-            if part.state[block] == REQUESTED:
-                part.state[block] = FREE
-                part.nfree += 1
-                part.cursor = min(part.cursor, block)
-                self._free_parts.add(piece)
+        reqs = part.requesters[block] = tuple(p for p in reqs if p != peer)
+        self._mine_sub(peer, piece)
+        if not reqs and part.state[block] == REQUESTED:
+            part.state[block] = FREE
+            part.nfree += 1
+            part.cursor = min(part.cursor, block)
+            self._free_parts.add(piece)
 
     def abort(self, peer: Hashable, block: BlockRef) -> None:
         """The request of ``block`` to ``peer`` is gone (cancelled, rejected, timed out, choked)."""
-        b = block.offset // self.block_size
-        self._mine_discard(peer, block.piece, b)
-        self._release(peer, block.piece, b)
+        if block.offset % self.block_size == 0:
+            self._release(peer, block.piece, block.offset // self.block_size)
 
     def requested_from(self, peer: Hashable) -> list[BlockRef]:
-        pieces = self._mine.get(peer, {})
-        return [self._ref(p, b) for p in sorted(pieces) for b in sorted(pieces[p])]
+        out = []
+        for piece in sorted(self._mine.get(peer, ())):
+            out += [
+                self._ref(piece, b) for b, reqs in enumerate(self._partial[piece].requesters) if peer in reqs
+            ]
+        return out
 
     def on_block_received(self, peer: Hashable, block: BlockRef) -> Received:
         """A block arrived from ``peer``. The caller checked that offset and length are valid."""
-        piece = block.piece
-        b = block.offset // self.block_size
-        self._mine_discard(peer, piece, b)
-        if not 0 <= piece < self.num_pieces or self._have[piece]:
-            return Received(False, (), False)
+        return self.received(peer, block.piece, block.offset)
+
+    def received(self, peer: Hashable, piece: int, offset: int) -> Received:
+        """:meth:`on_block_received` without a :class:`BlockRef` (the engine's per-block path).
+
+        Returns shared constants unless other peers must be sent a cancel (end-game)."""
         part = self._partial.get(piece)
         if part is None:
-            if self._prio[piece] <= 0:
-                return Received(False, (), False)
+            if not 0 <= piece < self.num_pieces or self._have[piece] or self._prio[piece] <= 0:
+                return _REFUSED
             part = self._start(piece)
-        if not 0 <= b < part.nblocks or part.state[b] >= RECEIVED:
-            self._release(peer, piece, b)
-            return Received(False, (), False)
-        reqs = part.requesters[b] or set()
-        reqs.discard(peer)
-        cancel = tuple(reqs)
-        for other in cancel:
-            self._mine_discard(other, piece, b)
-        if part.state[b] == FREE:
+        b, rest = divmod(offset, self.block_size)
+        if rest or not 0 <= b < part.nblocks or part.state[b] >= RECEIVED:
+            return _REFUSED  # a duplicate: its requesters were released when the first copy came
+        reqs = part.requesters[b]
+        if reqs:
+            part.requesters[b] = ()
+            for p in reqs:
+                self._mine_sub(p, piece)
+        else:  # FREE: nobody had asked for it (a late answer to a request we gave up)
             part.nfree -= 1
             self._sync_free(piece, part)
         part.state[b] = RECEIVED
-        part.requesters[b] = None
         part.senders[b] = peer
         part.nreceived += 1
-        return Received(True, cancel, part.nreceived == part.nblocks)
+        if reqs and (len(reqs) > 1 or reqs[0] != peer):
+            return Received(True, tuple(p for p in reqs if p != peer), part.nreceived == part.nblocks)
+        return _COMPLETED if part.nreceived == part.nblocks else _ACCEPTED
 
     def on_block_written(self, block: BlockRef) -> None:
         part = self._partial.get(block.piece)
@@ -608,15 +635,17 @@ class PiecePicker:
                 reqs = part.requesters[b]
                 if (part.state[b] == REQUESTED) != bool(reqs):
                     errs.append(f"piece {piece} block {b}: state {part.state[b]} with requesters {reqs}")
-                for peer in reqs or ():
-                    if b not in self._mine.get(peer, {}).get(piece, ()):
-                        errs.append(f"piece {piece} block {b}: {peer!r} not in its request index")
-        for peer, pieces in self._mine.items():
-            for piece, blocks in pieces.items():
-                holder = self._partial.get(piece)
-                for b in blocks:
-                    if holder is None or peer not in (holder.requesters[b] or ()):
-                        errs.append(f"{peer!r} indexes piece {piece} block {b} it is not requesting")
+                if len(set(reqs)) != len(reqs):
+                    errs.append(f"piece {piece} block {b}: a requester twice in {reqs}")
+        counted: dict[Hashable, dict[int, int]] = {}
+        for piece, part in self._partial.items():
+            for reqs in part.requesters:
+                for peer in reqs:
+                    per = counted.setdefault(peer, {})
+                    per[piece] = per.get(piece, 0) + 1
+        mine = {peer: counts for peer, counts in self._mine.items() if counts}
+        if mine != counted:
+            errs.append(f"request index {mine} differs from the requesters {counted}")
         if not self._free_parts <= set(self._partial):
             errs.append("free set holds pieces that are not partial")
         for i in range(self.num_pieces):

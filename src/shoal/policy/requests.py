@@ -21,7 +21,7 @@ Typical engine use on each block arrival / unchoke / timer tick::
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Iterable
 
 from shoal.config import Settings
 from shoal.policy.picker import PiecePicker
@@ -72,6 +72,20 @@ class RequestTracker:
         if not self._sent:
             self.last_block_at = max(self.last_block_at, now)  # the snub clock starts with the first request
         self._sent[block] = now
+
+    def sent_many(self, blocks: Iterable[BlockRef], now: float) -> None:
+        """:meth:`sent` for a batch of requests made at ``now``."""
+        if not self._sent:
+            self.last_block_at = max(self.last_block_at, now)
+        self._sent.update(dict.fromkeys(blocks, now))
+
+    def received_blocks(self, blocks: Iterable[tuple[int, int, int, int]], now: float) -> None:
+        """Record arrivals given as ``(piece, offset, start, end)`` (a wire ``BlocksReceived`` batch; the length
+        is ``end - start``); unknown ones are ignored."""
+        self.last_block_at = now
+        pop = self._sent.pop
+        for piece, offset, start, end in blocks:
+            pop((piece, offset, end - start), None)  # type: ignore[call-overload]
 
     def received(self, block: BlockRef, now: float) -> bool:
         """Record an arrival; False if we had not requested it (unsolicited, or already timed out)."""

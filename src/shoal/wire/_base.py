@@ -59,6 +59,7 @@ class ConnectionBase:
         "_state",
         "am_choking",
         "am_interested",
+        "block_batches",
         "extensions",
         "info_hash",
         "initiator",
@@ -90,6 +91,7 @@ class ConnectionBase:
         piece_length: int | None = None,
         total_length: int | None = None,
         now: float = 0.0,
+        block_batches: bool = False,
     ) -> None:
         if initiator and info_hash is None:
             raise LocalProtocolError("an initiating connection needs an info-hash")
@@ -106,6 +108,7 @@ class ConnectionBase:
         self.peer_id: bytes | None = None
         self.peer_reserved = Reserved(0)
         self.peer_extensions = ExtensionHandshake()
+        self.block_batches = block_batches  # piece messages as BlocksReceived batches, not BlockReceived
         self.am_choking = True
         self.am_interested = False
         self.peer_choking = True

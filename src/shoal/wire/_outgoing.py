@@ -7,6 +7,8 @@ ledgers, allowed-fast grants) through :attr:`_SENDERS`, a table keyed by message
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from shoal.errors import LocalProtocolError
 from shoal.policy.bitfield import Bitfield
 from shoal.wire import messages as m
@@ -149,6 +151,33 @@ class OutgoingMixin(ConnectionBase):
             return b""
         self._our_requests[key] = None
         return self._stamp(m.encode_request(m.REQUEST, piece, offset, length))
+
+    def request_many(self, blocks: Iterable[tuple[int, int, int]]) -> bytes:
+        """:meth:`request` for each ``(piece, offset, length)``, as one bytes (the per-block path of the engine).
+
+        All or nothing: the whole batch is checked first (choke and allowed-fast, queue room), then entered."""
+        self._check_open()
+        ours = self._our_requests
+        new = [key for key in dict.fromkeys(blocks) if key not in ours]
+        if self.peer_choking:
+            fast = self._allowed_fast_in
+            for piece, _, _ in new:
+                if piece not in fast:
+                    raise LocalProtocolError(
+                        f"request for piece {piece} while the peer chokes us (not allowed fast)"
+                    )
+        limit = self.settings.max_outstanding_requests
+        if len(ours) + len(new) > limit:
+            raise LocalProtocolError(
+                f"{len(ours)} outstanding requests + {len(new)} exceed max_outstanding_requests {limit}"
+            )
+        if not new:
+            return b""
+        ours.update(dict.fromkeys(new))
+        pack = m.encode_request
+        return self._stamp(
+            b"".join([pack(m.REQUEST, piece, offset, length) for piece, offset, length in new])
+        )
 
     def cancel(self, piece: int, offset: int, length: int) -> bytes:
         """Cancel one of our requests; a piece that still arrives for it is accepted. b"" if not pending."""

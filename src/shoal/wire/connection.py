@@ -38,10 +38,15 @@ API at a glance (all sends return the bytes to write)::
     conn.send_have_state(bitfield); conn.send_extension_handshake(p=port)
     conn.send(Interested()); conn.send(Unchoke()); conn.send(Have(i)); conn.send(AllowedFast(i))
     conn.request(piece, offset, length)           # LocalProtocolError if choked (not allowed fast) or queue full
+    conn.request_many(blocks)                     # the same for (piece, offset, length) triples, one bytes out
     conn.cancel(piece, offset, length)
     conn.send_block(piece, offset, data)          # b"" when the peer cancelled meanwhile (or we choked it)
     conn.send_metadata(msg); conn.send_pex(payload); conn.send_extended(name, payload)
     conn.get_timer(); transport.write(conn.handle_timer(now))
+
+With ``block_batches=True`` the piece messages that arrived back to back come as one ``BlocksReceived`` (blocks as
+views of the receive buffer, valid until the next input) instead of one ``BlockReceived`` each: the adapter's
+per-block fast path.
 
 Drain ``next_event()`` after every input: the buffer holds at most one incomplete message only then.
 ``accept()`` must name the info-hash the peer asked for (``LocalProtocolError`` otherwise).
@@ -208,6 +213,10 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
         reader = self._reader
         try:
             while True:
+                if self.block_batches:
+                    batch = self._blocks()
+                    if batch is not None:
+                        return batch
                 frame = reader.next_frame()
                 if frame is None:
                     return self._eof_event() if self._eof else None
@@ -234,6 +243,33 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
                     return events.popleft()
         except PeerProtocolError as exc:
             return self._violation(exc)
+
+    def _blocks(self) -> ev.BlocksReceived | None:
+        """The piece messages at the read position that answer our requests, as one event (block_batches mode).
+
+        Stops before the first one that does not: ``next_frame`` then reads it and raises UNSOLICITED_PIECE."""
+        reader = self._reader
+        blocks: list[tuple[int, int, int, int]] = []
+        pos = reader.peek_pieces(blocks)
+        if not blocks:
+            return None
+        ours = self._our_requests
+        late = self._late
+        for i, (piece, offset, start, end) in enumerate(blocks):
+            key = (piece, offset, end - start)
+            if key in ours:
+                del ours[key]
+            elif key in late:
+                del late[key]
+            else:
+                if i == 0:
+                    return None
+                pos = blocks[i - 1][3]
+                del blocks[i:]
+                break
+        reader.consume_to(pos)
+        self._last_received = self._rx_time
+        return ev.BlocksReceived(memoryview(reader.buffer), blocks)
 
     def set_num_pieces(
         self, num_pieces: int, *, piece_length: int | None = None, total_length: int | None = None

@@ -1,7 +1,7 @@
 """Events out of :class:`shoal.wire.connection.PeerConnection`, named in the past tense.
 
-All are slotted dataclasses, frozen except the two per-block ones (``BlockReceived``, ``BlockRequested``), which
-are plain for speed. ``ProtocolViolation`` and ``ConnectionClosed`` are terminal: after either,
+All are slotted dataclasses, frozen except the per-block ones (``BlockReceived``, ``BlocksReceived``,
+``BlockRequested``), which are plain for speed. ``ProtocolViolation`` and ``ConnectionClosed`` are terminal: after either,
 ``next_event()`` returns None and the adapter closes the socket.
 """
 
@@ -102,6 +102,23 @@ class BlockReceived(Event):
     piece: int
     offset: int
     data: bytes
+
+
+@dataclass(slots=True)
+class BlocksReceived(Event):
+    """Piece messages that arrived back to back, as one event (only with ``PeerConnection(block_batches=True)``).
+
+    Each entry of ``blocks`` is ``(piece, offset, start, end)``: the block's bytes are ``data[start:end]``. Every
+    one answers a request of ours (or a cancelled one), checked like a single ``BlockReceived``; a piece message
+    that fails the check ends the batch and is reported on the next ``next_event()``.
+
+    ``data`` is a view of the connection's receive buffer, **valid only until the next** ``receive_data`` /
+    ``get_buffer``: copy the blocks out (e.g. into their piece buffers) while handling the event. This saves a
+    copy and an event per 16 KiB block. Not frozen, like ``BlockReceived``.
+    """
+
+    data: memoryview
+    blocks: list[tuple[int, int, int, int]]
 
 
 @dataclass(slots=True)

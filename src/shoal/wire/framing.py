@@ -20,6 +20,7 @@ from shoal.errors import DisconnectReason, LocalProtocolError, PeerProtocolError
 from shoal.wire.messages import EXTENDED, FIXED_PAYLOAD, PIECE, check_payload_length, message_name
 
 _U32 = struct.Struct(">I")
+_PIECE_HEAD = struct.Struct(">IBII")
 
 DEFAULT_CAPACITY = 4 * 1024
 """Initial (and idle) buffer size: an idle peer costs a few KiB (issue 7: under 50 KiB per idle peer)."""
@@ -204,6 +205,35 @@ class FrameReader:
             return None
         self._start = end = start + 4 + length
         return (msg_id, start + 5, end)
+
+    def peek_pieces(self, out: list[tuple[int, int, int, int]]) -> int:
+        """Complete piece messages buffered at the read position, *not* consumed: appends ``(piece, offset,
+        block_start, block_end)`` for each to ``out`` and returns the position after the last one.
+
+        Stops at the first frame that is anything else (another id, incomplete, shorter than a piece header or over
+        the piece payload limit); :meth:`next_frame` then reads and checks it as usual. Consume what was taken with
+        :meth:`consume_to`. The batched block path of the connection: one call per read, not per block.
+        """
+        buf = self.buffer
+        pos = self._start
+        stop = self._end
+        longest = min(self._hi[PIECE] + 1, self.max_message_size)  # message length = id byte + payload
+        unpack = _PIECE_HEAD.unpack_from
+        append = out.append
+        while stop - pos >= 13:
+            length, msg_id, piece, offset = unpack(buf, pos)
+            end = pos + 4 + length
+            if msg_id != PIECE or not 9 <= length <= longest or end > stop:
+                break
+            append((piece, offset, pos + 13, end))
+            pos = end
+        return pos
+
+    def consume_to(self, pos: int) -> None:
+        """Mark the bytes before ``pos`` (a position from :meth:`peek_pieces`) as consumed."""
+        if not self._start <= pos <= self._end:
+            raise LocalProtocolError(f"consume_to({pos}) outside the unread bytes {self._start}..{self._end}")
+        self._start = pos
 
     def _refuse(self, msg_id: int, payload_length: int) -> None:
         check_payload_length(msg_id, payload_length)  # unknown ids, fixed sizes and minimum sizes

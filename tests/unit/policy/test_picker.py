@@ -395,3 +395,40 @@ def test_endgame_max_requesters_limit_one_past() -> None:
     p.abort(s2, BlockRef(0, 0, BS))
     assert p.pick(s3, 10) == [BlockRef(0, 0, BS)]
     assert p.invariant_errors() == []
+
+
+def test_no_blocks_of_a_piece_the_peer_no_longer_has() -> None:
+    """A peer that said have-none after we asked it for part of a piece is not asked for the rest of it
+    (found by test_invariants: pick used to continue the peer's own partial pieces without checking)."""
+    p = setup_picker("0000")
+    p.peer_have("a", 2)
+    assert pieces_of(p.pick("a", 1)) == [2]
+    p.peer_have_none("a")
+    assert p.pick("a", 4) == []
+    assert p.invariant_errors() == []
+
+
+def test_received_returns_shared_results_without_cancels() -> None:
+    p = setup_picker("1")
+    s = seed(p)
+    blocks = p.pick(s, 4)
+    results = [p.received(s, b.piece, b.offset) for b in blocks]
+    assert [(r.accepted, r.cancel, r.piece_complete) for r in results] == [(True, (), False)] * 3 + [
+        (True, (), True)
+    ]
+    assert not p.received(s, 0, 0).accepted  # a second copy
+    assert not p.received(s, 0, 1).accepted  # not a block boundary
+    assert not p.received(s, 7, 0).accepted  # no such piece
+    assert p.invariant_errors() == []
+
+
+def test_peer_left_releases_only_its_blocks() -> None:
+    p = setup_picker("1111")
+    a, b = seed(p, "A"), seed(p, "B")
+    got_a = p.pick(a, 3)
+    got_b = p.pick(b, 3)
+    p.peer_left(a)
+    assert p.requested_from(a) == []
+    assert p.requested_from(b) == got_b
+    assert all(p.block_state(x.piece, x.offset // BS) == FREE for x in got_a)
+    assert p.invariant_errors() == []

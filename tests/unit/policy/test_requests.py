@@ -73,3 +73,13 @@ def test_snubbed_peer_gets_one_request() -> None:
         t.cancelled(b)
         p.abort("x", b)
     assert plan_requests(p, "x", t, rate=0.0, now=100.0, settings=S) == []  # snubbed: depth 1, one pending
+
+
+def test_tracker_batches() -> None:
+    t = RequestTracker(request_timeout=30.0, snub_timeout=60.0, now=0.0)
+    blocks = [BlockRef(0, i * BLOCK_SIZE, BLOCK_SIZE) for i in range(4)]
+    t.sent_many(blocks, 5.0)
+    assert len(t) == 4 and t.next_deadline() == 35.0
+    # (piece, offset, start, end) as in a wire BlocksReceived; one we never asked for is ignored
+    t.received_blocks([(0, 0, 100, 100 + BLOCK_SIZE), (0, BLOCK_SIZE, 0, BLOCK_SIZE), (9, 0, 0, 10)], 7.0)
+    assert t.outstanding() == blocks[2:] and t.last_block_at == 7.0
