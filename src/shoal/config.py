@@ -71,6 +71,7 @@ class Settings:
     peer_connect_backoff_max: float = 3600.0
     max_connect_failures: int = 6  # failed connects in a row before a peer is forgotten
     disk_threads: int = 4
+    disk_write_chunk: int = 128 * 1024  # bytes per pwrite of a finished piece (storage/files.py says why)
     max_open_files: int = 64  # cached file descriptors per storage
     resume_checkpoint_pieces: int = 64  # checkpoint after this many newly verified pieces...
     resume_checkpoint_interval: float = 30.0  # ...or this many seconds, whichever first

@@ -221,3 +221,18 @@ async def test_unwanted_file_already_on_disk_is_used(tmp_path: Path) -> None:
     assert (tmp_path / "b").read_bytes() == b"C" * 16
     assert not st.part_path(1).exists()
     await st.close()
+
+
+async def test_writes_in_small_chunks_land_whole(tmp_path: Path) -> None:
+    """``write_chunk`` splits each span into several pwrites (7 bytes here, so spans end mid-chunk)."""
+    lay = multi_layout()
+    data = content(lay)
+    st = FileStorage(lay, tmp_path / "dl", write_chunk=7)
+    await st.open()
+    for piece in range(lay.num_pieces):
+        await st.write_piece(piece, data[piece * PL : piece * PL + lay.piece_size(piece)])
+    assert (tmp_path / "dl/t/sub/b.bin").read_bytes() == data[10:60]
+    assert (tmp_path / "dl/t/c.bin").read_bytes() == data[64:84]
+    await st.close()
+    with pytest.raises(ValueError):
+        FileStorage(lay, tmp_path / "x", write_chunk=0)
