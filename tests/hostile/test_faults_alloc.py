@@ -21,6 +21,7 @@ pytestmark = pytest.mark.timeout(300)
 
 OPS = (
     "hash_and_write_piece",
+    "submit_hash_and_write",
     "write_piece",
     "write_block",
     "read_block",
@@ -43,6 +44,18 @@ class FailingStorage:
         attr = getattr(self._inner, name)
         if name not in OPS:
             return attr
+
+        if name == "submit_hash_and_write":  # not a coroutine: the failure comes back through its callback
+
+            def submit(piece: int, data: Any, expected: bytes, done: Any, *rest: Any) -> None:
+                self.calls += 1
+                if self.calls == self._k:
+                    self.failed = True
+                    done(MemoryError(f"injected allocation failure at storage call {self._k}"))
+                    return
+                attr(piece, data, expected, done, *rest)
+
+            return submit
 
         async def wrapped(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1

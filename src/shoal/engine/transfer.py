@@ -62,12 +62,19 @@ class Transfer:
         self._free: dict[int, list[bytearray]] = {}  # piece length -> finished buffers to reuse
         self.max_free_buffers = 8
         self.pad_pieces = {piece for piece, _ in pad_blocks}
+        # finished piece writes, appended by the worker threads, acted on by collect_writes on the loop
+        self._done: collections.deque[tuple[PieceBuffer, bool | BaseException]] = collections.deque()
+        self._wake_pending = False
+        self._finished_writes: asyncio.Event | None = None
+        self._loop = asyncio.get_running_loop()
 
     # --- download ------------------------------------------------------------------------------------------
 
     def on_blocks(self, peer: PeerTask, data: memoryview, blocks: list[tuple[int, int, int, int]]) -> int:
         """Copy each accepted block ``data[start:end]`` of ``(piece, offset, start, end)`` into its piece buffer;
         start the hash and write of every piece completed. Returns the bytes received (accepted or not)."""
+        if self._done:
+            self.collect_writes()
         received = self.picker.received
         buffers = self.buffers
         total = 0
@@ -94,7 +101,7 @@ class Transfer:
             if result.piece_complete:
                 done = buffers.pop(piece)
                 current = -1
-                self._spawn(self._finish_piece(done))
+                self._write_piece(done)
         if wasted:
             self.task.counters["blocks_wasted"] += wasted
         return total
@@ -104,32 +111,69 @@ class Transfer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _finish_piece(self, buf: PieceBuffer) -> None:
+    def _write_piece(self, buf: PieceBuffer) -> None:
+        """Hash and write a complete piece off the loop. A storage with ``submit_hash_and_write`` (FileStorage)
+        runs it on its worker threads and hands the result to :meth:`_written` there: no task and no loop round
+        trip per piece, and the result is picked up at the next read (or the loop's next turn), not behind up
+        to 32 reads of a busy socket as an executor future would be. Other storages go through the coroutine."""
         index = buf.index
         self.pending_writes += 1
-        try:
-            ok = await self.storage.hash_and_write_piece(index, buf.data, self.piece_hash(index))
-        except StorageError as exc:
-            self.pending_writes -= 1
-            if not self.closed:
-                self.picker.on_piece_failed(index)
-                self.task.fail(exc)
+        submit = getattr(self.storage, "submit_hash_and_write", None)
+        if submit is None:
+            self._spawn(self._write_piece_async(buf))
             return
+        try:
+            submit(index, buf.data, self.piece_hash(index), lambda result: self._written(buf, result))
+        except Exception as exc:  # the executor is shut down, ...
+            self._written(buf, exc)
+
+    async def _write_piece_async(self, buf: PieceBuffer) -> None:
+        try:
+            result: bool | BaseException = await self.storage.hash_and_write_piece(
+                buf.index, buf.data, self.piece_hash(buf.index)
+            )
         except asyncio.CancelledError:
             self.pending_writes -= 1
             raise
-        except Exception as exc:  # MemoryError, a bug in a storage backend...: never a silent hang
+        except Exception as exc:
+            result = exc
+        self._done.append((buf, result))
+        self.collect_writes()
+
+    def _written(self, buf: PieceBuffer, result: bool | BaseException) -> None:
+        """(Worker thread) a piece is hashed and written: queue the result, wake the loop if nobody will look."""
+        self._done.append((buf, result))
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._loop.call_soon_threadsafe(self.collect_writes)
+            except RuntimeError:  # the loop is closed: nobody is left to care
+                pass
+
+    def collect_writes(self) -> None:
+        """Act on every finished piece write (called on the loop, from the wake-up and after each read)."""
+        self._wake_pending = False  # before draining: a result queued after this point wakes the loop again
+        done = self._done
+        while done:
+            buf, result = done.popleft()
             self.pending_writes -= 1
-            logger.error("piece %d: write failed: %r", index, exc)
+            self._piece_written(buf, result)
+        if self._finished_writes is not None and not self.pending_writes:
+            self._finished_writes.set()
+
+    def _piece_written(self, buf: PieceBuffer, result: bool | BaseException) -> None:
+        index = buf.index
+        if isinstance(result, BaseException):
+            if not isinstance(result, StorageError):  # MemoryError, a bug in a backend...: never silent
+                logger.error("piece %d: write failed: %r", index, result)
             if not self.closed:
                 self.picker.on_piece_failed(index)
-                self.task.fail(exc)
+                self.task.fail(result if isinstance(result, Exception) else StorageError(repr(result)))
             return
-        self.pending_writes -= 1
         if self.closed:
             return
         senders = self.picker.block_senders(index)
-        if ok:
+        if result:
             self.picker.on_piece_passed(index)
             if self.smart_ban.pending(index):
                 for addr in self.smart_ban.record_success(index, block_hashes(buf.data)):
@@ -240,6 +284,13 @@ class Transfer:
 
     async def close(self) -> None:
         """Wait for piece writes in flight (bounded), then drop buffers."""
+        if self.pending_writes:
+            self._finished_writes = asyncio.Event()
+            self.collect_writes()
+            try:
+                await asyncio.wait_for(self._finished_writes.wait(), timeout=10)
+            except TimeoutError:
+                logger.warning("%d piece writes still pending at close", self.pending_writes)
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             _, still = await asyncio.wait(pending, timeout=10)
@@ -248,3 +299,4 @@ class Transfer:
         self.closed = True
         self.buffers.clear()
         self._cache.clear()
+        self._free.clear()

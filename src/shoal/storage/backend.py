@@ -19,6 +19,12 @@ Contract (names are stable)::
     await s.close()                                  release file descriptors
     await s.delete()                                 remove the files this storage created or owns
 
+Optional, found with ``getattr`` by the engine (FileStorage has them; others fall back to the calls above)::
+
+    s.read_piece_nowait(piece)                       -> bytearray | None: only when it cannot block (page cache)
+    s.submit_hash_and_write(piece, data, expected, done)   hash_and_write_piece without a coroutine: ``done``
+                                                     is called in the worker with True/False or the exception
+
 Errors: :class:`~shoal.errors.DiskFullError` when the device is full, :class:`~shoal.errors.StorageError` for any
 other I/O failure (missing file or short read included), :class:`~shoal.errors.UnsafePathError` for a path that
 would leave the root.

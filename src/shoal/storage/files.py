@@ -486,6 +486,29 @@ class FileStorage:
             raise ValueError(f"piece {piece} data is {len(data)} bytes, not {self.layout.piece_size(piece)}")
         return await self._run(self._hash_write, piece, data, expected, algo)
 
+    def submit_hash_and_write(
+        self,
+        piece: int,
+        data: Buffer,
+        expected: bytes,
+        done: Callable[[bool | BaseException], None],
+        algo: str = "sha1",
+    ) -> None:
+        """:meth:`hash_and_write_piece` without a coroutine: runs on the worker threads and calls ``done`` there
+        with True/False (hash matched and written / mismatch) or the exception. For a caller that collects the
+        results itself (``engine.transfer``) and wants neither a task nor a loop round trip per piece."""
+        if len(data) != self.layout.piece_size(piece):
+            raise ValueError(f"piece {piece} data is {len(data)} bytes, not {self.layout.piece_size(piece)}")
+
+        def job() -> None:
+            try:
+                result: bool | BaseException = self._hash_write(piece, data, expected, algo)
+            except BaseException as exc:  # handed over, never lost in the executor
+                result = exc
+            done(result)
+
+        self._executor.submit(job)
+
     async def hash_piece(self, piece: int, algo: str = "sha1") -> bytes:
         return await self._run(self._hash_read, piece, algo)
 
