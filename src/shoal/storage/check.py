@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from shoal.errors import DiskFullError, StorageError
 from shoal.policy.bitfield import Bitfield
 from shoal.storage.backend import Storage
-from shoal.storage.hasher import HashBuffer, PieceSpace, buffer_size, plan_runs
+from shoal.storage.hasher import PieceSpace, plan_runs
 
 HASH_LEN = {"sha1": 20, "sha256": 32, "v2": 32}
 
@@ -135,8 +135,8 @@ async def _recheck_runs(
     algo: str,
 ) -> None:
     """The fast path for storages with ``hash_run`` (:class:`~shoal.storage.files.FileStorage`): runs of ~4 MiB
-    of consecutive pieces, each read into a worker's own reused buffer and hashed there
-    (:mod:`shoal.storage.hasher`), one run per thread hop instead of one piece. ``concurrency`` runs are in
+    of consecutive pieces, each read into a reused buffer (taken in the worker thread, so waiting re-checks hold
+    none) and hashed there (:mod:`shoal.storage.hasher`), one run per thread hop instead of one piece. ``concurrency`` runs are in
     flight (at most one per core, plus one so no core waits for the loop between two runs). A run that fails to
     read is checked again piece by piece, so one bad piece does not mark its neighbours missing."""
     layout = storage.layout
@@ -150,10 +150,9 @@ async def _recheck_runs(
 
     async def worker() -> None:
         nonlocal done
-        hb = HashBuffer(buffer_size(space))
         for first, end in runs:
             try:
-                v1, v2 = await storage.hash_run(space, hb, first, end)
+                v1, v2 = await storage.hash_run(space, first, end)
                 digests = v1 if algo == "sha1" else v2
             except DiskFullError:
                 raise

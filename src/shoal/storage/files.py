@@ -41,7 +41,7 @@ from typing import TypeVar
 
 from shoal.errors import DiskFullError, StorageError, UnsafePathError
 from shoal.storage.backend import FileStat, piece_digest
-from shoal.storage.hasher import HashBuffer, PieceSpace, hash_run
+from shoal.storage.hasher import PieceSpace, hash_run_pooled
 from shoal.storage.layout import Layout, Span
 
 logger = logging.getLogger(__name__)
@@ -354,12 +354,10 @@ class FileStorage:
         worker threads (:meth:`hash_run`); :class:`StorageError` for a missing or short file."""
         self._read_spans_into(view, self.layout.spans_at(offset, len(view)), fresh=False)
 
-    async def hash_run(
-        self, space: PieceSpace, buffer: HashBuffer, first: int, end: int
-    ) -> tuple[list[bytes], list[bytes]]:
-        """Digests of pieces ``[first, end)``, read into ``buffer`` and hashed in a worker thread (the fast path of
-        :func:`shoal.storage.check.recheck`; see :func:`shoal.storage.hasher.hash_run`)."""
-        return await self._run(hash_run, space, self.read_into, buffer, first, end)
+    async def hash_run(self, space: PieceSpace, first: int, end: int) -> tuple[list[bytes], list[bytes]]:
+        """Digests of pieces ``[first, end)``, read into a reused buffer and hashed in a worker thread (the fast path
+        of :func:`shoal.storage.check.recheck`; see :func:`shoal.storage.hasher.hash_run_pooled`)."""
+        return await self._run(hash_run_pooled, space, self.read_into, first, end)
 
     def _read_spans_into(self, view: memoryview, spans: list[Span], *, fresh: bool) -> None:
         for s in spans:

@@ -67,7 +67,7 @@ async def test_recheck_runs_agree_with_piece_by_piece(
     from shoal.errors import StorageError
     from shoal.storage import hasher
 
-    monkeypatch.setattr(hasher, "BUFFER_BYTES", 16384)
+    monkeypatch.setattr(hasher, "POOLED_BUFFER_BYTES", 16384)
     monkeypatch.setattr(hasher, "RUN_BYTES", 65536)
     meta = Metainfo.from_bytes(make_torrent(tmp_path, mode))
     layout = Layout.from_info(meta.info)
