@@ -199,7 +199,8 @@ class TorrentTask:
             picker,
             storage,
             info.piece_hash_v1,
-            read_cache_pieces=self.settings.read_cache_pieces,
+            read_cache_bytes=self.settings.read_cache_bytes,
+            read_buffer_spares=self.settings.read_buffer_spares,
             max_pending_writes=self.settings.max_pending_piece_writes,
             pad_blocks=layout.pad_blocks(),
         )

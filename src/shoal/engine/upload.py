@@ -65,8 +65,15 @@ class UploadMixin:
             self.serve(peer)
             return
         tr = t.transfer
-        if tr is not None and queue[-2][0] == event.piece and tr.cached_piece(event.piece) is None:
-            # several blocks of this piece wanted: read ahead the whole piece while earlier requests are served
+        if (
+            tr is not None
+            and queue[-2][0] == event.piece
+            and len(queue) * event.length <= tr.cache_bytes // 2
+            and tr.cached_piece(event.piece) is None
+        ):
+            # several blocks of this piece wanted: read ahead the whole piece while earlier requests are served, as
+            # long as what is queued fits the cache twice (a deeper queue means the socket is the limit, and reading
+            # ahead would evict pieces still to be sent)
             tr.read_piece(event.piece)
 
     def _on_cancelled(self, peer: PeerTask, event: ev.RequestCancelled) -> None:
@@ -106,11 +113,13 @@ class UploadMixin:
                     if block is None:
                         break  # being read from disk; serve() runs again when it is in
                     view, start, last_piece = memoryview(block), 0, -1
-                elif data is None:
-                    fut = tr.read_piece(piece)
-                    fut.add_done_callback(functools.partial(self._read_done, peer))
-                    break
                 else:
+                    if data is None:
+                        fut = tr.read_piece(piece)
+                        if not fut.done() or fut.cancelled() or fut.exception() is not None:
+                            fut.add_done_callback(functools.partial(self._read_done, peer))
+                            break
+                        data = fut.result()  # read from the page cache right here: no loop round trip
                     view, last_piece = memoryview(data), piece
             assert view is not None
             queue.popleft()

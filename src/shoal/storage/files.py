@@ -437,13 +437,16 @@ class FileStorage:
         spans = self.layout.spans(piece, offset, length)
         return await self._run(self._read_bytes, spans, length)
 
-    def read_piece_nowait(self, piece: int) -> bytearray | None:
+    def read_piece_nowait(self, piece: int, into: bytearray | None = None) -> bytearray | None:
         """The whole piece read on the calling thread if that cannot block: it lies in one file that is already
         open and all of it is in the page cache (``preadv2`` with ``RWF_NOWAIT``). None otherwise (the caller then
-        uses :meth:`read_piece` on the worker threads). Saves the thread hop when serving hot data."""
-        return self.read_nowait(piece, 0, self.layout.piece_size(piece))
+        uses :meth:`read_piece` on the worker threads). Saves the thread hop when serving hot data. ``into``: a
+        buffer of exactly the piece's size to read into (reused by the caller), else a new one is made."""
+        return self.read_nowait(piece, 0, self.layout.piece_size(piece), into)
 
-    def read_nowait(self, piece: int, offset: int, length: int) -> bytearray | None:
+    def read_nowait(
+        self, piece: int, offset: int, length: int, into: bytearray | None = None
+    ) -> bytearray | None:
         """Like :meth:`read_piece_nowait` for ``length`` bytes at ``offset`` in ``piece`` (one block to serve)."""
         flag = getattr(os, "RWF_NOWAIT", 0)
         spans = self.layout.spans(piece, offset, length)
@@ -455,7 +458,7 @@ class FileStorage:
             if s.file_index not in fds.entries:
                 return None  # opening a file may block
         fd, cached = fds.acquire(s.file_index, False)
-        buf = bytearray(s.length)
+        buf = into if into is not None and len(into) == s.length else bytearray(s.length)
         try:
             n = os.preadv(fd, [buf], s.file_offset, flag)
         except OSError:  # EAGAIN (not all cached), EOPNOTSUPP (file system), anything: take the slow path
