@@ -86,3 +86,24 @@ def test_only_some_pieces() -> None:
     want = _expected(data, pl, [(0, len(data))])[0]
     assert v1 == [want[i] if i in (1, 2, 3, 7, 9) else None for i in range(10)]
     assert v2 == [None] * 10
+
+
+def test_coarsen_runs_merges_touching_neighbours_pairwise() -> None:
+    runs = [(i, i + 1) for i in range(10)]
+    assert hasher.coarsen_runs(runs, 10) == runs
+    assert hasher.coarsen_runs(runs, 5) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    assert hasher.coarsen_runs(runs, 3) == [(0, 4), (4, 8), (8, 10)]
+    apart = [(0, 1), (2, 3), (4, 5)]
+    assert hasher.coarsen_runs(apart, 1) == apart  # nothing touches: left as is (then threads are used)
+
+
+def test_more_runs_than_a_pipe_holds_are_coarsened_for_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not hash_fork.fork_is_safe():
+        pytest.skip("this test process runs more than one thread")
+    monkeypatch.setattr(hash_fork, "MAX_RUNS", 3)
+    pl = 16 * KiB
+    data = os.urandom(12 * pl)
+    space = hasher.PieceSpace(pl, len(data), v1=True, v2=False)
+    runs = hasher.plan_runs(range(12), pl, run_bytes=pl)
+    v1, _ = hasher.hash_pieces(space, _reader(data), runs, 2, fork=True)
+    assert v1 == _expected(data, pl, [(0, len(data))])[0]
