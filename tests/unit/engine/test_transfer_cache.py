@@ -64,5 +64,5 @@ async def test_evicted_buffers_are_reused_only_when_no_view_is_left() -> None:
     assert tr.read_piece(9).result() == bytes([9]) * 1000  # short pieces get their own buffer
 
 
-def test_the_cache_holds_at_least_two_pieces() -> None:
+async def test_the_cache_holds_at_least_two_pieces() -> None:
     assert make(PageCacheStorage(), cache=1).cache_bytes == 2 * PIECE
