@@ -14,7 +14,7 @@ import pytest
 
 from shoal.config import Settings
 from shoal.engine.session import Session
-from shoal.engine.sources import read_torrent_file
+from shoal.engine.sources import read_torrent_file, read_torrent_file_nowait
 from shoal.errors import ConfigError, MetainfoError, ShoalError
 from torrent_factory import build, content
 
@@ -95,3 +95,17 @@ def test_a_file_whose_size_lies_is_read_only_up_to_the_limit() -> None:
     assert maps.stat().st_size == 0
     with pytest.raises(MetainfoError, match="more than 100 bytes exceeds max_torrent_size 100"):
         read_torrent_file(maps, 100)
+
+
+def test_the_page_cache_read_is_the_same_bounded_read(tmp_path: Path) -> None:
+    """Session.add first tries the file from the page cache on the event loop (no worker-thread round trip)."""
+    path = tmp_path / "t.torrent"
+    path.write_bytes(TORRENT)
+    got = read_torrent_file_nowait(path, LIMIT)
+    assert got is None or got == TORRENT  # None: the file system cannot say (the worker thread reads it)
+    with pytest.raises(MetainfoError, match="max_torrent_size"):
+        read_torrent_file_nowait(path, len(TORRENT) - 1)
+    for bad in ("/dev/zero", str(tmp_path)):
+        if Path(bad).exists():
+            with pytest.raises(ConfigError, match="not a regular file"):
+                read_torrent_file_nowait(Path(bad), LIMIT)
