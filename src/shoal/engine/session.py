@@ -70,6 +70,9 @@ class Session:
         self.upload_limit = self.settings.upload_rate_limit
         self.global_down: Any = None
         self.global_up: Any = None
+        # torrents checking their data at once (the rest wait in CHECKING): bounds the hash buffers and threads a
+        # thousand torrents starting together would take
+        self.checking_slots = asyncio.Semaphore(max(1, self.settings.max_checking_torrents))
         # one resume database (SQLite connection) per folder, shared by the torrents saved there
         self._resume_stores: dict[Path, asyncio.Future[Any]] = {}
 

@@ -213,7 +213,8 @@ class TorrentTask:
         self._set_state(TorrentState.CHECKING)
         from shoal.engine.checking import check_existing
 
-        have = await check_existing(self, storage, layout, force=self.params.force_recheck)
+        async with self.session.checking_slots:
+            have = await check_existing(self, storage, layout, force=self.params.force_recheck)
         for i in have:
             picker.set_have(i)
             self.have.add(i)
