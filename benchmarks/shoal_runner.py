@@ -89,12 +89,17 @@ async def amain(args: argparse.Namespace) -> int:
                 )
             )
         deadline = time.monotonic() + args.timeout
-        while not all(seeding(t) for t in torrents):
+        done = 0  # torrents[:done] are seeding (it lasts): each poll asks only the others, as lt_runner does
+        while True:
+            while done < len(torrents) and seeding(torrents[done]):
+                done += 1
+            if done == len(torrents):
+                break
             if stop.is_set() or time.monotonic() > deadline:
                 done = sum(seeding(t) for t in torrents)
                 emit({"event": "exit", "stats": {"seeding": done, "count": len(torrents)}})
                 return 2
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
         emit({"event": "ready", "seconds": time.monotonic() - T_START, "count": len(torrents)})
         if args.mode == "get":
             stop.set()

@@ -213,11 +213,16 @@ def run_many(sess: LtSession, args: argparse.Namespace, t_start: float, stopping
         handles.append(sess.add(path, args.save, seed=False))
     emit({"event": "listening", "port": sess.port})
     deadline = time.monotonic() + args.timeout
-    while not all(h.status().is_seeding for h in handles):
+    done = 0  # handles[:done] are seeding (it lasts): each poll asks only the others, as shoal_runner does
+    while True:
+        while done < len(handles) and handles[done].status().is_seeding:
+            done += 1
+        if done == len(handles):
+            break
         if time.monotonic() > deadline or stopping():
             emit({"event": "exit", "stats": {"seeding": sum(h.status().is_seeding for h in handles)}})
             return 2
-        sess.pump(0.1)
+        sess.pump(0.02)
     emit({"event": "ready", "seconds": time.monotonic() - t_start, "count": len(handles)})
     while not stopping() and time.monotonic() < deadline:
         sess.pump(0.2)
