@@ -468,6 +468,12 @@ class PeerSet(DownloadMixin, UploadMixin):
     # --- tick ------------------------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
+        if not self.active and not self.connecting:
+            # No peer: nothing to rate, choke or tell (a session of a thousand idle seeds ticks 2,000 times a
+            # second); only known peers whose back-off has run out are dialled.
+            if len(self.book):
+                self._connect_some(now)
+            return
         s = self.settings
         t = self.task
         limit = t.rates.effective_download_limit()

@@ -73,6 +73,10 @@ class Session:
         # torrents checking their data at once (the rest wait in CHECKING): bounds the hash buffers and threads a
         # thousand torrents starting together would take
         self.checking_slots = asyncio.Semaphore(max(1, self.settings.max_checking_torrents))
+        # torrents whose tick runs, in one loop every engine_tick_interval (a thousand torrents: one timer, not a
+        # thousand tasks each sleeping)
+        self._ticking: dict[Any, None] = {}
+        self._ticker: asyncio.Task[None] | None = None
         # one resume database (SQLite connection) per folder, shared by the torrents saved there
         self._resume_stores: dict[Path, asyncio.Future[Any]] = {}
 
@@ -122,6 +126,10 @@ class Session:
         tasks = list({id(t): t for t in self._torrents.values()}.values())
         await asyncio.gather(*(t.stop() for t in tasks), return_exceptions=True)
         self._torrents.clear()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
         if self._listener is not None:
             try:
                 async with asyncio.timeout(2):
@@ -138,6 +146,21 @@ class Session:
             self.discovery = None
         self._alerts.close()
         self._started = False
+
+    def start_ticking(self, task: Any) -> None:
+        self._ticking[task] = None
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.ensure_future(self._tick_all())
+
+    def stop_ticking(self, task: Any) -> None:
+        self._ticking.pop(task, None)
+
+    async def _tick_all(self) -> None:
+        interval = self.settings.engine_tick_interval
+        while True:
+            await asyncio.sleep(interval)
+            for task in list(self._ticking):
+                task.run_tick()
 
     async def resume_store(self, save_path: Path) -> Any:
         """The resume database for torrents saved under ``save_path`` (``save_path/.shoal/resume.sqlite``), opened

@@ -10,7 +10,8 @@ DOWNLOADING or SEEDING.
 Peers come from trackers, the user and incoming connections. Each is a :class:`~shoal.engine.peer.PeerTask`, which
 turns wire events into calls here (``on_*``). Requests are refilled per peer whenever something changes (unchoke,
 block arrived, have), keeping each peer's pipeline at its adaptive depth. A once-a-second tick drives the choker,
-request time-outs, new outgoing connections, rate estimates, resume checkpoints and completion.
+request time-outs, new outgoing connections, rate estimates, resume checkpoints and completion; the session runs the
+ticks of all its torrents from one timer.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class TorrentTask:
             from shoal.engine.magnet import MetadataTask
 
             self.magnet = MetadataTask(self)
-            self._spawn(self._tick_loop())
+            self._start_ticking()
             self._start_trackers()  # with metadata, trackers start once checking says what we have
         if self.source.magnet_peers:
             self.add_peers([PeerAddr(*p) for p in self.source.magnet_peers], source="magnet")
@@ -120,6 +121,7 @@ class TorrentTask:
         if self._stopped:
             return
         self._stopped = True
+        self.session.stop_ticking(self)
         self.peers.close_all("shutting down")
         if self._announce is not None:
             await self._announce.stop(timeout=self.settings.tracker_timeout / 3)
@@ -165,7 +167,7 @@ class TorrentTask:
 
     async def _setup_and_run(self, info: InfoDict) -> None:
         await self.setup(info)
-        await self._tick_loop()
+        self._start_ticking()
 
     def _make_layout(self, info: InfoDict) -> Layout:
         rename = self.params.data_name
@@ -444,14 +446,23 @@ class TorrentTask:
 
     # --- the tick ---------------------------------------------------------------------------------------------
 
-    async def _tick_loop(self) -> None:
-        interval = self.settings.engine_tick_interval
-        while not self._stopped:
-            try:
-                self.tick()
-            except ShoalError as exc:
-                self.fail(exc)
-            await asyncio.sleep(interval)
+    def _start_ticking(self) -> None:
+        """Tick now, then with every other torrent of the session (one timer for all of them, not a task each)."""
+        if not self._stopped:
+            self.run_tick()
+            self.session.start_ticking(self)
+
+    def run_tick(self) -> None:
+        """One tick; an error puts this torrent (only) in the error state."""
+        if self._stopped:
+            return
+        try:
+            self.tick()
+        except ShoalError as exc:
+            self.fail(exc)
+        except Exception as exc:  # a bug: this torrent fails, the session's other torrents keep ticking
+            logger.error("torrent %s: tick failed: %r", self.name, exc, exc_info=exc)
+            self.fail(exc)
 
     def tick(self) -> None:
         if self.state in (TorrentState.ERROR, TorrentState.STOPPED):
