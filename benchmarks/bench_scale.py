@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.bench_create import child_env
 from benchmarks.common import MeasuredProcess, single_file_content
 from interop.harness import content
 from interop.harness.libtorrent_peer import runner_command
@@ -172,7 +173,7 @@ def measure_connections(kind: str, workdir: Path) -> ConnResult:
     logdir = workdir / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
     cmd = peer_command(kind, "seed", bc.torrent.path, bc.data.parent)
-    with MeasuredProcess(f"{kind} seeder", cmd, log_path=logdir / f"{kind}-conns.log") as mp:
+    with MeasuredProcess(f"{kind} seeder", cmd, log_path=logdir / f"{kind}-conns.log", env=child_env()) as mp:
         port = int(mp.wait_event("listening", timeout=60)["port"])
         if kind == SHOAL:
             mp.wait_event("ready", timeout=120)
@@ -255,7 +256,10 @@ def measure_torrents(kind: str, workdir: Path) -> TorrentsResult:
     try:
         for label, tdir in (("one", one), ("many", many / "torrents")):
             cmd = peer_command(kind, "many", tdir, many / "data")
-            with MeasuredProcess(f"{kind} {label}", cmd, log_path=logdir / f"{kind}-{label}.log") as mp:
+            # bytecode caches allowed, as for any installed package (a sandbox's PYTHONDONTWRITEBYTECODE would make
+            # every start of the Python runners compile their modules again)
+            log = logdir / f"{kind}-{label}.log"
+            with MeasuredProcess(f"{kind} {label}", cmd, log_path=log, env=child_env()) as mp:
                 ev = mp.wait_event("ready", timeout=600)
                 time.sleep(3)
                 rss, anon = mp.rss_kib() / 1024, mp.anon_kib() / 1024
