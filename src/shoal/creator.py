@@ -75,11 +75,16 @@ class _Segment:
         self.path = path
 
 
-def scan(path: Path) -> tuple[str, list[tuple[tuple[str, ...], int, Path]], bool]:
-    """The torrent name, its files as (relative path, length, absolute path), and whether it is a single file."""
+def torrent_name(path: Path) -> str:
+    """The name a torrent of ``path`` gets (its last component, sanitised), without walking a folder."""
     if not path.exists():
         raise ConfigError(f"path {str(path)!r} does not exist")
-    name = sanitize_component(path.resolve().name)
+    return sanitize_component(path.resolve().name)
+
+
+def scan(path: Path) -> tuple[str, list[tuple[tuple[str, ...], int, Path]], bool]:
+    """The torrent name, its files as (relative path, length, absolute path), and whether it is a single file."""
+    name = torrent_name(path)
     if path.is_file():
         return name, [((name,), path.stat().st_size, path)], True
     files: list[tuple[tuple[str, ...], int, Path]] = []

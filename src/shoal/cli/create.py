@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shoal.creator import create, scan
+from shoal.creator import create, torrent_name
 from shoal.errors import ConfigError, StorageError
 
 _UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
@@ -94,7 +94,7 @@ def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int],
 
 def run(args: argparse.Namespace) -> int:
     src = Path(args.path)
-    name, _, _ = scan(src)
+    name = torrent_name(src)  # the folder is walked once, by create()
     out = Path(args.output) if args.output else Path(f"{name}.torrent")
     if out.exists() and not args.force:
         raise ConfigError(f"output {str(out)!r} exists (use --force to overwrite)")
