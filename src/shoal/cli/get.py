@@ -87,6 +87,9 @@ async def _get(args: argparse.Namespace) -> int:
                 raise ConfigError(f"file index {bad[0]} out of range 0..{count - 1}")
             torrent.set_file_priorities([1 if i in args.files else 0 for i in range(count)])
         deadline = None if args.timeout is None else started + args.timeout
+        # wake at once when the download completes (or fails), not at the next 0.25 s status poll
+        complete = asyncio.ensure_future(torrent.wait_complete())
+        complete.add_done_callback(lambda f: f.cancelled() or f.exception())  # the loop reads the outcome
         progress = None if args.quiet or not console.is_terminal else make_progress(console)
         code = 0
         try:
@@ -106,8 +109,12 @@ async def _get(args: argparse.Namespace) -> int:
                 if deadline is not None and time.monotonic() > deadline:
                     code = 0 if st.is_complete else 1
                     break
-                await asyncio.sleep(0.25)
+                if complete.done():
+                    await asyncio.sleep(0.25)
+                else:
+                    await asyncio.wait({complete}, timeout=0.25)
         finally:
+            complete.cancel()
             if progress is not None:
                 progress.stop()
             st = torrent.status()
