@@ -6,6 +6,7 @@ import hashlib
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,10 +79,16 @@ def expected_v1_pieces(m: Metainfo, contents: dict[str, bytes]) -> bytes:
 @pytest.mark.parametrize("chunk", [32 * KiB, 8 * MiB])
 @pytest.mark.parametrize("fork", [False, True])
 def test_multi_file_hashes(
-    tmp_path: Path, version: str, chunk: int, fork: bool, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    version: str,
+    chunk: int,
+    fork: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    in_fresh_process: Callable[[], None],
 ) -> None:
     if fork and not hash_fork.fork_is_safe():
-        pytest.skip("this test process runs more than one thread")
+        in_fresh_process()
+        return
     monkeypatch.setattr(hash_fork, "fork_is_safe", lambda: fork)
     monkeypatch.setattr(hasher, "BUFFER_BYTES", chunk)
     monkeypatch.setattr(hasher, "RUN_BYTES", chunk)
@@ -183,12 +190,17 @@ def test_bad_inputs(tmp_path: Path) -> None:
 @pytest.mark.parametrize("multi", [False, True])
 @pytest.mark.parametrize("fork", [False, True])
 def test_file_shrinking_while_hashing_is_storage_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, multi: bool, fork: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    multi: bool,
+    fork: bool,
+    in_fresh_process: Callable[[], None],
 ) -> None:
     from shoal.errors import StorageError
 
     if fork and not hash_fork.fork_is_safe():
-        pytest.skip("this test process runs more than one thread")
+        in_fresh_process()
+        return
     monkeypatch.setattr(hash_fork, "fork_is_safe", lambda: fork)
     monkeypatch.setattr(hasher, "RUN_BYTES", 16 * KiB)  # several runs, so several workers
 

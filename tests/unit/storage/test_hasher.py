@@ -45,9 +45,12 @@ def _expected(data: bytes, pl: int, files: list[tuple[int, int]]) -> tuple[list[
 
 @pytest.mark.parametrize("mode", ["inline", "threads", "fork"])
 @pytest.mark.parametrize("buffer", [16 * KiB, 64 * KiB])
-def test_modes_agree_with_hashing_in_memory(mode: str, buffer: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_modes_agree_with_hashing_in_memory(
+    mode: str, buffer: int, monkeypatch: pytest.MonkeyPatch, in_fresh_process: Callable[[], None]
+) -> None:
     if mode == "fork" and not hash_fork.fork_is_safe():
-        pytest.skip("this test process runs more than one thread")
+        in_fresh_process()
+        return
     monkeypatch.setattr(hasher, "BUFFER_BYTES", buffer)
     pl = 32 * KiB
     rng = random.Random(7)
@@ -65,9 +68,10 @@ def test_modes_agree_with_hashing_in_memory(mode: str, buffer: int, monkeypatch:
 
 
 @pytest.mark.parametrize("fork", [False, True])
-def test_a_worker_error_is_raised_to_the_caller(fork: bool) -> None:
+def test_a_worker_error_is_raised_to_the_caller(fork: bool, in_fresh_process: Callable[[], None]) -> None:
     if fork and not hash_fork.fork_is_safe():
-        pytest.skip("this test process runs more than one thread")
+        in_fresh_process()
+        return
     pl = 16 * KiB
     data = os.urandom(40 * pl)
     space = hasher.PieceSpace(pl, len(data), v1=True, v2=False, files=[(0, len(data))])
@@ -97,9 +101,12 @@ def test_coarsen_runs_merges_touching_neighbours_pairwise() -> None:
     assert hasher.coarsen_runs(apart, 1) == apart  # nothing touches: left as is (then threads are used)
 
 
-def test_more_runs_than_a_pipe_holds_are_coarsened_for_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_more_runs_than_a_pipe_holds_are_coarsened_for_processes(
+    monkeypatch: pytest.MonkeyPatch, in_fresh_process: Callable[[], None]
+) -> None:
     if not hash_fork.fork_is_safe():
-        pytest.skip("this test process runs more than one thread")
+        in_fresh_process()
+        return
     monkeypatch.setattr(hash_fork, "MAX_RUNS", 3)
     pl = 16 * KiB
     data = os.urandom(12 * pl)
