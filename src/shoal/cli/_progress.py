@@ -1,4 +1,8 @@
-"""Shared rendering for get/seed/demo: rich progress rows from TorrentStatus, and the one-line summary."""
+"""Shared rendering for get/seed/demo: rich progress rows from TorrentStatus, and the one-line summary.
+
+rich is imported only by the functions that draw (it costs ~4 MiB of memory and start-up time, which a seeder
+without a terminal never needs).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shoal.engine.handle import TorrentStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 T = TypeVar("T")
 
@@ -41,6 +46,8 @@ def human_eta(seconds: float | None) -> str:
 
 
 def make_progress(console: Console) -> Progress:
+    from rich.progress import BarColumn, Progress, TextColumn
+
     return Progress(
         TextColumn("[bold]{task.description:<14}"),
         BarColumn(bar_width=30),
