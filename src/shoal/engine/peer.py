@@ -86,7 +86,7 @@ class PeerTask(asyncio.BufferedProtocol):
         self.block_read: tuple[tuple[int, int, int], asyncio.Future[bytes]] | None = (
             None  # a lone block from disk
         )
-        self.serving = False
+        self.serve_due = False  # requests came in while draining: serve them once, after the drain
         self.snubbed = False
         self.starved = False
         self.listen_port = 0  # from its extended handshake (BEP 10 ``p``)
@@ -238,6 +238,11 @@ class PeerTask(asyncio.BufferedProtocol):
                 if self._trace:
                     logger.debug("%r: %s", self, event if type(event) is not ev.BlocksReceived else "blocks")
                 handlers[type(event)](self, event)
+            if self.serve_due:
+                self.serve_due = False
+                torrent = self.torrent
+                if torrent is not None and self.attached and not self.closed:
+                    torrent.peers.serve(self)  # every block asked for in this read, in one pass
             extra = conn.data_to_send()
             if extra:
                 self._send(extra)

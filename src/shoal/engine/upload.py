@@ -62,7 +62,7 @@ class UploadMixin:
         queue = peer.upload_queue
         queue.append((event.piece, event.offset, event.length))
         if len(queue) == 1:
-            self.serve(peer)
+            peer.serve_due = True  # served at the end of this read's events, together with the rest of them
             return
         tr = t.transfer
         if (
