@@ -3,7 +3,12 @@
 ``on_blocks`` is the per-block path, one call per read of a peer (the wire batches the piece messages that came
 back to back): per block one tracker pop, one picker call and one copy from the receive buffer into the piece
 buffer; per batch the counters, the rate limit, and a refill of the peer's pipeline only when it has drained by a
-quarter of its depth (so ``pick`` runs once per many blocks, and its requests go out as one write). Mixed into :class:`~shoal.engine.peers.PeerSet`.
+quarter of its depth (so ``pick`` runs once per many blocks, and its requests go out as one write).
+
+Pipeline depth: a new peer starts at 128 requests in slow start (as libtorrent's request queue): every block
+received adds one, so the pipeline doubles per round trip, up to ``max_outstanding_requests`` and the peer's
+``reqq``; at a tick (peers.py ``_size_pipeline``) the measured rate takes over once it asks for as much, or once
+the rate stops growing. Mixed into :class:`~shoal.engine.peers.PeerSet`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from shoal.types import BlockRef
 from shoal.wire import events as ev
 
 if TYPE_CHECKING:
+    from shoal.config import Settings
     from shoal.engine.peer import PeerTask
     from shoal.engine.session import Session
     from shoal.engine.torrent import TorrentTask
@@ -22,6 +28,7 @@ if TYPE_CHECKING:
 class DownloadMixin:
     task: TorrentTask
     session: Session
+    settings: Settings
 
     def _on_choked(self, peer: PeerTask, event: ev.PeerChoked) -> None:
         tr = self.task.transfer
@@ -50,6 +57,8 @@ class DownloadMixin:
         if tracker is not None:
             tracker.received_blocks(blocks, now)
         n = tr.on_blocks(peer, data, blocks)
+        if peer.slow_start:
+            peer.depth = min(peer.depth + len(blocks), self.settings.max_outstanding_requests, peer.reqq)
         peer.downloaded += n
         peer.down_window += n
         t.counters["bytes_downloaded"] += n

@@ -70,6 +70,10 @@ class PeerTask(asyncio.BufferedProtocol):
         # download state (engine side; the connection keeps the wire ledger)
         self.tracker: RequestTracker | None = None
         self.depth = max(session.settings.min_outstanding_requests, 128)
+        # slow start (as libtorrent's request queue): every block received adds one to the depth, so the pipeline
+        # doubles per round trip until the rate estimate takes over at a tick (download.py, peers.py)
+        self.slow_start = True
+        self.slow_start_rate = 0.0
         self.down_rate_est = RateEstimator()
         self.up_rate_est = RateEstimator()
         self.unchoked_since: float | None = None

@@ -512,7 +512,7 @@ class PeerSet(DownloadMixin, UploadMixin):
         """Snubbed or not, pipeline depth from the measured rate, stale requests cancelled (once per tick)."""
         s = self.settings
         peer.snubbed = tracker.snubbed(now)
-        peer.depth = pipeline_depth(
+        depth = pipeline_depth(
             peer.down_rate,
             request_queue_time=s.request_queue_time,
             min_requests=s.min_outstanding_requests,
@@ -520,6 +520,16 @@ class PeerSet(DownloadMixin, UploadMixin):
             peer_reqq=peer.reqq,
             snubbed=peer.snubbed,
         )
+        if peer.slow_start and (peer.downloaded or peer.snubbed or limit):
+            # Slow start ends once the rate estimate asks for at least the depth reached, or the rate stopped
+            # growing (the peer is at its pace), or on a snub or a rate limit; until then the depth only grows.
+            growing = peer.down_rate > 1.1 * peer.slow_start_rate
+            peer.slow_start_rate = peer.down_rate
+            if depth >= peer.depth or not growing or peer.snubbed or limit:
+                peer.slow_start = False
+            else:
+                depth = peer.depth
+        peer.depth = depth
         if not peer.snubbed:
             # Until the rate estimate has caught up (it starts at 0), keep a generous floor in flight.
             peer.depth = max(

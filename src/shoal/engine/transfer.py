@@ -46,7 +46,7 @@ class Transfer:
         *,
         read_cache_bytes: int = 4 * 1024 * 1024,
         read_buffer_spares: int = 2,
-        max_pending_writes: int = 64,
+        max_pending_writes: int = 16,
         pad_blocks: Iterable[tuple[int, int]] = (),
     ) -> None:
         self.task = task
@@ -68,7 +68,7 @@ class Transfer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
         self._free: dict[int, list[bytearray]] = {}  # piece length -> finished buffers to reuse
-        self.max_free_buffers = 8
+        self.max_free_buffers = max_pending_writes  # every buffer a full write queue held is kept for reuse
         self.pad_pieces = {piece for piece, _ in pad_blocks}
         # finished piece writes, appended by the worker threads, acted on by collect_writes on the loop
         self._done: collections.deque[tuple[PieceBuffer, bool | BaseException]] = collections.deque()
@@ -192,7 +192,10 @@ class Transfer:
             addrs = [None if s is None else s.addr for s in senders]  # type: ignore[attr-defined]
             guilty = self.smart_ban.record_failure(index, addrs, block_hashes(buf.data))
             self.task.on_piece_failed(index, {a for a in addrs if a is not None}, guilty)
-        self._recycle(buf)
+        if self.picker.is_finished:
+            self._free.clear()  # nothing left to download: give the pooled buffers back
+        else:
+            self._recycle(buf)
         self.task.resume_reading_if_idle()
 
     def _new_buffer(self, index: int, length: int) -> PieceBuffer:
@@ -207,6 +210,11 @@ class Transfer:
         free = self._free.setdefault(buf.length, [])
         if len(free) < self.max_free_buffers:
             free.append(buf.data)
+
+    @property
+    def pooled_buffers(self) -> int:
+        """Finished piece buffers kept for the next pieces (none once the download is finished)."""
+        return sum(len(free) for free in self._free.values())
 
     @property
     def write_backlog(self) -> bool:

@@ -1,0 +1,148 @@
+"""The download hot path without sockets: wire-style block batches into DownloadMixin.on_blocks / Transfer.on_blocks,
+slow start of the request pipeline, finished pieces handed to the storage and their results collected."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import random
+from types import SimpleNamespace
+from typing import Any
+
+from shoal.config import Settings
+from shoal.engine.download import DownloadMixin
+from shoal.engine.transfer import Transfer
+from shoal.policy.picker import PiecePicker
+from shoal.policy.requests import RequestTracker
+from shoal.types import BlockRef
+
+BLOCK = 16 * 1024
+PIECE = 4 * BLOCK
+PIECES = 6
+
+
+def content(piece: int) -> bytes:
+    return bytes([piece + 1]) * PIECE
+
+
+class Storage:
+    """Hashes like FileStorage and reports at once (as a worker would, but on the calling thread)."""
+
+    def __init__(self) -> None:
+        self.written: dict[int, bytes] = {}
+
+    def submit_hash_and_write(self, piece: int, data: Any, expected: bytes, done: Any) -> None:
+        ok = hashlib.sha1(data).digest() == expected
+        if ok:
+            self.written[piece] = bytes(data)
+        done(ok)
+
+
+class Task:
+    def __init__(self) -> None:
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.passed: list[int] = []
+        self.paused = False
+        self.state = SimpleNamespace(value="downloading")
+        self.rates = SimpleNamespace(take_down=lambda n, now: True)
+        self.transfer: Transfer | None = None
+
+    def on_piece_passed(self, index: int) -> None:
+        self.passed.append(index)
+
+    def resume_reading_if_idle(self) -> None:
+        pass
+
+
+class Peers(DownloadMixin):
+    def __init__(self, task: Task, settings: Settings) -> None:
+        self.task = task  # type: ignore[assignment]
+        self.settings = settings
+        self.session = SimpleNamespace(clock=SimpleNamespace(now=lambda: 1.0))  # type: ignore[assignment]
+
+
+class Peer:
+    """The PeerTask fields the download path uses; requests are recorded instead of sent."""
+
+    def __init__(self) -> None:
+        self.tracker = RequestTracker(request_timeout=30.0, snub_timeout=60.0)
+        self.conn = SimpleNamespace(am_interested=True, peer_choking=False, allowed_fast=frozenset())
+        self.depth = 4
+        self.reqq = 250
+        self.slow_start = True
+        self.starved = False
+        self.closed = False
+        self.attached = True
+        self.downloaded = 0
+        self.down_window = 0
+        self.sent: list[BlockRef] = []
+
+    def send_requests(self, blocks: list[BlockRef]) -> None:
+        self.sent += blocks
+
+    def pause_reading(self) -> None:
+        raise AssertionError("nothing should pause reading here")
+
+
+def setup(settings: Settings | None = None) -> tuple[Peers, Peer, Task, Storage]:
+    task = Task()
+    picker = PiecePicker(PIECES, PIECE, PIECES * PIECE, rng=random.Random(1))
+    storage = Storage()
+    task.transfer = Transfer(task, picker, storage, lambda i: hashlib.sha1(content(i)).digest())  # type: ignore[arg-type]
+    peers = Peers(task, settings or Settings())
+    peer = Peer()
+    picker.peer_have_all(peer)
+    return peers, peer, task, storage
+
+
+def answer(peer: Peer, count: int) -> tuple[memoryview, list[tuple[int, int, int, int]]]:
+    """The next ``count`` requested blocks as one receive buffer with 13-byte headers in between."""
+    buf = bytearray()
+    blocks = []
+    for ref in peer.sent[:count]:
+        buf += bytes(13)
+        blocks.append((ref.piece, ref.offset, len(buf), len(buf) + ref.length))
+        buf += content(ref.piece)[ref.offset : ref.offset + ref.length]
+    del peer.sent[:count]
+    return memoryview(buf), blocks
+
+
+async def test_blocks_land_in_their_pieces_and_pieces_are_written() -> None:
+    peers, peer, task, storage = setup()
+    peers.fill(peer)
+    while peer.sent:
+        peers.on_blocks(peer, *answer(peer, 3))
+    await asyncio.sleep(0)  # the last result is collected by the loop's wake-up (others at the next read)
+    assert sorted(task.passed) == list(range(PIECES))
+    assert storage.written == {i: content(i) for i in range(PIECES)}
+    assert task.counters["bytes_downloaded"] == PIECES * PIECE
+    assert len(peer.tracker) == 0
+
+
+async def test_slow_start_grows_the_depth_per_block_up_to_the_limits() -> None:
+    peers, peer, _, _ = setup(Settings(max_outstanding_requests=10))
+    peers.fill(peer)
+    assert len(peer.sent) == 4
+    peers.on_blocks(peer, *answer(peer, 3))
+    assert peer.depth == 7  # 4 + 3 blocks
+    assert len(peer.tracker) == 7  # refilled to the new depth
+    peers.on_blocks(peer, *answer(peer, 7))
+    assert peer.depth == 10  # max_outstanding_requests
+    peer.slow_start = False
+    peers.on_blocks(peer, *answer(peer, 2))
+    assert peer.depth == 10
+
+
+async def test_finished_buffers_are_reused_and_given_back_at_the_end() -> None:
+    peers, peer, task, _ = setup()
+    tr = task.transfer
+    assert tr is not None
+    peers.fill(peer)
+    buffers = set()
+    while peer.sent:
+        peers.on_blocks(peer, *answer(peer, 2))
+        buffers |= {id(b.data) for b in tr.buffers.values()}
+    await asyncio.sleep(0)
+    assert len(buffers) < PIECES  # pieces after the first reuse a finished one's buffer
+    assert tr.pending_writes == 0 and tr.pooled_buffers == 0  # finished: nothing pooled any more
