@@ -296,7 +296,8 @@ class FileStorage:
             if f.is_pad:
                 continue
             make = f.length == 0 and i not in self._parked
-            self._check_parent(i, create=make)
+            if make or self._paths[i].parent != self._root:  # the root itself was resolved just above
+                self._check_parent(i, create=make)
             if make and not os.path.lexists(self._paths[i]):
                 fd = self._open(i, writable=True)
                 os.close(fd)
