@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 
 WRITE_HIGH_WATER = 1024 * 1024
+SERVE_CHUNK = WRITE_HIGH_WATER // 2
+"""Blocks a serving pass hands to the transport at a time: once the socket is full, at most about the high-water
+mark plus one chunk of block views waits in user space (each view keeps its cached piece buffer alive)."""
 
 # An incoming connection's first bytes (an MSE handshake, or the plain handshake it may turn out to be) are read into
 # this scratch buffer: the loop calls get_buffer, recv_into and buffer_updated back to back, so one buffer serves
@@ -48,6 +51,8 @@ def _rc4_stream(key: bytes, position: int) -> Cipher:
 
 class PeerTask(asyncio.BufferedProtocol):
     """One peer connection of one torrent (the picker's peer key)."""
+
+    serve_chunk = SERVE_CHUNK
 
     def __init__(self, session: Session, torrent: TorrentTask | None, addr: PeerAddr | None, initiator: bool):
         self.session = session

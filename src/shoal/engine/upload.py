@@ -92,6 +92,8 @@ class UploadMixin:
         now = self.session.clock.now()
         last_piece = -1
         view: memoryview | None = None
+        chunk = peer.serve_chunk
+        unflushed = 0
         while queue and not peer.write_paused and not peer.closed:
             piece, offset, length = queue[0]
             if not conn.is_requested(piece, offset, length):
@@ -130,6 +132,12 @@ class UploadMixin:
                 sent += n
                 if limited:
                     rates.take_up(n, now)
+                unflushed += n
+                if unflushed >= chunk:
+                    # hand this chunk to the transport now: once the socket is full it pauses us (write_paused),
+                    # instead of every queued block waiting in user space as views that pin their pieces
+                    unflushed = 0
+                    peer.flush()
         if sent:
             peer.uploaded += sent
             peer.up_window += sent
