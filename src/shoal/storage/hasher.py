@@ -14,7 +14,8 @@ map, but 9-16 % slower in the real two-worker run (page faults, both cores readi
   v2 merkle subtree per piece) and, for v2, where the files start (a v2 piece never spans two files).
 * :func:`hash_run` hashes pieces ``[first, end)`` through a ``read_into(view, offset)`` callable that fills a view
   with the piece space's bytes (pads as zeros). It is synchronous and runs in a worker thread.
-* :func:`plan_runs` cuts a sorted list of pieces into runs of consecutive pieces of about :data:`RUN_BYTES`.
+* :func:`plan_runs` cuts a sorted list of pieces into runs of consecutive pieces of about :data:`RUN_BYTES`;
+  :func:`split_tail` cuts the last few finer, so the workers finish together.
 * :func:`hash_in_threads` runs :func:`hash_run` over runs on ``threads`` threads (the creator); the engine's
   asynchronous re-check drives :func:`hash_run` on its own executor (:mod:`shoal.storage.check`).
 
@@ -29,13 +30,14 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import threading
 from collections.abc import Callable, Sequence
 
 from shoal.codec import merkle
 
 BUFFER_BYTES = 256 << 10  # per worker, stays in L2: whole pieces when they fit, else a part of one
 RUN_BYTES = 4 << 20  # what a worker takes at a time: small enough that no core idles long at the end
+TAIL_RUN_BYTES = 1 << 20  # the last TAIL_RUNS runs per worker are cut to this size (see split_tail)
+TAIL_RUNS = 2
 LEAF = merkle.BLOCK_SIZE
 
 ReadInto = Callable[[memoryview, int], None]
@@ -90,6 +92,18 @@ def plan_runs(
         runs.append((first, first + (j - i)))
         i = j
     return runs
+
+
+def split_tail(runs: list[tuple[int, int]], piece_length: int, workers: int) -> list[tuple[int, int]]:
+    """``runs`` with the last :data:`TAIL_RUNS` per worker cut into runs of about :data:`TAIL_RUN_BYTES` (at least
+    one piece): the worker that takes the last whole run no longer keeps the others waiting up to a run's time
+    (4 MiB of a hybrid torrent: ~6 ms on one core)."""
+    k = min(len(runs), TAIL_RUNS * workers)
+    if k == 0:
+        return runs
+    per_run = max(1, TAIL_RUN_BYTES // piece_length)
+    tail = [(a, min(end, a + per_run)) for first, end in runs[-k:] for a in range(first, end, per_run)]
+    return runs[:-k] + tail
 
 
 def coarsen_runs(runs: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
@@ -266,6 +280,7 @@ def hash_pieces(
     if workers > 1:
         from shoal.storage import hash_fork
 
+        runs = split_tail(runs, space.piece_length, workers)
         if fork is None:
             fork = hash_fork.fork_is_safe()
         if fork:
@@ -297,6 +312,8 @@ def hash_in_threads(
         if shared.error is not None:
             raise shared.error
         return shared.v1, shared.v2
+    import threading  # not loaded by `shoal create`, which forks processes
+
     workers = [
         threading.Thread(
             target=_work, args=(space, open_reader, shared, k), name=f"shoal-hash-{k}", daemon=True

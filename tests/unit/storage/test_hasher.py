@@ -101,6 +101,18 @@ def test_coarsen_runs_merges_touching_neighbours_pairwise() -> None:
     assert hasher.coarsen_runs(apart, 1) == apart  # nothing touches: left as is (then threads are used)
 
 
+def test_split_tail_cuts_the_last_runs_of_each_worker_finer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hasher, "TAIL_RUN_BYTES", 2 * KiB)
+    runs = [(0, 8), (8, 16), (16, 24), (24, 28)]
+    one = hasher.split_tail(runs, KiB, workers=1)  # the last two runs, in runs of 2 pieces
+    assert one == [(0, 8), (8, 16), (16, 18), (18, 20), (20, 22), (22, 24), (24, 26), (26, 28)]
+    two = hasher.split_tail(runs, KiB, workers=2)  # every run is one of the last two per worker
+    assert two == [(a, a + 2) for a in range(0, 28, 2)]
+    big = hasher.split_tail(runs, 4 * KiB, workers=1)  # pieces bigger than TAIL_RUN_BYTES: one piece a run
+    assert big[-2:] == [(26, 27), (27, 28)]
+    assert hasher.split_tail([], KiB, workers=2) == []
+
+
 def test_more_runs_than_a_pipe_holds_are_coarsened_for_processes(
     monkeypatch: pytest.MonkeyPatch, in_fresh_process: Callable[[], None]
 ) -> None:
