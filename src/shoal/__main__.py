@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from shoal.cli.main import main
+from shoal.cli.main import console
 
-raise SystemExit(main())
+console()

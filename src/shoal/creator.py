@@ -19,7 +19,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
-from pathlib import Path
 
 from shoal import __version__
 from shoal.codec import merkle
@@ -69,35 +68,39 @@ class _Segment:
 
     __slots__ = ("length", "offset", "path")
 
-    def __init__(self, offset: int, length: int, path: Path | None) -> None:
+    def __init__(self, offset: int, length: int, path: str | None) -> None:
         self.offset = offset
         self.length = length
         self.path = path
 
 
-def torrent_name(path: Path) -> str:
-    """The name a torrent of ``path`` gets (its last component, sanitised), without walking a folder."""
-    if not path.exists():
-        raise ConfigError(f"path {str(path)!r} does not exist")
-    return sanitize_component(path.resolve().name)
+def torrent_name(path: str | os.PathLike[str]) -> str:
+    """The name a torrent of ``path`` gets (its last component, sanitised), without walking a folder. (Paths are
+    strings here, not ``pathlib``: ``shoal create`` starts ~2.5 ms sooner without loading it.)"""
+    if not os.path.exists(path):
+        raise ConfigError(f"path {os.fspath(path)!r} does not exist")
+    return sanitize_component(os.path.basename(os.path.realpath(path)))
 
 
-def scan(path: Path) -> tuple[str, list[tuple[tuple[str, ...], int, Path]], bool]:
-    """The torrent name, its files as (relative path, length, absolute path), and whether it is a single file."""
-    name = torrent_name(path)
-    if path.is_file():
-        return name, [((name,), path.stat().st_size, path)], True
-    files: list[tuple[tuple[str, ...], int, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+def scan(path: str | os.PathLike[str]) -> tuple[str, list[tuple[tuple[str, ...], int, str]], bool]:
+    """The torrent name, its files as (relative path, length, full path), and whether it is a single file."""
+    root = os.fspath(path)
+    name = torrent_name(root)
+    if os.path.isfile(root):
+        return name, [((name,), os.stat(root).st_size, root)], True
+    files: list[tuple[tuple[str, ...], int, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
+        below = os.path.relpath(dirpath, root)
+        parts = () if below == os.curdir else tuple(below.split(os.sep))
         for fn in sorted(filenames):
-            full = Path(dirpath, fn)
-            if full.is_symlink() or not full.is_file():
+            full = os.path.join(dirpath, fn)
+            if os.path.islink(full) or not os.path.isfile(full):
                 continue
-            rel = full.relative_to(path).parts
-            files.append((tuple(sanitize_component(c) for c in rel), full.stat().st_size, full))
+            rel = (*parts, fn)
+            files.append((tuple(sanitize_component(c) for c in rel), os.stat(full).st_size, full))
     if not files:
-        raise ConfigError(f"folder {str(path)!r} has no files")
+        raise ConfigError(f"folder {root!r} has no files")
     check_unique((name, *rel) for rel, _, _ in files)  # names that sanitise (or case-fold) to the same path
     return name, files, False
 
@@ -155,7 +158,7 @@ def create(
         raise ConfigError(f"unknown torrent version {version!r}")
     if threads is not None and threads < 1:
         raise ConfigError(f"hashing threads {threads} must be at least 1")
-    name, found, single = scan(Path(path))
+    name, found, single = scan(path)
     total = sum(length for _, length, _ in found)
     if total == 0:
         raise ConfigError(f"{str(path)!r} holds no data (all files are empty)")
@@ -242,7 +245,7 @@ class _SegmentReader:
     def __init__(self, segments: list[_Segment]) -> None:
         self.segments = segments
         self.starts = [seg.offset for seg in segments]
-        self.path: Path | None = None
+        self.path: str | None = None
         self.fd = -1
 
     def close(self) -> None:
@@ -251,7 +254,7 @@ class _SegmentReader:
             self.fd = -1
             self.path = None
 
-    def _fd_for(self, path: Path) -> int:
+    def _fd_for(self, path: str) -> int:
         if path != self.path:
             self.close()
             self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -277,7 +280,7 @@ class _SegmentReader:
                     while got < len(part):
                         n = os.preadv(fd, [part[got:]], at + got)
                         if n == 0:
-                            raise StorageError(f"file {str(seg.path)!r} shrank while hashing")
+                            raise StorageError(f"file {seg.path!r} shrank while hashing")
                         got += n
                 pos = stop
                 i += 1

@@ -6,12 +6,15 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from shoal.creator import create, torrent_name
 from shoal.errors import ConfigError, StorageError
+
+TYPE_CHECKING = False  # typing, contextlib and pathlib stay unloaded: every ms of start-up counts here
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.progress import Progress
 
 _UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -68,39 +71,57 @@ def parse_piece_size(text: str) -> int | None:
     return int(t) * mult
 
 
-@contextmanager
-def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr when it is a terminal; rich is imported only then (start-up time counts)."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+class ProgressBar:
+    """A rich progress bar on stderr when it is a terminal (``with`` gives its update function, else None); rich
+    is imported only then (start-up time counts)."""
 
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-    )
-    with Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=None)
+    def __init__(self, description: str, quiet: bool) -> None:
+        self.description = description
+        self.bar: Progress | None = None
+        self.on = not quiet and sys.stderr.isatty()
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        if not self.on:
+            return None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        columns = (
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+        )
+        bar = Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        bar.__enter__()
+        self.bar = bar
+        task = bar.add_task(self.description, total=None)
 
         def update(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        yield update
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
 
 
 def run(args: argparse.Namespace) -> int:
-    src = Path(args.path)
+    src = args.path
     name = torrent_name(src)  # the folder is walked once, by create()
-    out = Path(args.output) if args.output else Path(f"{name}.torrent")
-    if out.exists() and not args.force:
-        raise ConfigError(f"output {str(out)!r} exists (use --force to overwrite)")
+    out = args.output or f"{name}.torrent"
+    if os.path.exists(out) and not args.force:
+        raise ConfigError(f"output {out!r} exists (use --force to overwrite)")
     tiers = [[u.strip() for u in t.split(",") if u.strip()] for t in args.tracker]
     extra = {} if args.created_by is None else {"created_by": args.created_by}
-    with progress_bar(f"hashing {name}", quiet=args.quiet) as progress:
+    with ProgressBar(f"hashing {name}", quiet=args.quiet) as progress:
         made = create(
             src,
             version=args.version,
@@ -115,12 +136,13 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             **extra,
         )
-    tmp = out.with_name(out.name + ".part")
+    tmp = out + ".part"
     try:
-        tmp.write_bytes(made.data)
+        with open(tmp, "wb") as f:
+            f.write(made.data)
         os.replace(tmp, out)
     except OSError as exc:
-        raise StorageError(f"cannot write {str(out)!r}: {exc.strerror}") from None
+        raise StorageError(f"cannot write {out!r}: {exc.strerror}") from None
     sys.stdout.write(f"wrote {out} ({made.num_pieces} pieces of {made.piece_length} bytes)\n")
     if made.info_hash_v1:
         sys.stdout.write(f"info-hash v1: {made.info_hash_v1.hex()}\n")

@@ -35,9 +35,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from shoal.errors import UnsafePathError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PAD_DIR = ".pad"  # BEP 47: the folder name of pad files in v1 file lists
 DEFAULT_MAX_NAME_LENGTH = 255
@@ -167,6 +170,8 @@ def confine(root: str | os.PathLike[str], components: Sequence[str]) -> Path:
     for c in components:
         if c in ("", ".", "..") or "/" in c or "\\" in c or "\x00" in c or os.sep in c:
             raise UnsafePathError(f"unsafe path component {c!r}")
+    from pathlib import Path  # here, not at the top: `shoal create` loads this module but never confines
+
     base = Path(root)
     target = base.joinpath(*components)
     real_root = os.path.realpath(base)

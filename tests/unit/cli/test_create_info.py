@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,19 @@ def test_info_on_garbage_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     bad.write_bytes(b"d4:infod4:name2:..ee")
     assert main(["info", str(bad)]) == 3
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_program_ends_create_at_once_with_its_output_and_exit_code(folder: Path, tmp_path: Path) -> None:
+    """``python -m shoal create`` (``console``: it ends the process with ``os._exit``) still prints everything and
+    keeps the exit code."""
+    out = tmp_path / "x.torrent"
+    cmd = [sys.executable, "-m", "shoal", "create", str(folder), "-o", str(out), "-q", "--hybrid"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"wrote {out} (")
+    assert [line.split(":")[0] for line in lines[1:]] == ["info-hash v1", "info-hash v2"]
+    assert Metainfo.from_bytes(out.read_bytes()).info.has_v2
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 2
+    assert "exists" in again.stderr
