@@ -278,3 +278,29 @@ async def test_submit_hash_and_write_hands_over_errors(tmp_path: Path) -> None:
     )
     assert isinstance(await asyncio.wait_for(got, 10), StorageError)
     await st.close()
+
+
+async def test_concurrent_piece_writes_to_one_file_land_whole(tmp_path: Path) -> None:
+    # four disk threads hash and write pieces of one file at once; the per-file write lock lets one write at a time
+    lay = Layout.from_files([(("f",), 64 * PL - 5, False)], PL, block_size=16)
+    data = payload(lay.total_length)
+    st = FileStorage(lay, tmp_path / "dl", disk_threads=4, write_chunk=8)
+    await st.open()
+    pieces = [data[p * PL : p * PL + lay.piece_size(p)] for p in range(lay.num_pieces)]
+    oks = await asyncio.gather(
+        *(st.hash_and_write_piece(p, chunk, hashlib.sha1(chunk).digest()) for p, chunk in enumerate(pieces))
+    )
+    assert all(oks)
+    assert (tmp_path / "dl" / "f").read_bytes() == data
+    await st.close()
+
+
+async def test_a_write_to_one_file_does_not_wait_for_another_files_writer(tmp_path: Path) -> None:
+    lay = Layout.from_files([(("a",), PL, False), (("b",), PL, False)], PL, block_size=16)
+    st = FileStorage(lay, tmp_path / "dl", disk_threads=2)
+    await st.open()
+    await st.write_piece(0, payload(PL))  # file a has its lock now
+    with st._write_locks[0]:  # a writer of file a is mid-write
+        await asyncio.wait_for(st.write_piece(1, payload(PL)), 10)  # file b is written all the same
+    assert (tmp_path / "dl" / "b").read_bytes() == payload(PL)
+    await st.close()
