@@ -83,12 +83,16 @@ async def main_async(args: argparse.Namespace) -> int:
         wall, used = await one_round(args.workdir, args.mib, locked, data, digest)
         runs[locked].append((wall, used))
         print(f"round {r + 1} {'lock   ' if locked else 'no lock'}: wall {wall:.2f} s, CPU {used:.2f} s")
-    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
+    med = {
+        k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()
+    }
     print(f"median with the lock:    wall {med[True][0]:.2f} s, CPU {med[True][1]:.2f} s")
     print(f"median without the lock: wall {med[False][0]:.2f} s, CPU {med[False][1]:.2f} s")
     best = {k: min(c for _, c in v) for k, v in runs.items()}
     print(f"lowest CPU: with the lock {best[True]:.2f} s, without {best[False]:.2f} s")
-    print(f"ratio lock/no lock: wall {med[True][0] / med[False][0]:.2f}x, CPU {med[True][1] / med[False][1]:.2f}x")
+    print(
+        f"ratio lock/no lock: wall {med[True][0] / med[False][0]:.2f}x, CPU {med[True][1] / med[False][1]:.2f}x"
+    )
     return 0
 
 

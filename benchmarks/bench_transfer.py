@@ -11,7 +11,8 @@ A single file (default 1 GiB, ``--size 256M`` for quick runs) with 1 MiB pieces,
 measured with ``wait4``: MB/s = size / the downloader's wall time from process start to exit (so it includes
 start-up, the same for both); CPU s = user+sys of the measured process; peak RSS = its VmHWM (libtorrent maps
 files, so its RSS includes page cache of the data it touched); peak anon = sampled RssAnon (heap). Each download is
-compared byte for byte with the source. Orders alternate between runs; the median run per peer is reported.
+compared byte for byte with the source. Which peer goes first changes between runs in a shuffled order (see
+``run_orders``); the median run per peer is reported.
 
 Run: ``shoal bench download [--size 256M] [--runs 3] [--workdir /tmp/shoal-bench]``
 or ``python -m benchmarks.bench_transfer download ...``.
@@ -24,6 +25,7 @@ import filecmp
 import importlib.util
 import logging
 import os
+import random
 import re
 import sys
 from collections.abc import Callable
@@ -164,6 +166,16 @@ def last_line(path: Path) -> str:
     return lines[-1].strip()[:200] if lines else "(no output)"
 
 
+def run_orders(runs: int) -> list[bool]:
+    """Which peer goes first in each run (True: the first kind): as often one as the other, in a shuffled order
+    (fixed seed). Not ABBA: on this VM every fourth GiB written landed on memory the host had to fault in again
+    (several times the system time of the other rounds, benchmarks/bench_disk_writes.py), and an ABBA order put
+    the same peer on those slots every time."""
+    orders = [r % 2 == 0 for r in range(runs)]
+    random.Random(7).shuffle(orders)
+    return orders
+
+
 def spread(runs: list[Measured], size: int) -> str:
     """Every run's MB/s in run order, when there was more than one."""
     if len(runs) < 2:
@@ -197,8 +209,8 @@ def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1, s
             mp, port = start_lt_seeder(bc, logdir, i)
             seeders.append(mp)
             ports.append(port)
-        for r in range(runs):
-            for kind in kinds if r % 2 == 0 else reversed(kinds):
+        for r, forward in enumerate(run_orders(runs)):
+            for kind in kinds if forward else reversed(kinds):
                 if kind in failures:
                     continue
                 logger.info(
@@ -249,8 +261,8 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
         LT: lambda: start_lt_seeder(bc, logdir),
         SHOAL: lambda: start_shoal_seeder(bc, logdir),
     }
-    for r in range(runs):
-        for kind in kinds if r % 2 == 0 else reversed(kinds):
+    for r, forward in enumerate(run_orders(runs)):
+        for kind in kinds if forward else reversed(kinds):
             if kind in failures:
                 continue
             logger.info("run %d: %s seeding %s to libtorrent", r + 1, kind, human_size(bc.size))
