@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal.engine.pieces import PieceBuffer, SmartBan, block_hashes
 from shoal.errors import ShoalError, StorageError
-from shoal.policy.picker import PiecePicker
+from shoal.policy.picker import ACCEPTED, PiecePicker
 from shoal.storage.backend import Storage
 from shoal.types import BlockRef
 
@@ -83,16 +83,16 @@ class Transfer:
         start the hash and write of every piece completed. Returns the bytes received (accepted or not)."""
         if self._done:
             self.collect_writes()
-        received = self.picker.received
+        results = self.picker.received_blocks(peer, blocks)
+        accepted = ACCEPTED
         buffers = self.buffers
         total = 0
         wasted = 0
         current = -1
         target = memoryview(b"")
-        for piece, offset, start, end in blocks:
+        for (piece, offset, start, end), result in zip(blocks, results, strict=True):
             total += end - start
-            result = received(peer, piece, offset)
-            if not result.accepted:
+            if result is not accepted and not result.accepted:
                 wasted += 1
                 continue
             if piece != current:
@@ -102,6 +102,8 @@ class Transfer:
                 current = piece
                 target = buf.view
             target[offset : offset + end - start] = data[start:end]
+            if result is accepted:
+                continue
             if result.cancel:
                 block = BlockRef(piece, offset, end - start)
                 for other in result.cancel:

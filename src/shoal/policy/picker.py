@@ -78,9 +78,11 @@ class _LayoutLike(Protocol):
     def pad_blocks(self) -> list[tuple[int, int]]: ...
 
 
-_REFUSED = Received(False, (), False)
-_ACCEPTED = Received(True, (), False)
-_COMPLETED = Received(True, (), True)
+_tuple_new = tuple.__new__
+_REQUESTED_RUN = bytes([REQUESTED]) * 256
+_REFUSED = REFUSED = Received(False, (), False)
+_ACCEPTED = ACCEPTED = Received(True, (), False)  # accepted, no cancels, the piece is not complete yet
+_COMPLETED = COMPLETED = Received(True, (), True)
 
 
 class _Partial:
@@ -396,20 +398,35 @@ class PiecePicker:
                 counts.pop(piece, None)
 
     def _take_free(self, peer: Hashable, piece: int, part: _Partial, count: int, out: list[BlockRef]) -> int:
+        """Mark up to ``count`` FREE blocks of ``piece`` REQUESTED by ``peer`` (lowest first), appended to ``out``.
+
+        Works run by run (a run of FREE blocks is found with a few ``find`` calls and marked with slice
+        assignments), not block by block."""
         state = part.state
         reqs = part.requesters
-        only = (peer,)
+        nblocks = part.nblocks
         size = self.piece_size(piece)
         bs = self.block_size
+        find = state.find
+        new = _tuple_new  # BlockRef(...) without the namedtuple's Python-level __new__ (one frame per block)
+        only = (peer,)
         taken = 0
-        b = state.find(FREE, part.cursor)
+        b = find(FREE, part.cursor)
         while b >= 0 and taken < count:
-            state[b] = REQUESTED
-            reqs[b] = only
-            start = b * bs
-            out.append(BlockRef(piece, start, min(bs, size - start)))
-            taken += 1
-            b = state.find(FREE, b + 1)
+            e = min(b + count - taken, nblocks)  # the run ends at the first block that is not FREE
+            for other in (REQUESTED, RECEIVED, WRITTEN):
+                x = find(other, b + 1, e)
+                if x >= 0:
+                    e = x
+            n = e - b
+            state[b:e] = _REQUESTED_RUN[:n] if n <= len(_REQUESTED_RUN) else bytes([REQUESTED]) * n
+            reqs[b:e] = [only] * n
+            out += [new(BlockRef, (piece, start, bs)) for start in range(b * bs, e * bs, bs)]
+            if e * bs > size:  # the piece's short last block
+                last = out[-1]
+                out[-1] = new(BlockRef, (piece, last[1], size - last[1]))
+            taken += n
+            b = find(FREE, e)
         part.cursor = part.nblocks if b < 0 else b
         if taken:
             part.nfree -= taken
@@ -576,31 +593,61 @@ class PiecePicker:
         return self.received(peer, block.piece, block.offset)
 
     def received(self, peer: Hashable, piece: int, offset: int) -> Received:
-        """:meth:`on_block_received` without a :class:`BlockRef` (the engine's per-block path).
+        """:meth:`on_block_received` without a :class:`BlockRef`.
 
         Returns shared constants unless other peers must be sent a cancel (end-game)."""
-        part = self._partial.get(piece)
-        if part is None:
-            if not 0 <= piece < self.num_pieces or self._have[piece] or self._prio[piece] <= 0:
-                return _REFUSED
-            part = self._start(piece)
-        b, rest = divmod(offset, self.block_size)
-        if rest or not 0 <= b < part.nblocks or part.state[b] >= RECEIVED:
-            return _REFUSED  # a duplicate: its requesters were released when the first copy came
-        reqs = part.requesters[b]
-        if reqs:
-            part.requesters[b] = ()
-            for p in reqs:
-                self._mine_sub(p, piece)
-        else:  # FREE: nobody had asked for it (a late answer to a request we gave up)
-            part.nfree -= 1
-            self._sync_free(piece, part)
-        part.state[b] = RECEIVED
-        part.senders[b] = peer
-        part.nreceived += 1
-        if reqs and (len(reqs) > 1 or reqs[0] != peer):
-            return Received(True, tuple(p for p in reqs if p != peer), part.nreceived == part.nblocks)
-        return _COMPLETED if part.nreceived == part.nblocks else _ACCEPTED
+        return self.received_blocks(peer, [(piece, offset, 0, 0)])[0]
+
+    def received_blocks(self, peer: Hashable, blocks: Iterable[tuple[int, int, int, int]]) -> list[Received]:
+        """:meth:`received` for each ``(piece, offset, start, end)`` of a wire batch, in order: the engine's
+        per-block path, one call per read (``start`` and ``end`` are not looked at).
+
+        The entries are shared constants (:data:`REFUSED`, :data:`ACCEPTED`, :data:`COMPLETED`) unless other
+        peers must be sent a cancel (end-game)."""
+        results: list[Received] = []
+        append = results.append
+        partial = self._partial
+        mine = self._mine
+        bs = self.block_size
+        current = -1
+        part: _Partial | None = None
+        for piece, offset, _, _ in blocks:
+            if piece != current or part is None:
+                current = piece
+                part = partial.get(piece)
+                if part is None:
+                    if not 0 <= piece < self.num_pieces or self._have[piece] or self._prio[piece] <= 0:
+                        append(_REFUSED)
+                        continue
+                    part = self._start(piece)
+            b, rest = divmod(offset, bs)
+            state = part.state
+            if rest or not 0 <= b < part.nblocks or state[b] >= RECEIVED:
+                append(_REFUSED)  # a duplicate: its requesters were released when the first copy came
+                continue
+            requesters = part.requesters
+            reqs = requesters[b]
+            if reqs:
+                requesters[b] = ()
+                for p in reqs:  # _mine_sub, inlined
+                    counts = mine.get(p)
+                    if counts is not None:
+                        left = counts.get(piece, 0) - 1
+                        if left > 0:
+                            counts[piece] = left
+                        else:
+                            counts.pop(piece, None)
+            else:  # FREE: nobody had asked for it (a late answer to a request we gave up)
+                part.nfree -= 1
+                self._sync_free(piece, part)
+            state[b] = RECEIVED
+            part.senders[b] = peer
+            n = part.nreceived = part.nreceived + 1
+            if reqs and (len(reqs) > 1 or reqs[0] != peer):
+                append(Received(True, tuple(p for p in reqs if p != peer), n == part.nblocks))
+            else:
+                append(_COMPLETED if n == part.nblocks else _ACCEPTED)
+        return results
 
     def on_block_written(self, block: BlockRef) -> None:
         part = self._partial.get(block.piece)

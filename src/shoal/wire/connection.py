@@ -253,20 +253,19 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
         pos = reader.peek_pieces(blocks)
         if not blocks:
             return None
-        ours = self._our_requests
+        pop = self._our_requests.pop  # its values are None: pop(key, 0) is not None when key is not there
         late = self._late
         for i, (piece, offset, start, end) in enumerate(blocks):
             key = (piece, offset, end - start)
-            if key in ours:
-                del ours[key]
-            elif key in late:
-                del late[key]
-            else:
-                if i == 0:
-                    return None
-                pos = blocks[i - 1][3]
-                del blocks[i:]
-                break
+            if pop(key, 0) is not None:  # one lookup, not ``in`` and ``del``
+                if key in late:
+                    del late[key]
+                else:
+                    if i == 0:
+                        return None
+                    pos = blocks[i - 1][3]
+                    del blocks[i:]
+                    break
         reader.consume_to(pos)
         self._last_received = self._rx_time
         return ev.BlocksReceived(memoryview(reader.buffer), blocks)

@@ -73,6 +73,9 @@ def _simple(msg_id: int) -> bytes:
     return _HDR.pack(1, msg_id)
 
 
+REQUEST_FRAME = _REQ  # length 13, id, piece, offset, length: the frame encode_request packs
+
+
 def encode_request(msg_id: int, piece: int, offset: int, length: int) -> bytes:
     """Frame for request (6), cancel (8) or reject (16)."""
     return _REQ.pack(13, msg_id, piece, offset, length)
