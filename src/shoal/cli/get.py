@@ -12,11 +12,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from shoal.cli._discovery import add_arguments as add_discovery_arguments
 from shoal.cli._discovery import make_dht
-from shoal.cli._progress import add_row, make_progress, row_fields, run_async, summary_line, write_stats
+from shoal.cli._progress import (
+    add_row,
+    make_console,
+    make_progress,
+    row_fields,
+    run_async,
+    summary_line,
+    write_stats,
+)
 from shoal.config import Settings
 from shoal.engine.handle import TorrentState
 from shoal.engine.session import Session
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _get(args: argparse.Namespace) -> int:
-    console = Console(stderr=False, highlight=False)
+    console = make_console()
     settings = Settings()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from shoal.cli._discovery import add_arguments as add_discovery_arguments
 from shoal.cli._discovery import make_dht
-from shoal.cli._progress import add_row, human_bytes, make_progress, row_fields, run_async, write_stats
+from shoal.cli._progress import (
+    add_row,
+    human_bytes,
+    make_console,
+    make_progress,
+    row_fields,
+    run_async,
+    write_stats,
+)
 from shoal.config import Settings
 from shoal.engine.handle import TorrentState
 from shoal.engine.session import Session
@@ -38,26 +44,8 @@ def run(args: argparse.Namespace) -> int:
     return run_async(lambda: _seed(args))
 
 
-class _PlainConsole:
-    """What ``shoal seed`` prints when stdout is no terminal (no rich: a seeder's memory and start-up count)."""
-
-    is_terminal = False
-
-    def print(self, text: str, **_: Any) -> None:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-
-
-def _console() -> Any:
-    if not sys.stdout.isatty():
-        return _PlainConsole()
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
 async def _seed(args: argparse.Namespace) -> int:
-    console = _console()
+    console = make_console()
     data = Path(args.data)
     if not data.exists():
         raise ConfigError(f"data path {str(data)!r} does not exist")
