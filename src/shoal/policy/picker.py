@@ -607,7 +607,7 @@ class PiecePicker:
         results: list[Received] = []
         append = results.append
         partial = self._partial
-        mine = self._mine
+        mine_sub = self._mine_sub
         bs = self.block_size
         current = -1
         part: _Partial | None = None
@@ -629,14 +629,8 @@ class PiecePicker:
             reqs = requesters[b]
             if reqs:
                 requesters[b] = ()
-                for p in reqs:  # _mine_sub, inlined
-                    counts = mine.get(p)
-                    if counts is not None:
-                        left = counts.get(piece, 0) - 1
-                        if left > 0:
-                            counts[piece] = left
-                        else:
-                            counts.pop(piece, None)
+                for p in reqs:
+                    mine_sub(p, piece)
             else:  # FREE: nobody had asked for it (a late answer to a request we gave up)
                 part.nfree -= 1
                 self._sync_free(piece, part)
