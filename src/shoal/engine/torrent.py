@@ -237,7 +237,12 @@ class TorrentTask:
             return factory(layout, self.save_path)
         from shoal.storage.files import FileStorage
 
-        return FileStorage(layout, self.save_path, write_chunk=self.settings.disk_write_chunk)
+        return FileStorage(
+            layout,
+            self.save_path,
+            write_chunk=self.settings.disk_write_chunk,
+            write_behind=self.settings.disk_write_behind,
+        )
 
     def conn_geometry(self, with_metadata_size: bool = True) -> dict[str, Any]:
         """Keyword arguments for PeerConnection / accept / set_num_pieces, once the metadata is known."""

@@ -15,6 +15,9 @@
   spent 0.6-0.75 s in the kernel with 128 KiB writes against 2.3-3.1 s with 1 MiB writes (5 runs each,
   alternated). A write costs the worker a GIL hand-back per chunk, so chunks are not made smaller than needed.
 - One thread writes to a file at a time (a lock per file, held for a span): see ``_write_locks``.
+- Written data does not pile up in the page cache: each span is handed to writeback at once and dropped from the
+  cache once ``write_behind`` newer bytes (64 MiB) have been written (:mod:`shoal.storage.write_behind` says why
+  and how; ``Settings.disk_write_behind``, 0 keeps everything cached).
 - Work runs on an executor (default: one shared ``ThreadPoolExecutor`` of ``disk_threads`` workers); the event
   loop never blocks. ``hashlib`` releases the GIL, so hashing runs in parallel with the loop.
 - ``ENOSPC``/``EDQUOT`` -> :class:`~shoal.errors.DiskFullError`; other ``OSError`` -> :class:`StorageError`.
@@ -34,7 +37,6 @@ import hashlib
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -42,8 +44,10 @@ from typing import TypeVar
 
 from shoal.errors import DiskFullError, StorageError, UnsafePathError
 from shoal.storage.backend import FileStat, piece_digest
+from shoal.storage.fd_cache import FdCache
 from shoal.storage.hasher import PieceSpace, hash_run_pooled
 from shoal.storage.layout import Layout, Span
+from shoal.storage.write_behind import DEFAULT_WINDOW, WriteBehind, advise_dontneed, write_behind_works
 
 logger = logging.getLogger(__name__)
 
@@ -101,82 +105,6 @@ def check_component(part: str) -> None:
         raise UnsafePathError(f"unsafe path component {part!r}")
 
 
-class _FdCache:
-    """Bounded LRU of open descriptors; an entry in use (refs > 0) is never closed."""
-
-    def __init__(self, limit: int, opener: Callable[[int, bool], int]) -> None:
-        self.opener = opener
-        self.limit = max(1, limit)
-        self.lock = threading.Lock()
-        self.entries: OrderedDict[int, list[int]] = OrderedDict()  # file index -> [fd, writable, refs]
-        self.doomed: dict[int, int] = {}  # fd -> refs, forgotten while in use
-
-    def acquire(self, index: int, writable: bool) -> tuple[int, bool]:
-        """``(fd, cached)``; pass both back to :meth:`release`."""
-        with self.lock:
-            entry = self.entries.get(index)
-            if entry is not None and (entry[1] or not writable):
-                entry[2] += 1
-                self.entries.move_to_end(index)
-                return entry[0], True
-        fd = self.opener(index, writable)
-        with self.lock:
-            old = self.entries.get(index)
-            if old is not None:
-                if old[2] > 0:  # a worker still uses the old descriptor: keep ours out of the cache
-                    return fd, False
-                os.close(old[0])
-            self.entries[index] = [fd, int(writable), 1]
-            self._evict()
-        return fd, True
-
-    def release(self, index: int, fd: int, cached: bool) -> None:
-        if not cached:
-            os.close(fd)
-            return
-        with self.lock:
-            entry = self.entries.get(index)
-            if entry is not None and entry[0] == fd:
-                entry[2] -= 1
-            elif fd in self.doomed:
-                self.doomed[fd] -= 1
-                if self.doomed[fd] <= 0:
-                    del self.doomed[fd]
-                    os.close(fd)
-            self._evict()
-
-    def forget(self, index: int) -> None:
-        """Drop a file's descriptor from the cache; closed now, or when its last user releases it."""
-        with self.lock:
-            entry = self.entries.pop(index, None)
-            if entry is None:
-                return
-            if entry[2] <= 0:
-                os.close(entry[0])
-            else:
-                self.doomed[entry[0]] = entry[2]
-
-    def _evict(self) -> None:
-        if len(self.entries) <= self.limit:
-            return
-        for index in list(self.entries):
-            if len(self.entries) <= self.limit:
-                break
-            entry = self.entries[index]
-            if entry[2] == 0:
-                del self.entries[index]
-                os.close(entry[0])
-
-    def close_all(self) -> None:
-        with self.lock:
-            for entry in self.entries.values():
-                try:
-                    os.close(entry[0])
-                except OSError:
-                    pass
-            self.entries.clear()
-
-
 class FileStorage:
     """Real files under ``root``. See the module docstring."""
 
@@ -191,16 +119,19 @@ class FileStorage:
         file_priorities: Sequence[int] | None = None,
         parts_key: str | None = None,
         write_chunk: int = WRITE_CHUNK,
+        write_behind: int = DEFAULT_WINDOW,
     ) -> None:
         if write_chunk <= 0:
             raise ValueError(f"write_chunk {write_chunk} must be positive")
         self.layout = layout
         self._write_chunk = write_chunk
+        # written data leaves the page cache once this many newer bytes follow it (0: it stays); see write_behind
+        self._behind = WriteBehind(write_behind) if write_behind > 0 and write_behind_works() else None
         self._root_arg = Path(root)
         self._root = Path(os.path.abspath(root))
         self._real_root: str | None = None  # resolved on a worker thread (open, or the first path check)
         self._executor = executor if executor is not None else shared_executor(disk_threads)
-        self._fds = _FdCache(max_open_files, self._open)
+        self._fds = FdCache(max_open_files, self._open)
         # one writer per file at a time: ext4 serialises buffered writes to a file on its inode lock anyway, and
         # threads that meet there spin on it (rwsem_spin_on_owner was 12 % of a 1 GiB download's CPU with 4 disk
         # threads); waiting here sleeps instead, and hashing on the other threads goes on in parallel
@@ -334,10 +265,26 @@ class FileStorage:
                             raise StorageError(f"write {self._paths[s.file_index]}: no progress at {off}")
                         pos += n
                         off += n
+                if self._behind is not None:
+                    advise_dontneed(fd, s.file_offset, s.length)  # writeback starts now
             except OSError as exc:
                 raise map_os_error(exc, f"write {self._paths[s.file_index]}") from exc
             finally:
                 self._fds.release(s.file_index, fd, cached)
+            if self._behind is not None:
+                self._drop_behind(self._behind.written(s.file_index, s.file_offset, s.length))
+
+    def _drop_behind(self, spans: list[tuple[int, int, int]]) -> None:
+        """Drop old written spans from the page cache (their writeback started when they were written)."""
+        for index, offset, length in spans:
+            try:
+                fd, cached = self._fds.acquire(index, False)
+            except (OSError, StorageError):  # gone or moved: nothing to drop
+                continue
+            try:
+                advise_dontneed(fd, offset, length)
+            finally:
+                self._fds.release(index, fd, cached)
 
     def _read_bytes(self, spans: list[Span], size: int) -> bytes:
         """Like :meth:`_read_spans` but returns ``bytes``; a range inside one file is read without a copy."""
