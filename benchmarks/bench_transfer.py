@@ -52,6 +52,19 @@ logger = logging.getLogger("benchmarks.transfer")
 CASES = ("download", "seed", "swarm")
 LT = "libtorrent"
 SHOAL = "shoal"
+LT_WRITE_MODES = ("write_through",)
+"""libtorrent downloading again with each of these ``disk_io_write_mode`` settings, in the same runs: Shoal's
+downloads do not keep what they wrote in the page cache (storage/write_behind.py), and these are libtorrent's own
+ways not to (``--lt-write-mode``; the plain libtorrent row is its default, enable_os_cache)."""
+
+
+def lt_kind(mode: str) -> str:
+    return f"{LT} ({mode})"
+
+
+def lt_write_mode(kind: str) -> str | None:
+    """The write mode of a libtorrent kind made by :func:`lt_kind` (None: libtorrent's default)."""
+    return kind[len(LT) + 2 : -1] if kind.startswith(f"{LT} (") else None
 
 
 def shoal_available() -> bool:
@@ -137,8 +150,15 @@ def run_downloader(kind: str, bc: BenchContent, seeders: list[int], work: Path, 
     """Download ``bc`` from the seeders' ports with ``kind``; verify it; return the measurement."""
     peers = [("127.0.0.1", p) for p in seeders]
     with scratch_dir(work / f"dl-{kind}") as out:
-        if kind == LT:
-            cmd = runner_command("get", bc.torrent.path, out, peers=peers, timeout=download_timeout(bc.size))
+        if kind.startswith(LT):
+            cmd = runner_command(
+                "get",
+                bc.torrent.path,
+                out,
+                peers=peers,
+                timeout=download_timeout(bc.size),
+                disk_io_write_mode=lt_write_mode(kind),
+            )
         elif SHOAL_MODE["via"] == "api":
             extra = ["--timeout", str(download_timeout(bc.size))]
             for ip, port in peers:
@@ -166,12 +186,12 @@ def last_line(path: Path) -> str:
     return lines[-1].strip()[:200] if lines else "(no output)"
 
 
-def run_orders(runs: int) -> list[bool]:
-    """Which peer goes first in each run (True: the first kind): as often one as the other, in a shuffled order
-    (fixed seed). Not ABBA: on this VM every fourth GiB written landed on memory the host had to fault in again
-    (several times the system time of the other rounds, benchmarks/bench_disk_writes.py), and an ABBA order put
-    the same peer on those slots every time."""
-    orders = [r % 2 == 0 for r in range(runs)]
+def run_orders(runs: int, kinds: int = 2) -> list[list[int]]:
+    """The order of the ``kinds`` peers in each run: rotations of ``0..kinds-1``, so each peer takes each slot as
+    often as the others, in a shuffled order (fixed seed). Not ABBA: on this VM every fourth GiB written landed on
+    memory the host had to fault in again (several times the system time of the other rounds,
+    benchmarks/bench_disk_writes.py), and an ABBA order put the same peer on those slots every time."""
+    orders = [[(r + k) % kinds for k in range(kinds)] for r in range(runs)]
     random.Random(7).shuffle(orders)
     return orders
 
@@ -196,10 +216,18 @@ def row(who: str, m: Measured | None, size: int, *, cpu_of: Measured | None = No
 
 
 # -- cases ---------------------------------------------------------------------------------------------------
-def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1, shoal: bool = True) -> Table:
+def case_download(
+    bc: BenchContent,
+    work: Path,
+    runs: int,
+    n_seeders: int = 1,
+    shoal: bool = True,
+    lt_write_modes: tuple[str, ...] = LT_WRITE_MODES,
+) -> Table:
     logdir = work / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
-    kinds = [LT, SHOAL] if shoal and shoal_available() else [LT]
+    every = [LT, *(lt_kind(m) for m in lt_write_modes), SHOAL]
+    kinds = every if shoal and shoal_available() else every[:-1]
     results: dict[str, list[Measured]] = {k: [] for k in kinds}
     failures: dict[str, str] = {}
     seeders: list[MeasuredProcess] = []
@@ -209,8 +237,8 @@ def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1, s
             mp, port = start_lt_seeder(bc, logdir, i)
             seeders.append(mp)
             ports.append(port)
-        for r, forward in enumerate(run_orders(runs)):
-            for kind in kinds if forward else reversed(kinds):
+        for r, order in enumerate(run_orders(runs, len(kinds))):
+            for kind in (kinds[k] for k in order):
                 if kind in failures:
                     continue
                 logger.info(
@@ -232,7 +260,7 @@ def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1, s
         f"{human_size(bc.size)}, {bc.torrent.piece_length >> 20} MiB pieces, loopback TCP, {runs} run(s), median"
     )
     rows = []
-    for kind in [LT, SHOAL]:
+    for kind in every:
         who = f"{kind} downloads"
         if kind not in kinds:
             rows.append(Row(who, None, None, None, None, "not run"))
@@ -247,6 +275,10 @@ def case_download(bc: BenchContent, work: Path, runs: int, n_seeders: int = 1, s
     ratio = table.ratio_row(f"{SHOAL} downloads", f"{LT} downloads", "ratio shoal/libtorrent")
     if ratio is not None and ratio.mb_s is not None:
         table.rows.append(ratio)
+    for mode in lt_write_modes:
+        ratio = table.ratio_row(f"{SHOAL} downloads", f"{lt_kind(mode)} downloads", f"ratio shoal/{mode}")
+        if ratio is not None and ratio.mb_s is not None:
+            table.rows.append(ratio)
     return table
 
 
@@ -261,8 +293,8 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
         LT: lambda: start_lt_seeder(bc, logdir),
         SHOAL: lambda: start_shoal_seeder(bc, logdir),
     }
-    for r, forward in enumerate(run_orders(runs)):
-        for kind in kinds if forward else reversed(kinds):
+    for r, order in enumerate(run_orders(runs, len(kinds))):
+        for kind in (kinds[k] for k in order):
             if kind in failures:
                 continue
             logger.info("run %d: %s seeding %s to libtorrent", r + 1, kind, human_size(bc.size))
@@ -314,14 +346,15 @@ def run(
     shoal: bool = True,
     shoal_via: str = "cli",
     loop: str = "auto",
+    lt_write_modes: tuple[str, ...] = LT_WRITE_MODES,
 ) -> list[Table]:
     """Run one case; ``shoal=False`` measures only the libtorrent baseline (see ``SHOAL_MODE`` for the rest)."""
     SHOAL_MODE.update(via=shoal_via, loop=loop)
     bc = single_file_content(workdir, size)
     if case == "download":
-        return [case_download(bc, workdir, runs, shoal=shoal)]
+        return [case_download(bc, workdir, runs, shoal=shoal, lt_write_modes=lt_write_modes)]
     if case == "swarm":
-        return [case_download(bc, workdir, runs, n_seeders=4, shoal=shoal)]
+        return [case_download(bc, workdir, runs, n_seeders=4, shoal=shoal, lt_write_modes=lt_write_modes)]
     if case == "seed":
         return [case_seed(bc, workdir, runs, shoal=shoal)]
     raise ValueError(f"unknown case {case!r}; choose from {', '.join(CASES)}")
@@ -338,6 +371,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--loop", choices=["auto", "asyncio"], default="auto", help="event loop for --shoal-via api"
     )
+    parser.add_argument(
+        "--lt-write-mode",
+        action="append",
+        choices=["disable_os_cache", "write_through", "none"],
+        default=None,
+        help="download/swarm: also run libtorrent with this disk_io_write_mode (default write_through; "
+        "repeat for more; none: only libtorrent's default)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir=args.workdir,
         shoal_via=args.shoal_via,
         loop=args.loop,
+        lt_write_modes=tuple(m for m in args.lt_write_mode or LT_WRITE_MODES if m != "none"),
     )
     for t in tables:
         sys.stdout.write(t.render(markdown=args.markdown) + "\n\n")

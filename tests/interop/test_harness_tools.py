@@ -69,7 +69,14 @@ def test_lt_runner_subprocesses_transfer_and_report(tmp_path: Path, sample: cont
         assert seeder.stdout is not None
         first = json.loads(seeder.stdout.readline())
         assert first["event"] == "listening"
-        cmd = runner_command("get", t.path, tmp_path / "dl", peers=[("127.0.0.1", first["port"])], timeout=60)
+        cmd = runner_command(
+            "get",
+            t.path,
+            tmp_path / "dl",
+            peers=[("127.0.0.1", first["port"])],
+            timeout=60,
+            disk_io_write_mode="write_through",  # the benchmarks' extra libtorrent row: the option is taken
+        )
         leecher = proc.start(cmd, stdout=subprocess.PIPE)
         out, _ = leecher.communicate(timeout=90)
         events = [json.loads(line) for line in out.decode().splitlines()]

@@ -258,6 +258,7 @@ def runner_command(
     python: str | None = None,
     connections_limit: int = 0,
     unchoke_slots: int = 0,
+    disk_io_write_mode: str | None = None,
 ) -> list[str]:
     """The command line of :mod:`lt_runner` (``mode`` "get", "seed" or "many") for ``harness.proc.start``."""
     cmd = [python or sys.executable, str(RUNNER), mode, str(torrent), str(save_path), "--listen", listen_ip]
@@ -270,4 +271,6 @@ def runner_command(
         cmd += ["--connections-limit", str(connections_limit)]
     if unchoke_slots:
         cmd += ["--unchoke-slots", str(unchoke_slots)]
+    if disk_io_write_mode:
+        cmd += ["--disk-io-write-mode", disk_io_write_mode]
     return cmd

@@ -69,6 +69,12 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--connections-limit", type=int, default=0)
     ap.add_argument("--unchoke-slots", type=int, default=0)
+    ap.add_argument(
+        "--disk-io-write-mode",
+        choices=["enable_os_cache", "disable_os_cache", "write_through"],
+        default=None,
+        help="libtorrent's disk_io_write_mode (default: libtorrent's own, enable_os_cache)",
+    )
     ap.add_argument("--trace", type=Path, default=None, help="benchmark diagnostics: JSON lines to this file")
     ap.add_argument("--trace-interval", type=float, default=0.02)
     args = ap.parse_args()
@@ -79,6 +85,10 @@ def main() -> int:
         extra["connections_limit"] = args.connections_limit
     if args.unchoke_slots:
         extra["unchoke_slots_limit"] = args.unchoke_slots
+    if args.disk_io_write_mode:
+        import libtorrent as lt
+
+        extra["disk_io_write_mode"] = int(lt.io_buffer_mode_t.names[args.disk_io_write_mode])
 
     stopping = False
 
