@@ -76,7 +76,7 @@ async def one_round(
     else:
         st = FileStorage(lay, workdir, disk_threads=4)
     if compare == "lock" and not as_is:
-        st._write_locks = _NoLocks()  # type: ignore[assignment]
+        st._writer.locks = _NoLocks()  # type: ignore[assignment]
     await st.open()
     m0, c0, t0 = cached_mib(), cpu(), time.perf_counter()
     window = 16  # as the download path: at most 16 pieces waiting for hash+write

@@ -242,6 +242,7 @@ class TorrentTask:
             self.save_path,
             write_chunk=self.settings.disk_write_chunk,
             write_behind=self.settings.disk_write_behind,
+            direct_writes=self.settings.disk_direct_writes,
         )
 
     def conn_geometry(self, with_metadata_size: bool = True) -> dict[str, Any]:

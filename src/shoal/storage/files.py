@@ -8,16 +8,18 @@
   as zeros and writes to them are dropped.
 - I/O uses ``os.pread``/``os.preadv``/``os.pwrite`` on cached descriptors (a bounded LRU with reference counts, so
   a descriptor in use by a worker is never closed under it).
-- Writes go out ``write_chunk`` bytes (128 KiB) per ``pwrite``. Measured on the 2-core VM of docs/PERFORMANCE.md
+- Buffered writes go out ``write_chunk`` bytes (128 KiB) per ``pwrite`` (direct ones 1 MiB). Measured on the 2-core VM of docs/PERFORMANCE.md
   (ext4), writing 1 GiB into a new file from one thread took 0.2-0.6 s of system time in 128 KiB writes but
   0.2-1.8 s (about half the runs over 0.8 s) in 1 MiB writes, the extra all in the copy into the page cache
   (``copy_folio_from_iter_atomic``; not proven why: a large write is given large folios); a whole 1 GiB download
   spent 0.6-0.75 s in the kernel with 128 KiB writes against 2.3-3.1 s with 1 MiB writes (5 runs each,
   alternated). A write costs the worker a GIL hand-back per chunk, so chunks are not made smaller than needed.
-- One thread writes to a file at a time (a lock per file, held for a span): see ``_write_locks``.
-- Written data does not pile up in the page cache: each span is handed to writeback at once and dropped from the
-  cache once ``write_behind`` newer bytes (64 MiB) have been written (:mod:`shoal.storage.write_behind` says why
-  and how; ``Settings.disk_write_behind``, 0 keeps everything cached).
+- One thread writes to a file at a time (a lock per file, held for a span): :mod:`shoal.storage.span_writer`.
+- Written data does not pile up in the page cache. The aligned middle of each span (all of a piece, in a single-
+  file torrent) is written with ``O_DIRECT`` through a bounce buffer (:mod:`shoal.storage.direct_io`;
+  ``Settings.disk_direct_writes``); what is written buffered is handed to writeback at once and dropped from the
+  cache once ``write_behind`` newer bytes (64 MiB) have been written (:mod:`shoal.storage.write_behind`;
+  ``Settings.disk_write_behind``, 0 keeps it cached).
 - Work runs on an executor (default: one shared ``ThreadPoolExecutor`` of ``disk_threads`` workers); the event
   loop never blocks. ``hashlib`` releases the GIL, so hashing runs in parallel with the loop.
 - ``ENOSPC``/``EDQUOT`` -> :class:`~shoal.errors.DiskFullError`; other ``OSError`` -> :class:`StorageError`.
@@ -42,12 +44,13 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from shoal.errors import DiskFullError, StorageError, UnsafePathError
+from shoal.errors import StorageError, UnsafePathError
 from shoal.storage.backend import FileStat, piece_digest
 from shoal.storage.fd_cache import FdCache
 from shoal.storage.hasher import PieceSpace, hash_run_pooled
 from shoal.storage.layout import Layout, Span
-from shoal.storage.write_behind import DEFAULT_WINDOW, WriteBehind, advise_dontneed, write_behind_works
+from shoal.storage.span_writer import SpanWriter, map_os_error
+from shoal.storage.write_behind import DEFAULT_WINDOW
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +87,6 @@ def default_parts_key(layout: Layout) -> str:
     return h.hexdigest()[:16]
 
 
-def map_os_error(exc: OSError, what: str) -> StorageError:
-    """One OSError -> the storage error tree (one-line message naming the operation and path)."""
-    msg = f"{what}: {exc.strerror or exc}"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFullError(msg)
-    return StorageError(msg)
-
-
 def check_component(part: str) -> None:
     if (
         not part
@@ -120,22 +115,14 @@ class FileStorage:
         parts_key: str | None = None,
         write_chunk: int = WRITE_CHUNK,
         write_behind: int = DEFAULT_WINDOW,
+        direct_writes: bool = True,
     ) -> None:
-        if write_chunk <= 0:
-            raise ValueError(f"write_chunk {write_chunk} must be positive")
         self.layout = layout
-        self._write_chunk = write_chunk
-        # written data leaves the page cache once this many newer bytes follow it (0: it stays); see write_behind
-        self._behind = WriteBehind(write_behind) if write_behind > 0 and write_behind_works() else None
         self._root_arg = Path(root)
         self._root = Path(os.path.abspath(root))
         self._real_root: str | None = None  # resolved on a worker thread (open, or the first path check)
         self._executor = executor if executor is not None else shared_executor(disk_threads)
         self._fds = FdCache(max_open_files, self._open)
-        # one writer per file at a time: ext4 serialises buffered writes to a file on its inode lock anyway, and
-        # threads that meet there spin on it (rwsem_spin_on_owner was 12 % of a 1 GiB download's CPU with 4 disk
-        # threads); waiting here sleeps instead, and hashing on the other threads goes on in parallel
-        self._write_locks: dict[int, threading.Lock] = {}
         self._paths: list[Path] = []
         for f in layout.files:
             for part in f.path:
@@ -143,6 +130,14 @@ class FileStorage:
             self._paths.append(self._root.joinpath(*f.path))
         self._part_dir = self._root / PARTS_DIR / (parts_key or default_parts_key(layout))
         self._parked = self._parked_from(file_priorities)
+        self._writer = SpanWriter(
+            self._fds,
+            self._paths,
+            write_chunk=write_chunk,
+            write_behind=write_behind,
+            direct_writes=direct_writes,
+            max_open_files=max_open_files,
+        )
 
     def _parked_from(self, priorities: Sequence[int] | None) -> frozenset[int]:
         if priorities is None:
@@ -245,46 +240,7 @@ class FileStorage:
     # --- span I/O (worker threads) -------------------------------------------------------------------------
 
     def _write_spans(self, spans: list[Span], data: Buffer) -> None:
-        view = memoryview(data).cast("B")
-        step = self._write_chunk
-        for s in spans:
-            if s.is_pad:
-                continue
-            lock = self._write_locks.get(s.file_index)
-            if lock is None:
-                lock = self._write_locks.setdefault(s.file_index, threading.Lock())
-            fd, cached = self._fds.acquire(s.file_index, True)
-            try:
-                pos = s.data_offset
-                end = pos + s.length
-                off = s.file_offset
-                with lock:
-                    while pos < end:
-                        n = os.pwrite(fd, view[pos : min(pos + step, end)], off)
-                        if n <= 0:
-                            raise StorageError(f"write {self._paths[s.file_index]}: no progress at {off}")
-                        pos += n
-                        off += n
-                if self._behind is not None:
-                    advise_dontneed(fd, s.file_offset, s.length)  # writeback starts now
-            except OSError as exc:
-                raise map_os_error(exc, f"write {self._paths[s.file_index]}") from exc
-            finally:
-                self._fds.release(s.file_index, fd, cached)
-            if self._behind is not None:
-                self._drop_behind(self._behind.written(s.file_index, s.file_offset, s.length))
-
-    def _drop_behind(self, spans: list[tuple[int, int, int]]) -> None:
-        """Drop old written spans from the page cache (their writeback started when they were written)."""
-        for index, offset, length in spans:
-            try:
-                fd, cached = self._fds.acquire(index, False)
-            except (OSError, StorageError):  # gone or moved: nothing to drop
-                continue
-            try:
-                advise_dontneed(fd, offset, length)
-            finally:
-                self._fds.release(index, fd, cached)
+        self._writer.write_spans(spans, memoryview(data).cast("B"))
 
     def _read_bytes(self, spans: list[Span], size: int) -> bytes:
         """Like :meth:`_read_spans` but returns ``bytes``; a range inside one file is read without a copy."""
@@ -364,8 +320,12 @@ class FileStorage:
             out.append(FileStat(st.st_size, st.st_mtime_ns))
         return out
 
-    def _delete(self) -> None:
+    def _close_fds(self) -> None:
+        self._writer.close()
         self._fds.close_all()
+
+    def _delete(self) -> None:
+        self._close_fds()
         for i, f in enumerate(self.layout.files):
             if f.is_pad:
                 continue
@@ -473,6 +433,7 @@ class FileStorage:
     def _reprioritize(self, parked: frozenset[int]) -> None:
         leaving = self._parked - parked
         for i in self._parked ^ parked:
+            self._writer.forget(i)
             self._fds.forget(i)
         self._parked = parked
         for i in sorted(leaving):
@@ -525,7 +486,7 @@ class FileStorage:
         return await self._run(self._stats)
 
     async def close(self) -> None:
-        await self._run(self._fds.close_all)
+        await self._run(self._close_fds)
 
     async def delete(self) -> None:
         await self._run(self._delete)

@@ -300,7 +300,7 @@ async def test_a_write_to_one_file_does_not_wait_for_another_files_writer(tmp_pa
     st = FileStorage(lay, tmp_path / "dl", disk_threads=2)
     await st.open()
     await st.write_piece(0, payload(PL))  # file a has its lock now
-    with st._write_locks[0]:  # a writer of file a is mid-write
+    with st._writer.locks[0]:  # a writer of file a is mid-write
         await asyncio.wait_for(st.write_piece(1, payload(PL)), 10)  # file b is written all the same
     assert (tmp_path / "dl" / "b").read_bytes() == payload(PL)
     await st.close()

@@ -1,0 +1,85 @@
+"""Direct writes: a verified piece goes from memory to the disk without passing through the page cache (Linux
+``O_DIRECT``), where its span of the file is aligned; the rest is written as before (buffered, with write-behind).
+
+Why: a download writes every byte once, after hashing it from its own buffer. A buffered ``pwrite`` copies it into
+page-cache pages (new memory for each GiB, which on the VM of docs/PERFORMANCE.md the host has to fault in again)
+and writeback then has to be started; ``O_DIRECT`` hands the buffer to the device instead. Measured there, 1 GiB
+into a new file from one thread (3 alternated runs each): buffered 128 KiB writes with write-behind 0.34-0.44 s of
+system time, ``O_DIRECT`` 1 MiB writes from an aligned buffer 0.10-0.15 s (``O_DIRECT`` 128 KiB writes: 0.44-0.46 s,
+hence 1 MiB). In a whole download the buffered path was ~0.9 s of the downloader's CPU (perf: ``pwrite`` 0.71 s,
+``fadvise`` 0.21 s).
+
+How:
+
+* ``O_DIRECT`` wants the buffer, the file offset and the length aligned to the device's block; :data:`ALIGN`
+  (4 KiB) is enough for every common device. The piece buffers are ordinary Python objects, so each worker thread
+  copies a chunk at a time into a bounce buffer of its own (an anonymous memory map: page-aligned) and writes
+  that; the copy reads bytes the hasher has just read (in the CPU's cache) into a buffer that stays there.
+* Only the aligned middle of a span is written direct: the bytes before its first block boundary (a piece that
+  starts mid-block in a file of a multi-file torrent) and after its last (a file's end) are written buffered.
+  Those never share a page with a direct write of the same span; where a neighbouring piece's direct write
+  meets a buffered page, the kernel writes that page back first.
+* The descriptor for direct writes is opened again from the storage's own descriptor through ``/proc/self/fd``:
+  the same file, with no second path lookup. A filesystem that refuses ``O_DIRECT`` (``EINVAL`` on open or on a
+  write: tmpfs on older kernels, some FUSE filesystems) or a system without ``/proc`` turns it off for that file;
+  the write is then done buffered. Reads are unchanged (the kernel keeps cached pages and direct writes coherent).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import sys
+import threading
+
+O_DIRECT = getattr(os, "O_DIRECT", 0)
+ALIGN = 4096
+CHUNK = 1 << 20  # bytes per direct pwrite (and the size of a thread's bounce buffer)
+
+_local = threading.local()
+
+
+def direct_io_works() -> bool:
+    """Whether this platform has ``O_DIRECT`` and ``/proc/self/fd`` (Linux)."""
+    return bool(O_DIRECT) and sys.platform.startswith("linux")
+
+
+def aligned_part(file_offset: int, length: int) -> tuple[int, int]:
+    """``(head, n)``: of a span of ``length`` bytes at ``file_offset``, the first ``head`` bytes (up to the next
+    :data:`ALIGN` boundary) are written buffered, the next ``n`` (whole blocks) direct, the rest buffered."""
+    head = min(length, -file_offset % ALIGN)
+    n = (length - head) // ALIGN * ALIGN
+    return head, n
+
+
+def reopen_direct(fd: int) -> int:
+    """A new descriptor of the file behind ``fd``, for direct writes; ``OSError`` where that is refused."""
+    return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | O_DIRECT | getattr(os, "O_CLOEXEC", 0))
+
+
+def bounce() -> memoryview:
+    """This thread's page-aligned buffer of :data:`CHUNK` bytes (made on first use, kept for the thread's life)."""
+    view: memoryview | None = getattr(_local, "view", None)
+    if view is None:
+        _local.map = mmap.mmap(-1, CHUNK)
+        view = _local.view = memoryview(_local.map)
+    return view
+
+
+def write_direct(fd: int, data: memoryview, file_offset: int) -> int:
+    """Write ``data`` (a multiple of :data:`ALIGN` long) at ``file_offset`` through ``fd`` (opened with
+    ``O_DIRECT``); return the bytes written, which is fewer only after a short write that left the rest
+    unaligned. ``OSError`` is the caller's (``EINVAL``: this file takes no direct writes)."""
+    buf = bounce()
+    done = 0
+    total = len(data)
+    while done < total:
+        n = min(CHUNK, total - done)
+        buf[:n] = data[done : done + n]
+        w = os.pwrite(fd, buf[:n], file_offset + done)
+        if w <= 0:
+            break
+        done += w
+        if w % ALIGN:
+            break
+    return done
