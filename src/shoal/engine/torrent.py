@@ -240,6 +240,7 @@ class TorrentTask:
         return FileStorage(
             layout,
             self.save_path,
+            disk_threads=self.settings.disk_threads,
             write_chunk=self.settings.disk_write_chunk,
             write_behind=self.settings.disk_write_behind,
             direct_writes=self.settings.disk_direct_writes,
