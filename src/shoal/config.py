@@ -74,9 +74,8 @@ class Settings:
     disk_write_chunk: int = 128 * 1024  # bytes per pwrite of a finished piece (storage/files.py says why)
     # written data leaves the page cache once this many newer bytes follow it; 0: it stays (storage/write_behind.py)
     disk_write_behind: int = 64 << 20
-    disk_direct_writes: bool = (
-        True  # aligned parts of verified pieces bypass the page cache (storage/direct_io.py)
-    )
+    # the aligned parts of verified pieces bypass the page cache (storage/direct_io.py)
+    disk_direct_writes: bool = True
     max_open_files: int = 64  # cached file descriptors per storage
     resume_checkpoint_pieces: int = 64  # checkpoint after this many newly verified pieces...
     resume_checkpoint_interval: float = 30.0  # ...or this many seconds, whichever first

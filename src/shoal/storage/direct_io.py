@@ -40,7 +40,7 @@ _local = threading.local()
 
 
 def direct_io_works() -> bool:
-    """Whether this platform has ``O_DIRECT`` and ``/proc/self/fd`` (Linux)."""
+    """Whether this platform has ``O_DIRECT`` (Linux; without ``/proc``, each file falls back on its first write)."""
     return bool(O_DIRECT) and sys.platform.startswith("linux")
 
 

@@ -8,8 +8,8 @@
   as zeros and writes to them are dropped.
 - I/O uses ``os.pread``/``os.preadv``/``os.pwrite`` on cached descriptors (a bounded LRU with reference counts, so
   a descriptor in use by a worker is never closed under it).
-- Buffered writes go out ``write_chunk`` bytes (128 KiB) per ``pwrite`` (direct ones 1 MiB). Measured on the 2-core VM of docs/PERFORMANCE.md
-  (ext4), writing 1 GiB into a new file from one thread took 0.2-0.6 s of system time in 128 KiB writes but
+- Buffered writes go out ``write_chunk`` bytes (128 KiB) per ``pwrite`` (direct ones 1 MiB). Measured on the
+  2-core VM of docs/PERFORMANCE.md (ext4), writing 1 GiB into a new file from one thread took 0.2-0.6 s of system time in 128 KiB writes but
   0.2-1.8 s (about half the runs over 0.8 s) in 1 MiB writes, the extra all in the copy into the page cache
   (``copy_folio_from_iter_atomic``; not proven why: a large write is given large folios); a whole 1 GiB download
   spent 0.6-0.75 s in the kernel with 128 KiB writes against 2.3-3.1 s with 1 MiB writes (5 runs each,

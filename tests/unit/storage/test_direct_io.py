@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,18 @@ def pieces_of(lay: Layout, data: bytes) -> list[bytes]:
     return [data[p * PL : p * PL + lay.piece_size(p)] for p in range(lay.num_pieces)]
 
 
+async def write_single_file(tmp_path: Path, size: int, **storage: Any) -> bytes:
+    """Write every piece of a one-file torrent of ``size`` bytes into ``tmp_path/dl/f``; return the data."""
+    lay = Layout.from_files([(("f",), size, False)], PL, block_size=16 << 10)
+    data = os.urandom(size)
+    st = FileStorage(lay, tmp_path / "dl", **storage)
+    await st.open()
+    for piece, chunk in enumerate(pieces_of(lay, data)):
+        await st.write_piece(piece, chunk)
+    await st.close()
+    return data
+
+
 @needs_direct
 async def test_aligned_pieces_go_direct_and_a_files_tail_buffered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -123,15 +136,9 @@ async def test_a_filesystem_that_refuses_o_direct_gets_buffered_writes(
         raise OSError(errno.EINVAL, "Invalid argument")
 
     monkeypatch.setattr(span_writer, "reopen_direct", refuse)
-    lay = Layout.from_files([(("f",), 4 * PL, False)], PL, block_size=16 << 10)
-    data = os.urandom(lay.total_length)
-    st = FileStorage(lay, tmp_path / "dl")
-    await st.open()
-    for piece, chunk in enumerate(pieces_of(lay, data)):
-        await st.write_piece(piece, chunk)
+    data = await write_single_file(tmp_path, 4 * PL)
     assert len(opens) == 1  # tried once for the file, then not again
     assert (tmp_path / "dl" / "f").read_bytes() == data
-    await st.close()
 
 
 @needs_direct
@@ -139,16 +146,10 @@ async def test_a_write_refused_with_einval_is_done_buffered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rec = Recorder(monkeypatch, fail=OSError(errno.EINVAL, "Invalid argument"))
-    lay = Layout.from_files([(("f",), 3 * PL, False)], PL, block_size=16 << 10)
-    data = os.urandom(lay.total_length)
-    st = FileStorage(lay, tmp_path / "dl")
-    await st.open()
-    for piece, chunk in enumerate(pieces_of(lay, data)):
-        await st.write_piece(piece, chunk)
+    data = await write_single_file(tmp_path, 3 * PL)
     if takes_direct(tmp_path):
         assert len(rec.calls) == 1  # the first refusal turns direct writes off for the file
     assert (tmp_path / "dl" / "f").read_bytes() == data
-    await st.close()
 
 
 @needs_direct
@@ -169,15 +170,9 @@ async def test_no_space_on_a_direct_write_is_a_disk_full_error(
 async def test_turned_off_nothing_goes_direct(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr(span_writer, "write_direct", lambda fd, data, off: calls.append(off) or 0)
-    lay = Layout.from_files([(("f",), 2 * PL, False)], PL, block_size=16 << 10)
-    data = os.urandom(lay.total_length)
-    st = FileStorage(lay, tmp_path / "dl", direct_writes=False)
-    await st.open()
-    for piece, chunk in enumerate(pieces_of(lay, data)):
-        await st.write_piece(piece, chunk)
+    data = await write_single_file(tmp_path, 2 * PL, direct_writes=False)
     assert calls == []
     assert (tmp_path / "dl" / "f").read_bytes() == data
-    await st.close()
 
 
 @needs_direct
