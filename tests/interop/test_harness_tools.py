@@ -110,3 +110,29 @@ def test_opentracker_allow_list_given_at_start_is_in_force_at_once(
     t = content.make_torrent(sample.path, tmp_path / "s.torrent", piece_length=SAMPLE_PIECE)
     ot = make_tracker(info_hashes=[t.info_hash])
     assert ot._probe_allowed(t.info_hash)
+
+
+def test_http_open_raises_a_reset_as_connection_error() -> None:
+    # urllib wraps a reset while it sends the request in URLError; the harness probes (opentracker's allow-list
+    # reload) catch ConnectionError. A 16 MiB body makes sure the reset lands while the request is being sent.
+    import socket
+    import struct
+    import threading
+    import urllib.request
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def reset_one() -> None:
+        conn, _ = server.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # RST instead of FIN
+
+    t = threading.Thread(target=reset_one, daemon=True)
+    t.start()
+    try:
+        with pytest.raises(ConnectionError):
+            proc.http_open(urllib.request.Request(f"http://127.0.0.1:{port}/", b"x" * (16 << 20)), timeout=5)
+    finally:
+        t.join(timeout=5)
+        server.close()

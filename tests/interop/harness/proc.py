@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -138,5 +139,17 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def http_open(req: str | urllib.request.Request, timeout: float = 5.0) -> Any:
-    """``urlopen`` that never uses an environment proxy (test addresses are local)."""
-    return _OPENER.open(req, timeout=timeout)
+    """``urlopen`` that never uses an environment proxy (test addresses are local).
+
+    A socket error while sending the request comes out of urllib wrapped in ``URLError``; it is raised here as the
+    socket error itself (``ConnectionResetError``, ``TimeoutError``...), so callers can catch what they mean.
+    HTTP error statuses still raise ``HTTPError``.
+    """
+    try:
+        return _OPENER.open(req, timeout=timeout)
+    except urllib.error.HTTPError:
+        raise
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, OSError):
+            raise exc.reason from exc
+        raise
