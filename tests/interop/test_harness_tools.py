@@ -41,7 +41,17 @@ def test_tree_comparison_finds_each_kind_of_difference(tmp_path: Path, sample: c
     with open(copy / "sub/dir/tail.bin", "r+b") as f:
         f.seek(100)
         f.write(b"X")
-    assert "content differs: sub/dir/tail.bin" in content.tree_differences(sample.path, copy, skip_empty=True)
+    assert (
+        "content differs: sub/dir/tail.bin: 1 block(s) of 16 KiB differ, first at byte 0, 0 of them zeros"
+        in content.tree_differences(sample.path, copy, skip_empty=True)
+    )
+    with open(copy / "sub/dir/tail.bin", "r+b") as f:
+        f.seek(3 * 16384)
+        f.write(bytes(16384))  # a block never written reads as zeros
+    assert (
+        "content differs: sub/dir/tail.bin: 2 block(s) of 16 KiB differ, first at byte 0, 1 of them zeros"
+        in content.tree_differences(sample.path, copy, skip_empty=True)
+    )
     (copy / "extra").write_bytes(b"1")
     assert "unexpected: extra" in content.tree_differences(sample.path, copy, skip_empty=True)
     with pytest.raises(AssertionError, match="trees differ"):

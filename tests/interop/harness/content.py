@@ -187,8 +187,25 @@ def tree_differences(expected: Path, actual: Path, *, skip_empty: bool = False) 
         if a[k] != b[k]:
             diffs.append(f"size differs: {k or actual.name}: {b[k]} != {a[k]}")
         elif not filecmp.cmp(pa, pb, shallow=False):
-            diffs.append(f"content differs: {k or actual.name}")
+            diffs.append(f"content differs: {k or actual.name}: {describe_difference(pa, pb)}")
     return diffs
+
+
+def describe_difference(expected: Path, actual: Path, block: int = 16 * 1024) -> str:
+    """Where two files of one size differ, in 16 KiB blocks: how many, the first, and whether they read as zeros
+    in ``actual`` (a block never written) or hold other bytes (a block written wrong)."""
+    differing = zeros = 0
+    first = -1
+    with open(expected, "rb") as fe, open(actual, "rb") as fa:
+        index = 0
+        while chunk := fe.read(block):
+            got = fa.read(block)
+            if got != chunk:
+                differing += 1
+                zeros += not got.strip(b"\0")
+                first = index if first < 0 else first
+            index += 1
+    return f"{differing} block(s) of 16 KiB differ, first at byte {first * block}, {zeros} of them zeros"
 
 
 def assert_same_tree(expected: Path, actual: Path, *, skip_empty: bool = False) -> None:

@@ -101,7 +101,7 @@ class LtSession:
         self.session = lt.session(pack)
         self.errors: list[str] = []
         self.announced: set[str] = set()  # hex v1 info-hashes with a tracker reply
-        self._flushed: set[str] = set()  # hex v1 info-hashes whose disk cache was flushed
+        self._flushes: dict[str, int] = {}  # hex v1 info-hash -> cache_flushed_alerts seen
         deadline = time.monotonic() + 10
         while self.session.listen_port() == 0:
             if time.monotonic() > deadline:
@@ -177,8 +177,9 @@ class LtSession:
         for a in self.session.pop_alerts():
             if isinstance(a, lt.tracker_reply_alert):
                 self.announced.add(str(a.handle.info_hashes().v1))
-            elif isinstance(a, lt.save_resume_data_alert | lt.save_resume_data_failed_alert):
-                self._flushed.add(str(a.handle.info_hashes().v1))
+            elif isinstance(a, lt.cache_flushed_alert):
+                ih = str(a.handle.info_hashes().v1)
+                self._flushes[ih] = self._flushes.get(ih, 0) + 1
             elif a.category() & lt.alert.category_t.error_notification:
                 self.errors.append(f"{type(a).__name__}: {a.message()}")
                 del self.errors[:-20]
@@ -212,12 +213,23 @@ class LtSession:
         return self.stats(handle)
 
     def flush(self, handle: Any, *, timeout: float = 30) -> None:
-        """Write out libtorrent's disk cache for this torrent (save_resume_data with flush_disk_cache)."""
+        """Wait until every block libtorrent has queued for this torrent is in its files.
+
+        ``flush_cache`` queues a job that runs after the torrent's outstanding writes and posts cache_flushed_alert
+        when done. (``save_resume_data(flush_disk_cache)`` is no such barrier: its alert is posted at once, and
+        a comparison right after it once found a downloaded file that differed, in CI.) A cache_flushed_alert seen
+        after this call started (libtorrent also flushes by itself when a torrent finishes) was posted by a job
+        queued after the writes the caller is waiting for, so any new one will do.
+        """
         ih = str(handle.info_hashes().v1)
-        self._flushed.discard(ih)
-        handle.save_resume_data(self.lt.torrent_handle.flush_disk_cache)
+        self.pump(0)
+        seen = self._flushes.get(ih, 0)
+        handle.flush_cache()
         self.wait(
-            lambda: ih in self._flushed, timeout=timeout, what="the disk cache to be flushed", handle=handle
+            lambda: self._flushes.get(ih, 0) > seen,
+            timeout=timeout,
+            what="the disk cache to be flushed",
+            handle=handle,
         )
 
     def wait_announced(self, handle: Any, *, timeout: float = 15) -> None:
