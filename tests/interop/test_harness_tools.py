@@ -4,7 +4,11 @@ runner, and namespaces that disappear when closed."""
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import subprocess
+import threading
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,11 +129,6 @@ def test_opentracker_allow_list_given_at_start_is_in_force_at_once(
 def test_http_open_raises_a_reset_as_connection_error() -> None:
     # urllib wraps a reset while it sends the request in URLError; the harness probes (opentracker's allow-list
     # reload) catch ConnectionError. A 16 MiB body makes sure the reset lands while the request is being sent.
-    import socket
-    import struct
-    import threading
-    import urllib.request
-
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
 

@@ -192,7 +192,7 @@ def tree_differences(expected: Path, actual: Path, *, skip_empty: bool = False) 
 
 
 def describe_difference(expected: Path, actual: Path, block: int = 16 * 1024) -> str:
-    """Where two files of one size differ, in 16 KiB blocks: how many, the first, and whether they read as zeros
+    """Where two files of one size differ, in blocks (16 KiB): how many, the first, and whether they read as zeros
     in ``actual`` (a block never written) or hold other bytes (a block written wrong)."""
     differing = zeros = 0
     first = -1
@@ -205,7 +205,7 @@ def describe_difference(expected: Path, actual: Path, block: int = 16 * 1024) ->
                 zeros += not got.strip(b"\0")
                 first = index if first < 0 else first
             index += 1
-    return f"{differing} block(s) of 16 KiB differ, first at byte {first * block}, {zeros} of them zeros"
+    return f"{differing} block(s) of {block >> 10} KiB differ, first at byte {first * block}, {zeros} of them zeros"
 
 
 def assert_same_tree(expected: Path, actual: Path, *, skip_empty: bool = False) -> None:

@@ -143,12 +143,10 @@ def http_open(req: str | urllib.request.Request, timeout: float = 5.0) -> Any:
 
     A socket error while sending the request comes out of urllib wrapped in ``URLError``; it is raised here as the
     socket error itself (``ConnectionResetError``, ``TimeoutError``...), so callers can catch what they mean.
-    HTTP error statuses still raise ``HTTPError``.
+    HTTP error statuses still raise ``HTTPError`` (its ``reason`` is the status text, not an ``OSError``).
     """
     try:
         return _OPENER.open(req, timeout=timeout)
-    except urllib.error.HTTPError:
-        raise
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, OSError):
             raise exc.reason from exc
