@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import mmap
 from collections.abc import Callable, Coroutine, Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +68,7 @@ class Transfer:
         self._reads: dict[int, asyncio.Future[bytes | bytearray]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
-        self._free: dict[int, list[bytearray]] = {}  # piece length -> finished buffers to reuse
+        self._free: dict[int, list[bytearray | mmap.mmap]] = {}  # piece length -> finished buffers to reuse
         self.max_free_buffers = max_pending_writes  # every buffer a full write queue held is kept for reuse
         self.pad_pieces = {piece for piece, _ in pad_blocks}
         # finished piece writes, appended by the worker threads, acted on by collect_writes on the loop
@@ -133,14 +134,14 @@ class Transfer:
             self._spawn(self._write_piece_async(buf))
             return
         try:
-            submit(index, buf.data, self.piece_hash(index), lambda result: self._written(buf, result))
+            submit(index, buf.view, self.piece_hash(index), lambda result: self._written(buf, result))
         except Exception as exc:  # the executor is shut down, ...
             self._written(buf, exc)
 
     async def _write_piece_async(self, buf: PieceBuffer) -> None:
         try:
             result: bool | BaseException = await self.storage.hash_and_write_piece(
-                buf.index, buf.data, self.piece_hash(buf.index)
+                buf.index, buf.view, self.piece_hash(buf.index)
             )
         except asyncio.CancelledError:
             self.pending_writes -= 1

@@ -195,3 +195,47 @@ async def test_a_file_moved_out_of_its_part_file_gets_its_direct_writes(tmp_path
     await st.close()
     assert (tmp_path / "dl" / "a").read_bytes() == data[: 2 * PL]
     assert (tmp_path / "dl" / "b").read_bytes() == data[2 * PL :]
+
+
+def test_a_piece_sized_buffer_is_page_aligned_and_zeroed() -> None:
+    buf = direct_io.aligned_buffer(PL)
+    assert len(buf) == PL and bytes(buf) == bytes(PL)
+    assert direct_io.is_aligned(memoryview(buf))
+    assert direct_io.is_aligned(memoryview(buf)[ALIGN:])  # a span starting on a block of the piece
+    assert not direct_io.is_aligned(memoryview(buf)[100:])
+    assert not direct_io.is_aligned(memoryview(bytes(PL)))  # read-only: never written from
+    assert not direct_io.is_aligned(memoryview(b""))
+    small = direct_io.aligned_buffer(100)  # a tiny piece: a plain bytearray, bounced if ever direct
+    assert isinstance(small, bytearray) and len(small) == 100
+
+
+@needs_direct
+def test_aligned_memory_is_written_without_the_bounce_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not takes_direct(tmp_path):
+        pytest.skip(f"the filesystem of {tmp_path} refuses O_DIRECT")
+    bounced: list[int] = []
+    real_bounce = direct_io.bounce
+
+    def counting_bounce() -> memoryview:
+        bounced.append(1)
+        return real_bounce()
+
+    monkeypatch.setattr(direct_io, "bounce", counting_bounce)
+    data = os.urandom(3 * direct_io.CHUNK)
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | direct_io.O_DIRECT, 0o600)
+    try:
+        piece = direct_io.aligned_buffer(len(data))
+        piece[:] = data
+        assert direct_io.write_direct(fd, memoryview(piece), 0) == len(data)
+        assert bounced == []
+        unaligned = memoryview(bytearray(b"x" + data[: 2 * ALIGN]))[
+            1:
+        ]  # malloc's 16-byte alignment, plus one
+        assert direct_io.write_direct(fd, unaligned, len(data)) == 2 * ALIGN
+        assert bounced == [1]
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data + data[: 2 * ALIGN]
