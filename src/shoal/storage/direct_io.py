@@ -72,11 +72,19 @@ def bounce() -> memoryview:
 ALIGNED_MIN = 64 * 1024  # smaller buffers stay bytearrays: a memory map each would cost more than the copy
 
 
+_PRIVATE = getattr(mmap, "MAP_PRIVATE", None)
+_ANONYMOUS = getattr(mmap, "MAP_ANONYMOUS", None)
+
+
 def aligned_buffer(length: int) -> bytearray | mmap.mmap:
     """A zeroed, writable buffer of ``length`` bytes for a piece; page-aligned (an anonymous memory map) when it is
-    at least :data:`ALIGNED_MIN` long, so :func:`write_direct` writes it without a copy."""
+    at least :data:`ALIGNED_MIN` long, so :func:`write_direct` writes it without a copy. The map is private where
+    the platform says so (POSIX): process memory like a ``bytearray``'s, counted as anonymous memory (RssAnon),
+    not shared with a forked child."""
     if length < ALIGNED_MIN:
         return bytearray(length)
+    if _PRIVATE is not None and _ANONYMOUS is not None:
+        return mmap.mmap(-1, length, flags=_PRIVATE | _ANONYMOUS)
     return mmap.mmap(-1, length)
 
 

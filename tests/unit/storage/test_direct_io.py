@@ -239,3 +239,18 @@ def test_aligned_memory_is_written_without_the_bounce_copy(
     finally:
         os.close(fd)
     assert path.read_bytes() == data + data[: 2 * ALIGN]
+
+
+@needs_direct
+def test_piece_buffers_are_private_anonymous_memory() -> None:
+    """Counted in RssAnon like a bytearray (the benchmarks' heap figure), not as shared memory."""
+
+    def rss(field: str) -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+    before = rss("RssShmem:")
+    buf = direct_io.aligned_buffer(64 << 20)
+    buf[:] = b"\x01" * len(buf)
+    assert rss("RssShmem:") - before < 16 << 10  # KiB: the 64 MiB did not land in shared memory
+    del buf
