@@ -22,11 +22,12 @@ from shoal.types import BLOCK_SIZE
 class PieceBuffer:
     """One piece being assembled."""
 
-    __slots__ = ("data", "index", "length", "view")
+    __slots__ = ("data", "epoch", "index", "length", "view")
 
     def __init__(self, index: int, length: int, data: bytearray | mmap.mmap | None = None) -> None:
         self.index = index
         self.length = length
+        self.epoch = 0  # the torrent's retry_epoch when its write was started (see Transfer._piece_written)
         # page-aligned when large: the verified piece is then written with O_DIRECT straight from here
         self.data = aligned_buffer(length) if data is None else data
         self.view = memoryview(self.data)  # blocks are copied in through it (no slice copies)

@@ -62,6 +62,7 @@ class TorrentTask:
         self.have: Bitfield | None = None
         self.state = TorrentState.DOWNLOADING_METADATA if source.metainfo is None else TorrentState.CHECKING
         self.error: str | None = None
+        self.retry_epoch = 0  # bumped by resume() out of the error state
         self.paused = params.paused
         self.counters: collections.Counter[str] = collections.Counter()
         self.peers = PeerSet(self)
@@ -433,6 +434,7 @@ class TorrentTask:
         pieces are kept; a piece whose write failed is downloaded again."""
         if self.state is TorrentState.ERROR and self.error is not None and not self._stopped:
             self.error = None
+            self.retry_epoch += 1  # writes still in flight from before fail their piece, not the torrent
             if not self.is_finished:
                 self._complete.clear()
             self.paused = True  # fall through to a normal resume

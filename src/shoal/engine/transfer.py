@@ -129,6 +129,7 @@ class Transfer:
         to 32 reads of a busy socket as an executor future would be. Other storages go through the coroutine."""
         index = buf.index
         self.pending_writes += 1
+        buf.epoch = getattr(self.task, "retry_epoch", 0)
         submit = getattr(self.storage, "submit_hash_and_write", None)
         if submit is None:
             self._spawn(self._write_piece_async(buf))
@@ -177,9 +178,17 @@ class Transfer:
         if isinstance(result, BaseException):
             if not isinstance(result, StorageError):  # MemoryError, a bug in a backend...: never silent
                 logger.error("piece %d: write failed: %r", index, result)
-            if not self.closed:
-                self.picker.on_piece_failed(index)
-                self.task.fail(result if isinstance(result, Exception) else StorageError(repr(result)))
+            if self.closed:
+                return
+            self.picker.on_piece_failed(index)  # downloaded again
+            if buf.epoch != getattr(self.task, "retry_epoch", 0):
+                # started before the torrent was retried out of its error state (a full disk, say): the error
+                # was reported then; the retry must not fail on it again. A new write fails it if it still holds.
+                logger.info(
+                    "piece %d: a write from before the retry failed (%s); downloading it again", index, result
+                )
+                return
+            self.task.fail(result if isinstance(result, Exception) else StorageError(repr(result)))
             return
         if self.closed:
             return

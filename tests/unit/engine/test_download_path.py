@@ -146,3 +146,40 @@ async def test_finished_buffers_are_reused_and_given_back_at_the_end() -> None:
     await asyncio.sleep(0)
     assert len(buffers) < PIECES  # pieces after the first reuse a finished one's buffer
     assert tr.pending_writes == 0 and tr.pooled_buffers == 0  # finished: nothing pooled any more
+
+
+class HeldStorage(Storage):
+    """Keeps each piece's completion callback until the test reports a result for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: dict[int, Any] = {}
+
+    def submit_hash_and_write(self, piece: int, data: Any, expected: bytes, done: Any) -> None:
+        self.held[piece] = done
+
+
+async def test_a_write_failing_after_the_retry_fails_its_piece_not_the_retried_torrent() -> None:
+    from shoal.errors import DiskFullError
+
+    peers, peer, task, _ = setup()
+    storage = HeldStorage()
+    tr = task.transfer
+    assert tr is not None
+    tr.storage = storage  # type: ignore[assignment]
+    failures: list[BaseException] = []
+    task.fail = failures.append  # type: ignore[attr-defined]
+    task.retry_epoch = 0  # type: ignore[attr-defined]
+    peers.fill(peer)
+    while peer.sent and len(storage.held) < 2:
+        peers.on_blocks(peer, *answer(peer, 1))
+    first, second = sorted(storage.held)
+    storage.held.pop(first)(DiskFullError("no space left on device"))
+    await asyncio.sleep(0)
+    assert len(failures) == 1  # the disk filled: the torrent goes to its error state
+    task.retry_epoch = 1  # type: ignore[attr-defined]  # resume(): space is back, try again
+    storage.held.pop(second)(DiskFullError("no space left on device"))  # in flight since before the retry
+    await asyncio.sleep(0)
+    assert len(failures) == 1  # not failed again by the old write
+    assert not tr.picker.have(second) and not tr.picker.is_piece_complete(second)  # downloaded again
+    assert tr.pending_writes == 0
