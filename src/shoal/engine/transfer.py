@@ -129,7 +129,7 @@ class Transfer:
         to 32 reads of a busy socket as an executor future would be. Other storages go through the coroutine."""
         index = buf.index
         self.pending_writes += 1
-        buf.epoch = getattr(self.task, "retry_epoch", 0)
+        buf.epoch = self.task.retry_epoch
         submit = getattr(self.storage, "submit_hash_and_write", None)
         if submit is None:
             self._spawn(self._write_piece_async(buf))
@@ -181,7 +181,7 @@ class Transfer:
             if self.closed:
                 return
             self.picker.on_piece_failed(index)  # downloaded again
-            if buf.epoch != getattr(self.task, "retry_epoch", 0):
+            if buf.epoch != self.task.retry_epoch:
                 # started before the torrent was retried out of its error state (a full disk, say): the error
                 # was reported then; the retry must not fail on it again. A new write fails it if it still holds.
                 logger.info(

@@ -64,7 +64,7 @@ def bounce() -> memoryview:
     """This thread's page-aligned buffer of :data:`CHUNK` bytes (made on first use, kept for the thread's life)."""
     view: memoryview | None = getattr(_local, "view", None)
     if view is None:
-        _local.map = mmap.mmap(-1, CHUNK)
+        _local.map = aligned_buffer(CHUNK)
         view = _local.view = memoryview(_local.map)
     return view
 
@@ -106,20 +106,14 @@ def write_direct(fd: int, data: memoryview, file_offset: int) -> int:
     written as it is; anything else goes through the thread's bounce buffer."""
     done = 0
     total = len(data)
-    if is_aligned(data):
-        while done < total:
-            w = os.pwrite(fd, data[done : done + CHUNK], file_offset + done)
-            if w <= 0:
-                break
-            done += w
-            if w % ALIGN:
-                break
-        return done
-    buf = bounce()
+    buf = None if is_aligned(data) else bounce()
     while done < total:
         n = min(CHUNK, total - done)
-        buf[:n] = data[done : done + n]
-        w = os.pwrite(fd, buf[:n], file_offset + done)
+        chunk = data[done : done + n]
+        if buf is not None:
+            buf[:n] = chunk
+            chunk = buf[:n]
+        w = os.pwrite(fd, chunk, file_offset + done)
         if w <= 0:
             break
         done += w

@@ -47,6 +47,7 @@ class Task:
         self.state = SimpleNamespace(value="downloading")
         self.rates = SimpleNamespace(take_down=lambda n, now: True)
         self.transfer: Transfer | None = None
+        self.retry_epoch = 0
 
     def on_piece_passed(self, index: int) -> None:
         self.passed.append(index)
@@ -169,7 +170,6 @@ async def test_a_write_failing_after_the_retry_fails_its_piece_not_the_retried_t
     tr.storage = storage  # type: ignore[assignment]
     failures: list[BaseException] = []
     task.fail = failures.append  # type: ignore[attr-defined]
-    task.retry_epoch = 0  # type: ignore[attr-defined]
     peers.fill(peer)
     while peer.sent and len(storage.held) < 2:
         peers.on_blocks(peer, *answer(peer, 1))
@@ -177,7 +177,7 @@ async def test_a_write_failing_after_the_retry_fails_its_piece_not_the_retried_t
     storage.held.pop(first)(DiskFullError("no space left on device"))
     await asyncio.sleep(0)
     assert len(failures) == 1  # the disk filled: the torrent goes to its error state
-    task.retry_epoch = 1  # type: ignore[attr-defined]  # resume(): space is back, try again
+    task.retry_epoch = 1  # resume(): space is back, try again
     storage.held.pop(second)(DiskFullError("no space left on device"))  # in flight since before the retry
     await asyncio.sleep(0)
     assert len(failures) == 1  # not failed again by the old write
