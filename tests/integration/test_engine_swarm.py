@@ -234,3 +234,37 @@ async def test_taken_listen_port_falls_back_to_the_next(tmp_path: Path) -> None:
                 pass
     finally:
         blocker.close()
+
+
+async def test_upload_limit_is_shared_fairly_among_unchoked_peers(tmp_path: Path) -> None:
+    """A seeder under an upload limit serves its unchoked peers in turn, not whoever it happens to serve first.
+
+    Before, every pass served one peer's whole queue while the bucket lasted, and the tick served peers in the
+    order they connected: the first leecher took most of the seeder's upload (a mixed swarm in CI left one Shoal
+    leecher with nothing to pass on)."""
+    src = make_file(tmp_path / "src" / "fair.bin", 24 * 1024 * 1024)
+    torrent = make_torrent(src, piece_length=64 * 1024)
+    s = fast_settings().with_(pex_interval=3600.0)
+    seeder = Session(s, listen=LOOP)
+    await seeder.start()
+    leechers = [Session(s, listen=LOOP) for _ in range(3)]
+    try:
+        st = await seeder.add(torrent, save_path=src.parent, upload_limit=400_000)
+        await st.wait_complete(timeout=20)
+        only_seeder = [PeerAddr("127.0.0.1", seeder.listen_port)]
+        for i, ls in enumerate(leechers):
+            await ls.start()
+            await ls.add(torrent, save_path=tmp_path / f"dl{i}", peers=only_seeder)
+        task = st._task  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(task.peers.active) < 3 or sum(p.uploaded for p in task.peers.active) < 1_500_000:
+            assert loop.time() < deadline, [p.uploaded for p in task.peers.active]
+            await asyncio.sleep(0.1)
+        shares = sorted(p.uploaded for p in task.peers.active)
+        # an even split is a third each; served in turn, none gets under a sixth
+        assert shares[0] >= sum(shares) / 6, shares
+    finally:
+        for ls in leechers:
+            await ls.close()
+        await seeder.close()

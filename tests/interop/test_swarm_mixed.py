@@ -50,7 +50,9 @@ def test_mixed_swarm_all_complete_and_shoal_leechers_upload(
     ) as seeder:
         seeder.port()
         wait_seed_registered(ot, t.info_hash)
-        # Everyone at once.
+        # Everyone at once. Each leecher then holds pieces the others want only if the capped seeder shares its
+        # upload among them in turn (test_upload_limit_is_shared_fairly_among_unchoked_peers): when it served
+        # whoever came first, one leecher got nearly every piece first and a Shoal leecher could upload nothing.
         shoal_a = shoal_get(t.path, tmp_path / "dl-shoal-a", tmp_path / "shoal-a", bind=host)
         shoal_b = shoal_get(t.path, tmp_path / "dl-shoal-b", tmp_path / "shoal-b", bind=host)
         with shoal_a, shoal_b:

@@ -85,6 +85,7 @@ class PeerSet(DownloadMixin, UploadMixin):
             seed_slot_time=s.seed_choke_slot_time,
         )
         self._last_choke: float | None = None
+        self._serve_turn = 0  # where serve_in_turn starts next
         self._handlers: dict[type, Any] = {
             ev.PeerChoked: self._on_choked,
             ev.PeerUnchoked: self._on_unchoked,
@@ -479,6 +480,7 @@ class PeerSet(DownloadMixin, UploadMixin):
         limit = t.rates.effective_download_limit()
         # seeding: no pipeline to size and nothing to time out, unless requests are still out (just finished)
         downloading = not t.is_finished
+        upload_limited = t.rates.upload_limited()  # then served in turn below, not peer by peer
         for peer in list(self.active):
             tracker = peer.tracker
             if tracker is None or peer.closed:
@@ -499,10 +501,12 @@ class PeerSet(DownloadMixin, UploadMixin):
                 tr = t.transfer
                 if tr is None or not tr.write_backlog:
                     peer.resume_reading()
-            if peer.upload_queue and not peer.write_paused:
+            if peer.upload_queue and not peer.write_paused and not upload_limited:
                 self.serve(peer)
             if pipeline:
                 self.fill(peer)
+        if upload_limited:
+            self.serve_in_turn(now)
         if self._last_choke is None or now - self._last_choke >= s.choke_interval:
             self.rechoke(now)
         self._send_pex(now)

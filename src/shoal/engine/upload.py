@@ -37,6 +37,7 @@ class UploadMixin:
     active: list[PeerTask]
     choker: Choker
     _last_choke: float | None
+    _serve_turn: int
 
     def _on_interested(self, peer: PeerTask, event: ev.PeerInterested) -> None:
         conn = peer.conn
@@ -79,22 +80,27 @@ class UploadMixin:
     def _on_cancelled(self, peer: PeerTask, event: ev.RequestCancelled) -> None:
         pass  # the connection forgets it; serve() skips requests that are gone
 
-    def serve(self, peer: PeerTask) -> None:
+    def serve(self, peer: PeerTask, blocks: int | None = None) -> int:
+        """Send the peer's queued blocks while its socket and the upload limits allow; returns the bytes sent.
+
+        Under an upload limit a call sends at most ``blocks`` blocks (default one): the bucket is shared out by
+        :meth:`serve_in_turn`, a block per peer per round, so no peer drains it because it was served first."""
         tr = self.task.transfer
         conn = peer.conn
         if tr is None or conn is None:
-            return
+            return 0
         queue = peer.upload_queue
         t = self.task
         rates = t.rates
         limited = rates.upload_limited()
+        budget = (1 if blocks is None else blocks) if limited else -1  # blocks left to send; -1: no cap
         sent = 0
         now = self.session.clock.now()
         last_piece = -1
         view: memoryview | None = None
         chunk = peer.serve_chunk
         unflushed = 0
-        while queue and not peer.write_paused and not peer.closed:
+        while queue and budget and not peer.write_paused and not peer.closed:
             piece, offset, length = queue[0]
             if not conn.is_requested(piece, offset, length):
                 queue.popleft()
@@ -130,6 +136,7 @@ class UploadMixin:
             n = peer.send_block(piece, offset, view[start : start + length])
             if n:
                 sent += n
+                budget -= 1
                 if limited:
                     rates.take_up(n, now)
                 unflushed += n
@@ -144,6 +151,29 @@ class UploadMixin:
             t.counters["bytes_uploaded"] += sent
             if not limited:
                 rates.take_up(sent, now)  # counts it for the rate estimate
+        return sent
+
+    def serve_in_turn(self, now: float) -> None:
+        """Under an upload limit (from the tick): what the buckets allow, a block per waiting peer per round,
+        starting one peer further along each time. Ends when the buckets are dry or no peer can take more (each
+        round sends a block or drops a peer, so it ends)."""
+        waiting = [p for p in self.active if p.upload_queue and not p.write_paused and not p.closed]
+        if not waiting:
+            return
+        k = self._serve_turn % len(waiting)
+        self._serve_turn += 1
+        waiting = waiting[k:] + waiting[:k]
+        rates = self.task.rates
+        while waiting and rates.can_up(now):
+            waiting = [
+                p
+                for p in waiting
+                if rates.can_up(now)
+                and self.serve(p, 1)
+                and p.upload_queue
+                and not p.write_paused
+                and not p.closed
+            ]
 
     def _lone_block(
         self, peer: PeerTask, tr: Transfer, piece: int, offset: int, length: int
