@@ -268,3 +268,38 @@ async def test_upload_limit_is_shared_fairly_among_unchoked_peers(tmp_path: Path
         for ls in leechers:
             await ls.close()
         await seeder.close()
+
+
+async def test_a_slot_that_comes_free_goes_to_a_waiting_peer_before_the_next_round(tmp_path: Path) -> None:
+    """One upload slot and no choke round for an hour: the second leecher, interested while the first one holds
+    the slot, is unchoked as soon as the first one finishes and loses interest (before, the freed slot stayed
+    empty until the next round). The seeder's upload is capped so the first download lasts a few seconds."""
+    src = make_file(tmp_path / "src" / "slot.bin", 4 * 1024 * 1024)
+    torrent = make_torrent(src, piece_length=64 * 1024)
+    s = fast_settings().with_(pex_interval=3600.0)
+    # the seeder tells nobody of anybody (ut_pex with no peers): the leechers cannot trade, only wait for its slot
+    seeder = Session(s.with_(upload_slots=1, choke_interval=3600.0, max_pex_peers=0), listen=LOOP)
+    await seeder.start()
+    leechers = [Session(s, listen=LOOP) for _ in range(2)]
+    try:
+        st = await seeder.add(torrent, save_path=src.parent, upload_limit=2_000_000)
+        await st.wait_complete(timeout=20)
+        task = st._task  # type: ignore[attr-defined]
+        only_seeder = [PeerAddr("127.0.0.1", seeder.listen_port)]
+        loop = asyncio.get_running_loop()
+        handles = []
+        for i, ls in enumerate(leechers):
+            await ls.start()
+            handles.append(await ls.add(torrent, save_path=tmp_path / f"dl{i}", peers=only_seeder))
+        deadline = loop.time() + 20
+        while not (len(task.peers.active) == 2 and all(p.conn.peer_interested for p in task.peers.active)):
+            assert loop.time() < deadline, "both leechers never connected and asked"
+            assert not handles[0].status().is_complete, "the first leecher finished before the second asked"
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(asyncio.gather(*(h.wait_complete() for h in handles)), timeout=40)
+        for i in range(2):
+            assert same_tree(src, tmp_path / f"dl{i}" / "slot.bin")
+    finally:
+        for ls in leechers:
+            await ls.close()
+        await seeder.close()

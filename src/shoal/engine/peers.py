@@ -86,6 +86,7 @@ class PeerSet(DownloadMixin, UploadMixin):
         )
         self._last_choke: float | None = None
         self._serve_turn = 0  # where serve_in_turn starts next
+        self.slot_freed = False  # an unchoked peer left or lost interest since the last choke round
         self._handlers: dict[type, Any] = {
             ev.PeerChoked: self._on_choked,
             ev.PeerUnchoked: self._on_unchoked,
@@ -271,6 +272,8 @@ class PeerSet(DownloadMixin, UploadMixin):
         ):
             del self.by_id[peer.conn.peer_id]
         self.session.connections -= 1
+        if peer.conn is not None and not peer.conn.am_choking:
+            self.slot_freed = True  # given to a waiting peer on the next tick
         tr = self.task.transfer
         if tr is not None:
             tr.picker.peer_left(peer)
@@ -509,6 +512,8 @@ class PeerSet(DownloadMixin, UploadMixin):
             self.serve_in_turn(now)
         if self._last_choke is None or now - self._last_choke >= s.choke_interval:
             self.rechoke(now)
+        elif self.slot_freed:
+            self.fill_free_slots(now)
         self._send_pex(now)
         self._connect_some(now)
 

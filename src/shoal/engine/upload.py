@@ -38,11 +38,13 @@ class UploadMixin:
     choker: Choker
     _last_choke: float | None
     _serve_turn: int
+    slot_freed: bool
 
     def _on_interested(self, peer: PeerTask, event: ev.PeerInterested) -> None:
         conn = peer.conn
         assert conn is not None
-        if conn.am_choking and self._unchoked_count() < self.settings.upload_slots:
+        slots = self.settings.upload_slots
+        if conn.am_choking and (slots <= 0 or self._unchoked_count() < slots):
             peer.unchoked_since = self.session.clock.now()
             peer.send_message(conn.send(m.Unchoke()))
 
@@ -50,6 +52,7 @@ class UploadMixin:
         conn = peer.conn
         if conn is not None and not conn.am_choking:
             peer.send_message(conn.send(m.Choke()))
+            self.slot_freed = True  # given to a waiting peer on the next tick
         peer.upload_queue.clear()
         if peer.is_seed and self.task.is_finished:
             peer.close("both sides are seeds")
@@ -214,9 +217,17 @@ class UploadMixin:
     def _unchoked_count(self) -> int:
         return sum(1 for p in self.active if p.conn is not None and not p.conn.am_choking)
 
-    def rechoke(self, now: float) -> None:
-        """Apply the choker's decision (tit-for-tat when leeching, round robin when seeding, one optimistic)."""
-        self._last_choke = now
+    def fill_free_slots(self, now: float) -> None:
+        """Unchoke waiting interested peers into the slots that came free since the last round (no one is choked)."""
+        self.slot_freed = False
+        chosen = self.choker.fill(self._choke_stats(), self.session.rng, seeding=self.task.is_finished)
+        for peer in self.active:
+            conn = peer.conn
+            if peer in chosen and conn is not None and conn.am_choking and not peer.closed:
+                peer.unchoked_since = now
+                peer.send_message(conn.send(m.Unchoke()))
+
+    def _choke_stats(self) -> list[PeerStats]:
         stats = []
         for p in self.active:
             conn = p.conn
@@ -235,6 +246,13 @@ class UploadMixin:
                     is_seed=p.is_seed,
                 )
             )
+        return stats
+
+    def rechoke(self, now: float) -> None:
+        """Apply the choker's decision (tit-for-tat when leeching, round robin when seeding, one optimistic)."""
+        self._last_choke = now
+        self.slot_freed = False
+        stats = self._choke_stats()
         decision = self.choker.decide(stats, now, self.session.rng, seeding=self.task.is_finished)
         for peer in self.active:
             conn = peer.conn

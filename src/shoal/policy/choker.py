@@ -1,7 +1,9 @@
 """Who to unchoke: a decision over peer statistics, ``now`` and an injected ``rng`` (sans-IO).
 
-The engine calls :meth:`Choker.decide` every ``choke_interval`` seconds (and when a peer leaves or changes
-interest) with one :class:`PeerStats` per connected peer, and unchokes exactly ``decision.unchoke``.
+The engine calls :meth:`Choker.decide` every ``choke_interval`` seconds with one :class:`PeerStats` per connected
+peer, and unchokes exactly ``decision.unchoke``. Between rounds a slot that comes free (an unchoked peer left or
+lost interest) is given at once by :meth:`Choker.fill`, and a peer that becomes interested while a slot is free
+is unchoked at once.
 
 - **Leeching** (tit-for-tat, BEP 3): the ``slots - 1`` interested, non-snubbed peers that upload fastest to us
   are unchoked (ties broken by the rng).
@@ -73,6 +75,25 @@ class Choker:
         if optimistic is not None:
             chosen.add(optimistic)
         return ChokeDecision(frozenset(chosen), optimistic)
+
+    def fill(self, peers: Sequence[PeerStats], rng: random.Random, *, seeding: bool) -> frozenset[Hashable]:
+        """Between rounds, when a slot came free (an unchoked peer left or lost interest): the choked, interested
+        peers to unchoke into the free slots, in the order the next round would favour them (seeding: fewest
+        bytes from us first; leeching: fastest to us, snubbed last). Nobody is choked; the round still decides."""
+        cands = [
+            p for p in peers if p.interested and p.unchoked_since is None and not (p.is_seed and seeding)
+        ]
+        if self.slots <= 0:
+            return frozenset(p.peer for p in cands)
+        free = self.slots - sum(1 for p in peers if p.unchoked_since is not None)
+        if free <= 0 or not cands:
+            return frozenset()
+        order: list[tuple[float, float, float, int]] = [
+            (p.uploaded, 0.0, rng.random(), i) if seeding else (p.snubbed, -p.download_rate, rng.random(), i)
+            for i, p in enumerate(cands)
+        ]
+        order.sort()
+        return frozenset(cands[k[-1]].peer for k in order[:free])
 
     @staticmethod
     def _leeching(cands: list[PeerStats], rng: random.Random, n: int) -> list[PeerStats]:

@@ -86,3 +86,36 @@ def test_deterministic_with_seed() -> None:
     a = Choker(slots=4).decide(peers, 0.0, random.Random(9), seeding=False)
     b = Choker(slots=4).decide(peers, 0.0, random.Random(9), seeding=False)
     assert a == b
+
+
+def test_fill_gives_free_slots_to_the_peers_the_round_would_favour() -> None:
+    c = Choker(slots=3)
+    peers = [
+        PeerStats("busy", True, download_rate=99, unchoked_since=0.0),  # holds a slot
+        PeerStats("slow", True, download_rate=1),
+        PeerStats("fast", True, download_rate=50),
+        PeerStats("snub", True, download_rate=80, snubbed=True),
+        PeerStats("idle", False, download_rate=70),  # not interested: never
+    ]
+    assert c.fill(peers, random.Random(1), seeding=False) == {"fast", "slow"}  # 2 free; the snubbed one last
+
+
+def test_fill_while_seeding_favours_fewest_bytes_and_skips_seeds() -> None:
+    c = Choker(slots=2)
+    peers = [
+        PeerStats("got-much", True, uploaded=10_000),
+        PeerStats("got-little", True, uploaded=10),
+        PeerStats("seed", True, is_seed=True),
+        PeerStats("holder", True, unchoked_since=5.0),
+    ]
+    assert c.fill(peers, random.Random(2), seeding=True) == {"got-little"}
+
+
+def test_fill_with_no_free_slot_or_unlimited() -> None:
+    full = [PeerStats("a", True, unchoked_since=0.0), PeerStats("b", True)]
+    assert c_fill(Choker(slots=1), full) == frozenset()
+    assert c_fill(Choker(slots=0), full) == {"b"}  # unlimited: every interested peer
+
+
+def c_fill(c: Choker, peers: list[PeerStats]) -> frozenset[object]:
+    return c.fill(peers, random.Random(3), seeding=False)
