@@ -303,3 +303,37 @@ async def test_a_slot_that_comes_free_goes_to_a_waiting_peer_before_the_next_rou
         for ls in leechers:
             await ls.close()
         await seeder.close()
+
+
+async def test_a_session_upload_limit_is_shared_among_its_torrents(tmp_path: Path) -> None:
+    """Two torrents seeded under one session-wide upload limit, a leecher on each: both get a fair part of it.
+    The torrents take turns at the front of the tick; before, the first torrent's peers drained the shared
+    bucket every tick."""
+    s = fast_settings().with_(pex_interval=3600.0)
+    seeder = Session(s.with_(upload_rate_limit=400_000), listen=LOOP)
+    await seeder.start()
+    leechers = [Session(s, listen=LOOP) for _ in range(2)]
+    try:
+        tasks = []
+        for i, ls in enumerate(leechers):
+            src = make_file(tmp_path / f"src{i}" / f"t{i}.bin", 16 * 1024 * 1024, seed=i + 7)
+            torrent = make_torrent(src, piece_length=64 * 1024)
+            st = await seeder.add(torrent, save_path=src.parent)
+            await st.wait_complete(timeout=20)
+            tasks.append(st._task)  # type: ignore[attr-defined]
+            await ls.start()
+            await ls.add(
+                torrent, save_path=tmp_path / f"dl{i}", peers=[PeerAddr("127.0.0.1", seeder.listen_port)]
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        sent = [0, 0]
+        while sum(sent) < 1_500_000:
+            assert loop.time() < deadline, sent
+            await asyncio.sleep(0.1)
+            sent = [sum(p.uploaded for p in t.peers.active) for t in tasks]
+        assert min(sent) >= sum(sent) / 4, sent  # an even split is a half each
+    finally:
+        for ls in leechers:
+            await ls.close()
+        await seeder.close()

@@ -157,9 +157,16 @@ class Session:
 
     async def _tick_all(self) -> None:
         interval = self.settings.engine_tick_interval
+        turn = 0
         while True:
             await asyncio.sleep(interval)
-            for task in list(self._ticking):
+            tasks = list(self._ticking)
+            if not tasks:
+                continue
+            # a different torrent goes first each tick: under a session-wide limit the first to serve its peers
+            # takes what the shared bucket holds, so a fixed order would give one torrent all of it
+            turn = (turn + 1) % len(tasks)
+            for task in tasks[turn:] + tasks[:turn]:
                 task.run_tick()
 
     async def resume_store(self, save_path: Path) -> Any:
