@@ -337,3 +337,24 @@ async def test_a_session_upload_limit_is_shared_among_its_torrents(tmp_path: Pat
         for ls in leechers:
             await ls.close()
         await seeder.close()
+
+
+async def test_a_limited_seeder_serves_a_whole_pipeline_between_ticks(tmp_path: Path) -> None:
+    """Under an upload limit with room to spare, a request arrival is answered with the peer's share of the bucket,
+    not a single block: with no tick at all on the seeder, a leecher still gets its 4 MiB. (Served a block per
+    arrival, the leecher's pipeline stalled until the next tick, and a 60 MB/s limit gave 13 MB/s.)"""
+    src = make_file(tmp_path / "src" / "pipe.bin", 4 * 1024 * 1024)
+    torrent = make_torrent(src, piece_length=256 * 1024)
+    seeder = Session(fast_settings().with_(engine_tick_interval=3600.0), listen=LOOP)
+    await seeder.start()
+    try:
+        st = await seeder.add(torrent, save_path=src.parent, upload_limit=50_000_000)
+        await st.wait_complete(timeout=20)
+        async with Session(fast_settings(), listen=LOOP) as leecher:
+            t = await leecher.add(
+                torrent, save_path=tmp_path / "dl", peers=[PeerAddr("127.0.0.1", seeder.listen_port)]
+            )
+            await t.wait_complete(timeout=30)
+        assert same_tree(src, tmp_path / "dl" / "pipe.bin")
+    finally:
+        await seeder.close()

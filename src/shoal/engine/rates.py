@@ -110,6 +110,13 @@ class RateSet:
             self._up_debt = debt = debt - pay
         return debt == 0 and all(b.available(now) >= 1 for b in buckets)
 
+    def up_available(self, now: float) -> float:
+        """Bytes the upload buckets allow now, after any overdraft (``inf`` when unlimited)."""
+        if self._unlimited_up():
+            return float("inf")
+        buckets = [b for b in (self.up, self.session.global_up) if b is not None and not b.unlimited]
+        return max(0.0, min(b.available(now) for b in buckets) - self._up_debt)
+
     def take_up(self, n: int, now: float) -> None:
         """Account ``n`` uploaded bytes; what the buckets cannot cover becomes debt."""
         self._up_total += n

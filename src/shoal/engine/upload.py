@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from shoal.policy.choker import Choker, PeerStats
+from shoal.types import BLOCK_SIZE
 from shoal.wire import events as ev
 from shoal.wire import messages as m
 
@@ -38,6 +39,7 @@ class UploadMixin:
     choker: Choker
     _last_choke: float | None
     _serve_turn: int
+    _serve_sharing: int
     slot_freed: bool
 
     def _on_interested(self, peer: PeerTask, event: ev.PeerInterested) -> None:
@@ -86,8 +88,10 @@ class UploadMixin:
     def serve(self, peer: PeerTask, blocks: int | None = None) -> int:
         """Send the peer's queued blocks while its socket and the upload limits allow; returns the bytes sent.
 
-        Under an upload limit a call sends at most ``blocks`` blocks (default one): the bucket is shared out by
-        :meth:`serve_in_turn`, a block per peer per round, so no peer drains it because it was served first."""
+        Under an upload limit a call sends at most ``blocks`` blocks. By default (a request arrived, the socket
+        drained) that is the peer's share of what the buckets hold now, split among the upload slots (or the
+        peers that were waiting at the last tick, if more), at least one block. The tick shares out the rest with :meth:`serve_in_turn`, a block per
+        peer per round, so no peer drains the buckets because it was served first."""
         tr = self.task.transfer
         conn = peer.conn
         if tr is None or conn is None:
@@ -96,9 +100,18 @@ class UploadMixin:
         t = self.task
         rates = t.rates
         limited = rates.upload_limited()
-        budget = (1 if blocks is None else blocks) if limited else -1  # blocks left to send; -1: no cap
-        sent = 0
         now = self.session.clock.now()
+        if not limited:
+            budget = -1  # blocks left to send; -1: no cap
+        elif blocks is not None:
+            budget = blocks
+        else:
+            # split as if every upload slot were waiting (the ones that were at the last tick, if more): a
+            # peer's turn never takes what the other unchoked peers are about to ask for
+            slots = self.settings.upload_slots
+            sharing = max(self._serve_sharing, min(slots, len(self.active)) if slots > 0 else 1)
+            budget = max(1, int(rates.up_available(now) // (BLOCK_SIZE * sharing)))
+        sent = 0
         last_piece = -1
         view: memoryview | None = None
         chunk = peer.serve_chunk
@@ -161,6 +174,7 @@ class UploadMixin:
         starting one peer further along each time. Ends when the buckets are dry or no peer can take more (each
         round sends a block or drops a peer, so it ends)."""
         waiting = [p for p in self.active if p.upload_queue and not p.write_paused and not p.closed]
+        self._serve_sharing = max(1, len(waiting))
         if not waiting:
             return
         k = self._serve_turn % len(waiting)
