@@ -86,9 +86,8 @@ class PeerSet(DownloadMixin, UploadMixin):
         )
         self._last_choke: float | None = None
         self._serve_turn = 0  # where serve_in_turn starts next
-        self._serve_sharing = (
-            1  # peers that were waiting to be served at the last tick (under an upload limit)
-        )
+        # under an upload limit: how many peers were waiting to be served at the last tick
+        self._serve_sharing = 1
         self.slot_freed = False  # an unchoked peer left or lost interest since the last choke round
         self._handlers: dict[type, Any] = {
             ev.PeerChoked: self._on_choked,

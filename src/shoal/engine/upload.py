@@ -90,8 +90,9 @@ class UploadMixin:
 
         Under an upload limit a call sends at most ``blocks`` blocks. By default (a request arrived, the socket
         drained) that is the peer's share of what the buckets hold now, split among the upload slots (or the
-        peers that were waiting at the last tick, if more), at least one block. The tick shares out the rest with :meth:`serve_in_turn`, a block per
-        peer per round, so no peer drains the buckets because it was served first."""
+        peers that were waiting at the last tick, if more), at least one block. The tick shares out the rest
+        with :meth:`serve_in_turn`, a block per peer per round, so no peer drains the buckets because it was
+        served first."""
         tr = self.task.transfer
         conn = peer.conn
         if tr is None or conn is None:
