@@ -6,11 +6,13 @@ Each area keeps its fields together under a comment. Add fields here rather than
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
+from shoal.records import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class Settings:
     # --- bencode / metainfo (BEP 3, 52) ---
     max_bencode_depth: int = 64

@@ -17,9 +17,9 @@ the size and the number of info-hashes and raises :class:`shoal.errors.RemotePro
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from shoal.errors import LocalProtocolError, RemoteProtocolError
+from shoal.records import record
 
 LSD_GROUP4 = "239.192.152.143"
 LSD_GROUP6 = "ff15::efc0:988f"
@@ -28,7 +28,7 @@ MAX_DATAGRAM = 1400  # BEP 14 keeps announces within one unfragmented datagram
 _HEX40 = re.compile(rb"[0-9a-fA-F]{40}")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LsdAnnounce:
     port: int
     info_hashes: tuple[bytes, ...]

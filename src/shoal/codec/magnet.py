@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import field
 from urllib.parse import quote, unquote
 
 from shoal.codec.metainfo import InfoDict, Metainfo
@@ -35,6 +35,7 @@ from shoal.codec.metainfo_fields import ALLOWED_TRACKER_SCHEMES, ALLOWED_WEB_SEE
 from shoal.codec.paths import sanitize_component
 from shoal.config import Settings
 from shoal.errors import MagnetError, MetainfoError, ShoalError
+from shoal.records import record
 from shoal.types import PeerAddr
 
 BTIH = "urn:btih:"
@@ -42,7 +43,7 @@ BTMH = "urn:btmh:"
 SHA256_MULTIHASH = "1220"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Magnet:
     info_hash_v1: bytes | None = None
     info_hash_v2: bytes | None = None

@@ -40,7 +40,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from shoal.codec import bencode, merkle
@@ -61,11 +61,12 @@ from shoal.codec.metainfo_v2 import parse_file_tree, validate_piece_layers
 from shoal.codec.paths import PAD_DIR, PathSet, check_path, sanitize_component
 from shoal.config import Settings
 from shoal.errors import MetainfoError, ShoalError
+from shoal.records import record
 
 __all__ = ["PAD_DIR", "FileEntry", "InfoDict", "Metainfo", "splice_info"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InfoDict:
     """The validated info dictionary of a torrent."""
 
@@ -176,7 +177,7 @@ def _hash_matches(info: InfoDict, expected: bytes) -> bool:
     return expected in candidates
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Metainfo:
     """A whole .torrent file: the info dict plus trackers, web seeds and descriptive fields."""
 

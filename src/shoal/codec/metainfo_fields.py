@@ -5,18 +5,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from shoal.codec.paths import PAD_DIR, check_path
 from shoal.config import Settings
 from shoal.errors import MetainfoError
+from shoal.records import record
 
 ALLOWED_TRACKER_SCHEMES = ("http://", "https://", "udp://")
 ALLOWED_WEB_SEED_SCHEMES = ("http://", "https://")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FileEntry:
     """One file (or pad) of a torrent, in the piece space."""
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from shoal.codec.compact import CompactNode
+from shoal.records import record
 from shoal.types import PeerAddr
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeersFound:
     """A get_peers lookup received peers it had not seen yet."""
 
@@ -17,7 +16,7 @@ class PeersFound:
     peers: tuple[PeerAddr, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LookupFinished:
     """A lookup converged (or ran out of candidates or queries)."""
 
@@ -33,7 +32,7 @@ class LookupFinished:
     announced_to: int  # announce_peer queries sent after a get_peers lookup
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerAnnounced:
     """A node announced a peer to us (stored in the peer store)."""
 
@@ -44,7 +43,7 @@ class PeerAnnounced:
 DhtEvent = PeersFound | LookupFinished | PeerAnnounced
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DhtStats:
     node_id: bytes
     nodes4: int

@@ -13,7 +13,7 @@ Validation lives in small per-method tables (``_QUERY_FIELDS``), not in a ladder
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from shoal.codec import bencode
@@ -27,6 +27,7 @@ from shoal.codec.compact import (
     encode_peer,
 )
 from shoal.errors import BencodeError, KrpcError, RemoteProtocolError
+from shoal.records import record
 from shoal.types import PeerAddr
 
 ID_LENGTH = 20
@@ -46,7 +47,7 @@ class KrpcMessageError(KrpcError):
         self.tid = tid
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Query:
     tid: bytes
     method: str
@@ -60,7 +61,7 @@ class Query:
     read_only: bool = False  # BEP 43
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Response:
     tid: bytes
     node_id: bytes
@@ -74,7 +75,7 @@ class Response:
     ip: PeerAddr | None = None  # BEP 42: the requester's address as we saw it
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Error:
     tid: bytes
     code: int

@@ -18,13 +18,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from shoal.records import record
 from shoal.types import PeerAddr
 
 NEW, IN_FLIGHT, RESPONDED, FAILED = "new", "in flight", "responded", "failed"
 _UNKNOWN_DISTANCE = -1  # bootstrap seeds whose id we do not know yet are asked first
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Candidate:
     dist: int
     addr: tuple[str, int]
@@ -39,7 +40,7 @@ class Candidate:
         return self.dist < other.dist
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class LookupStats:
     queries: int = 0
     responses: int = 0

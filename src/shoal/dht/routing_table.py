@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from shoal.dht.node_id import ID_BITS, common_prefix_bits, distance
+from shoal.records import record
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class NodeEntry:
     node_id: bytes
     host: str
@@ -45,7 +46,7 @@ class NodeEntry:
         return "questionable"
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Bucket:
     nodes: list[NodeEntry] = field(default_factory=list)
     replacements: list[NodeEntry] = field(default_factory=list)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass
+
+from shoal.records import record
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Pending:
     tid: bytes
     addr: tuple[str, int]

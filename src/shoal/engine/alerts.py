@@ -14,8 +14,9 @@ import asyncio
 import collections
 import enum
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import ClassVar
+
+from shoal.records import record
 
 
 class Category(enum.Flag):
@@ -27,7 +28,7 @@ class Category(enum.Flag):
     PROGRESS = enum.auto()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Alert:
     """Base of all alerts. ``info_hash`` is empty for session-wide alerts."""
 
@@ -38,13 +39,13 @@ class Alert:
         return type(self).__name__
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ListenSucceeded(Alert):
     host: str
     port: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ListenFailed(Alert):
     category: ClassVar[Category] = Category.ERROR
     host: str
@@ -52,88 +53,88 @@ class ListenFailed(Alert):
     error: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TorrentAdded(Alert):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TorrentRemoved(Alert):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetadataReceived(Alert):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StateChanged(Alert):
     old: str
     new: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CheckingFinished(Alert):
     pieces_have: int
     pieces_total: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PieceFinished(Alert):
     category: ClassVar[Category] = Category.PROGRESS
     piece: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HashFailed(Alert):
     category: ClassVar[Category] = Category.ERROR
     piece: int
     peers: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TorrentFinished(Alert):
     """Every wanted piece is downloaded and verified."""
 
     downloaded: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TorrentError(Alert):
     category: ClassVar[Category] = Category.ERROR
     error: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerConnected(Alert):
     category: ClassVar[Category] = Category.PEER
     peer: str
     incoming: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerDisconnected(Alert):
     category: ClassVar[Category] = Category.PEER
     peer: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerBanned(Alert):
     category: ClassVar[Category] = Category.PEER | Category.ERROR
     peer: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TrackerReply(Alert):
     category: ClassVar[Category] = Category.TRACKER
     url: str
     peers: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TrackerFailed(Alert):
     category: ClassVar[Category] = Category.TRACKER | Category.ERROR
     url: str

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shoal.records import record
 from shoal.types import PeerAddr
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class TorrentState(enum.Enum):
     STOPPED = "stopped"
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class AddTorrentParams:
     """How to add a torrent. ``source`` is a path, ``.torrent`` bytes, a ``Metainfo``, a magnet URI or a URL."""
 
@@ -47,7 +48,7 @@ class AddTorrentParams:
     force_recheck: bool = False  # hash everything on disk, ignoring resume data (shoal seed / shoal check)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TorrentStatus:
     info_hash: bytes
     name: str

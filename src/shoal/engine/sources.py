@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,10 @@ from shoal.codec.magnet import Magnet
 from shoal.codec.metainfo import Metainfo
 from shoal.config import Settings
 from shoal.errors import ConfigError, MetainfoError, NetworkError
+from shoal.records import record
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class ResolvedSource:
     info_hash: bytes  # 20-byte wire info-hash
     metainfo: Metainfo | None

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+
+from shoal.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerStats:
     """What the choker needs to know about one connected peer."""
 
@@ -40,7 +41,7 @@ class PeerStats:
     is_seed: bool = False  # it has every piece
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChokeDecision:
     unchoke: frozenset[Hashable]
     optimistic: Hashable | None

@@ -19,8 +19,8 @@ from __future__ import annotations
 import enum
 import random
 from collections import OrderedDict
-from dataclasses import dataclass
 
+from shoal.records import record
 from shoal.types import PeerAddr
 
 
@@ -35,7 +35,7 @@ class PeerSource(enum.IntEnum):
     RESUME = 5
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class PeerEntry:
     addr: PeerAddr
     source: PeerSource

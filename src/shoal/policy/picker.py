@@ -46,12 +46,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Hashable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from shoal.policy.availability import Availability, PeerHave
 from shoal.policy.bitfield import Bitfield
 from shoal.policy.piece_order import MAX_PRIORITY, PieceOrder, key_availability, order_key
+from shoal.records import record
 from shoal.types import BLOCK_SIZE, BlockRef
 
 FREE = 0
@@ -60,7 +60,7 @@ RECEIVED = 2
 WRITTEN = 3
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Received:
     """What :meth:`PiecePicker.on_block_received` decided."""
 

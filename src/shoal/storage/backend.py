@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from shoal.codec import merkle
+from shoal.records import record
 from shoal.storage.layout import Layout
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FileStat:
     """Size and modification time (ns) of one file on disk."""
 

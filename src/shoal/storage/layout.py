@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from shoal.errors import MetainfoError
+from shoal.records import record
 from shoal.types import BLOCK_SIZE, BlockRef
 
 
@@ -51,7 +51,7 @@ class _Info(Protocol):
     def files(self) -> Sequence[_InfoFile]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FileEntry:
     """One file of the torrent; ``offset`` is its start in the concatenated payload."""
 
@@ -61,7 +61,7 @@ class FileEntry:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Span:
     """A contiguous part of a byte range that lies in one file."""
 

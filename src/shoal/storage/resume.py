@@ -33,11 +33,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from shoal.errors import PeerProtocolError, ResumeError
 from shoal.policy.bitfield import Bitfield
+from shoal.records import record
 from shoal.storage.backend import FileStat
 from shoal.storage.layout import Layout
 
@@ -63,7 +64,7 @@ CREATE TABLE IF NOT EXISTS file (
 """
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class ResumeState:
     """What :meth:`ResumeStore.load` found still valid."""
 

@@ -18,11 +18,11 @@ import math
 import random
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from shoal.config import Settings
 from shoal.dht.events import DhtEvent, LookupFinished
 from shoal.dht.node import DhtNode
+from shoal.records import record
 
 Addr = tuple[str, int]
 
@@ -168,7 +168,7 @@ class DhtSim:
         return ids[:count]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LookupReport:
     nodes: int
     lookups: int

@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from shoal.records import record
 from shoal.tracker.proto.messages import AnnounceResponse, Event
 
 SUPPORTED_SCHEMES = ("http", "https", "udp")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AnnounceJob:
     """One announce the adapter should perform now."""
 
@@ -46,7 +46,7 @@ class AnnounceJob:
     tracker_id: bytes | None
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class TrackerState:
     """What we know about one tracker of the torrent (read it for status displays)."""
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from shoal.errors import ConfigError
+from shoal.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TrackerdConfig:
     # --- listening ---
     http: str | None = None  # HOST:PORT

@@ -10,11 +10,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from binascii import a2b_qp
-from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from shoal.codec.bencode import encode
 from shoal.errors import ShoalError
+from shoal.records import record
 from shoal.tracker.proto.messages import Event, ScrapeStats
 from shoal.trackerd.registry import AnnounceResult, ServerAnnounce
 
@@ -26,7 +26,7 @@ class BadRequest(ShoalError):
     """A request the tracker cannot parse; answered with 400 and this text as failure reason."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Target:
     """``/announce``, ``/scrape``, ``/PASSKEY/announce``… split into what the tracker needs."""
 
@@ -88,7 +88,7 @@ def _hash(name: str, value: bytes) -> bytes:
     return raw
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AnnounceQuery:
     request: ServerAnnounce
     compact: bool

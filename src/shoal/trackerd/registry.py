@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import NamedTuple
 
 from shoal.errors import ShoalError
+from shoal.records import record
 from shoal.tracker.proto.messages import Event, ScrapeStats
 from shoal.trackerd.config import TrackerdConfig
 
@@ -27,7 +28,7 @@ class AnnounceRefused(ShoalError):
     """The tracker refuses this announce; the message is the ``failure reason`` sent back."""
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class ServerAnnounce:
     """An announce as the adapters parsed it. ``addr`` is the compact address (ip bytes + port)."""
 
@@ -43,7 +44,7 @@ class ServerAnnounce:
     want_peer_ids: bool = False  # dictionary-mode HTTP answers carry peer ids
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class AnnounceResult:
     """``peers`` are compact addresses (6 or 18 bytes); ``has_v6`` says whether any is 18 bytes (when not,
     they are joined without looking at each); ``peer_ids`` follows ``peers`` when asked for."""
@@ -101,7 +102,7 @@ class _PeerList:
             self.v6 -= 1
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Swarm:
     seeders: _PeerList = field(default_factory=_PeerList)
     leechers: _PeerList = field(default_factory=_PeerList)
@@ -118,7 +119,7 @@ class Swarm:
         return len(self.seeders.items) + len(self.leechers.items)
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Counters:
     announces: int = 0
     scrapes: int = 0

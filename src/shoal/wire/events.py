@@ -7,10 +7,11 @@ All are slotted dataclasses, frozen except the per-block ones (``BlockReceived``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from shoal.errors import DisconnectReason
 from shoal.policy.bitfield import Bitfield
+from shoal.records import record
 from shoal.types import PeerAddr
 from shoal.wire.extension import ExtensionHandshake
 from shoal.wire.handshake import Reserved
@@ -23,7 +24,7 @@ class Event:
     __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HandshakeReceived(Event):
     """(Accepting side only) the peer's protocol string, reserved bits and info-hash arrived.
 
@@ -35,7 +36,7 @@ class HandshakeReceived(Event):
     reserved: Reserved
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Handshaken(Event):
     """The full handshake is in: the peer's id, reserved bits and info-hash (both sides agree on it)."""
 
@@ -44,7 +45,7 @@ class Handshaken(Event):
     info_hash: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExtensionHandshaken(Event):
     """BEP 10 extended handshake from the peer, parsed and clamped (this message alone; ``conn.peer_extensions``
     is the view merged over every handshake the peer sent)."""
@@ -52,46 +53,46 @@ class ExtensionHandshaken(Event):
     handshake: ExtensionHandshake
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeepAliveReceived(Event):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerChoked(Event):
     """The peer choked us. ``dropped`` are our requests it discarded (non-fast peers drop all of them)."""
 
     dropped: tuple[tuple[int, int, int], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerUnchoked(Event):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerInterested(Event):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeerNotInterested(Event):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HaveReceived(Event):
     piece: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BitfieldReceived(Event):
     """The peer's piece set from bitfield, have-all or have-none (its current copy is ``conn.peer_bitfield``)."""
 
     bitfield: Bitfield
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class BlockReceived(Event):
     """A piece message answering one of our requests (or a late answer to one we cancelled or lost to a choke).
 
@@ -104,7 +105,7 @@ class BlockReceived(Event):
     data: bytes
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class BlocksReceived(Event):
     """Piece messages that arrived back to back, as one event (only with ``PeerConnection(block_batches=True)``).
 
@@ -121,7 +122,7 @@ class BlocksReceived(Event):
     blocks: list[tuple[int, int, int, int]]
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class BlockRequested(Event):
     """The peer asked for a block we may serve now (in range, advertised, and it is unchoked or allowed fast)."""
 
@@ -130,7 +131,7 @@ class BlockRequested(Event):
     length: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RequestCancelled(Event):
     """The peer cancelled a request it had pending with us."""
 
@@ -139,7 +140,7 @@ class RequestCancelled(Event):
     length: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rejected(Event):
     """The peer rejected one of our pending requests (BEP 6); a reject answering our own cancel is not reported."""
 
@@ -148,43 +149,43 @@ class Rejected(Event):
     length: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AllowedFastReceived(Event):
     """The peer will serve ``piece`` to us even while choking us (BEP 6)."""
 
     piece: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Suggested(Event):
     piece: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DhtPortReceived(Event):
     port: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetadataRequested(Event):
     """ut_metadata request for metadata piece ``piece``; answer with ``send_metadata_*``."""
 
     piece: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetadataPieceReceived(Event):
     piece: int
     total_size: int
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetadataRejected(Event):
     piece: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PexReceived(Event):
     """ut_pex message, capped at ``max_pex_peers`` per list."""
 
@@ -192,7 +193,7 @@ class PexReceived(Event):
     dropped: tuple[PeerAddr, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExtendedReceived(Event):
     """An extended message for an extension we advertised but the connection does not parse itself."""
 
@@ -200,7 +201,7 @@ class ExtendedReceived(Event):
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProtocolViolation(Event):
     """Terminal: the peer broke the protocol. Disconnect, and ban it if ``ban``."""
 
@@ -209,7 +210,7 @@ class ProtocolViolation(Event):
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConnectionClosed(Event):
     """Terminal: end of stream (``receive_data(b"")``) or a timeout."""
 

@@ -18,11 +18,12 @@ handshakes update the map (``merge``), as BEP 10 allows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from shoal.codec import bencode
 from shoal.errors import BencodeError, DisconnectReason, PeerProtocolError
+from shoal.records import record
 
 UT_METADATA = "ut_metadata"
 UT_PEX = "ut_pex"
@@ -34,7 +35,7 @@ MAX_CLIENT_NAME = 64
 MAX_EXTENSION_DEPTH = 8
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExtensionHandshake:
     m: dict[str, int] = field(default_factory=dict)
     v: str | None = None

@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
-from dataclasses import dataclass
 
 from shoal.errors import DisconnectReason, LocalProtocolError, PeerProtocolError
+from shoal.records import record
 
 PROTOCOL = b"BitTorrent protocol"
 PREFIX = bytes((len(PROTOCOL),)) + PROTOCOL
@@ -44,7 +44,7 @@ DHT_BIT = _bit(7, 0x01)
 V2_BIT = _bit(7, 0x10)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reserved:
     """The 8 reserved bytes as an integer (byte 0 most significant) with named flags."""
 
@@ -89,7 +89,7 @@ class Reserved:
         return bool(self.bits & V2_BIT)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Handshake:
     reserved: Reserved
     info_hash: bytes

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import ClassVar
 
 from shoal.errors import DisconnectReason, PeerProtocolError
+from shoal.records import record
 
 CHOKE = 0
 UNCHOKE = 1
@@ -102,7 +102,7 @@ class Message:
         raise NotImplementedError
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeepAlive(Message):
     msg_id: ClassVar[int] = -1
 
@@ -110,7 +110,7 @@ class KeepAlive(Message):
         return KEEPALIVE_BYTES
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Choke(Message):
     msg_id: ClassVar[int] = CHOKE
 
@@ -118,7 +118,7 @@ class Choke(Message):
         return _simple(CHOKE)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Unchoke(Message):
     msg_id: ClassVar[int] = UNCHOKE
 
@@ -126,7 +126,7 @@ class Unchoke(Message):
         return _simple(UNCHOKE)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Interested(Message):
     msg_id: ClassVar[int] = INTERESTED
 
@@ -134,7 +134,7 @@ class Interested(Message):
         return _simple(INTERESTED)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NotInterested(Message):
     msg_id: ClassVar[int] = NOT_INTERESTED
 
@@ -142,7 +142,7 @@ class NotInterested(Message):
         return _simple(NOT_INTERESTED)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HaveAll(Message):
     msg_id: ClassVar[int] = HAVE_ALL
 
@@ -150,7 +150,7 @@ class HaveAll(Message):
         return _simple(HAVE_ALL)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HaveNone(Message):
     msg_id: ClassVar[int] = HAVE_NONE
 
@@ -158,7 +158,7 @@ class HaveNone(Message):
         return _simple(HAVE_NONE)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Have(Message):
     piece: int
     msg_id: ClassVar[int] = HAVE
@@ -167,7 +167,7 @@ class Have(Message):
         return _HAVE.pack(5, HAVE, self.piece)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Suggest(Message):
     piece: int
     msg_id: ClassVar[int] = SUGGEST
@@ -176,7 +176,7 @@ class Suggest(Message):
         return _HAVE.pack(5, SUGGEST, self.piece)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AllowedFast(Message):
     piece: int
     msg_id: ClassVar[int] = ALLOWED_FAST
@@ -185,7 +185,7 @@ class AllowedFast(Message):
         return _HAVE.pack(5, ALLOWED_FAST, self.piece)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bitfield(Message):
     """The raw wire bitfield; its length is checked against the piece count by the connection."""
 
@@ -196,7 +196,7 @@ class Bitfield(Message):
         return _HDR.pack(1 + len(self.data), BITFIELD) + self.data
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Request(Message):
     piece: int
     offset: int
@@ -207,7 +207,7 @@ class Request(Message):
         return _REQ.pack(13, REQUEST, self.piece, self.offset, self.length)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Cancel(Message):
     piece: int
     offset: int
@@ -218,7 +218,7 @@ class Cancel(Message):
         return _REQ.pack(13, CANCEL, self.piece, self.offset, self.length)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reject(Message):
     piece: int
     offset: int
@@ -229,7 +229,7 @@ class Reject(Message):
         return _REQ.pack(13, REJECT, self.piece, self.offset, self.length)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Piece(Message):
     piece: int
     offset: int
@@ -240,7 +240,7 @@ class Piece(Message):
         return _PIECE_HDR.pack(9 + len(self.data), PIECE, self.piece, self.offset) + self.data
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Port(Message):
     """DHT port (BEP 5)."""
 
@@ -251,7 +251,7 @@ class Port(Message):
         return _PORT.pack(3, PORT, self.port)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Extended(Message):
     """BEP 10: ``ext_id`` 0 is the extended handshake, others are ids from the receiver's ``m`` map."""
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from shoal.codec import bencode
 from shoal.errors import BencodeError, DisconnectReason, LocalProtocolError, PeerProtocolError
+from shoal.records import record
 
 METADATA_PIECE_SIZE = 16 * 1024
 MSG_REQUEST = 0
@@ -24,19 +25,19 @@ MSG_DATA = 1
 MSG_REJECT = 2
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetadataRequest:
     piece: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetadataData:
     piece: int
     total_size: int
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetadataReject:
     piece: int
 
@@ -105,7 +106,7 @@ def decode_metadata_message(payload: bytes, *, max_metadata_size: int) -> Metada
 # --- fetcher ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetadataResult:
     """Outcome of a complete fetch: ``info`` when verified, else None and the peers that contributed."""
 

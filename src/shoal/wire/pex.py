@@ -12,12 +12,12 @@ payload that is not a bencoded dictionary raises :class:`shoal.errors.PeerProtoc
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from shoal.codec import bencode
 from shoal.codec.compact import PEER4_SIZE, PEER6_SIZE, decode_peers, encode_peer, is_ipv6
 from shoal.errors import BencodeError, DisconnectReason, PeerProtocolError
+from shoal.records import record
 from shoal.types import PeerAddr
 
 FLAG_ENCRYPTION = 0x01
@@ -35,7 +35,7 @@ class PexPeer(NamedTuple):
     flags: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PexMessage:
     added: tuple[PexPeer, ...] = ()
     dropped: tuple[PeerAddr, ...] = ()

@@ -7,8 +7,9 @@ Both transports map onto these, so the announcer and the engine never care which
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from shoal.records import record
 from shoal.types import PeerAddr
 
 INFO_HASH_SIZE = 20
@@ -45,7 +46,7 @@ _EVENT_BY_HTTP = {e.http: e for e in Event}
 _EVENT_BY_UDP = {e.udp: e for e in Event}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AnnounceRequest:
     """One announce, as the client means it (transport independent)."""
 
@@ -63,7 +64,7 @@ class AnnounceRequest:
     ipv6: str | None = None  # BEP 7: our IPv6 address, if we want to tell the tracker
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AnnounceResponse:
     """What a tracker answered (already validated; bad peers dropped)."""
 
@@ -76,7 +77,7 @@ class AnnounceResponse:
     warning: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScrapeStats:
     """BEP 48 counts for one info-hash."""
 

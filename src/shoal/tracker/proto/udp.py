@@ -28,10 +28,10 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
-from dataclasses import dataclass
 
 from shoal.codec.compact import decode_peers
 from shoal.errors import LocalProtocolError, TrackerError
+from shoal.records import record
 from shoal.tracker.proto.messages import (
     INFO_HASH_SIZE,
     AnnounceRequest,
@@ -174,19 +174,19 @@ def decode_scrape_response(data: bytes, tid: int, info_hashes: list[bytes]) -> d
 # ---------------------------------------------------------------- server side
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConnectRequest:
     tid: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UdpAnnounce:
     connection_id: int
     tid: int
     request: AnnounceRequest
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UdpScrape:
     connection_id: int
     tid: int
