@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from shoal import alerts
 from shoal.config import Settings
-from shoal.engine.handle import TorrentState
+from shoal.engine.handle import Torrent, TorrentState
 from shoal.engine.session import Session
 from shoal.errors import ShoalError
 from shoal.types import PeerAddr
@@ -20,6 +22,33 @@ LOOP = ("127.0.0.1", 0)
 
 def fast_settings() -> Settings:
     return Settings(engine_tick_interval=0.1, choke_interval=1.0)
+
+
+@contextlib.asynccontextmanager
+async def seeder_and_leechers(
+    seeder_settings: Settings, leecher_settings: Settings, count: int
+) -> AsyncIterator[tuple[Session, list[Session]]]:
+    """A started seeder session and ``count`` started leecher sessions, all closed on the way out."""
+    seeder = Session(seeder_settings, listen=LOOP)
+    leechers = [Session(leecher_settings, listen=LOOP) for _ in range(count)]
+    try:
+        for session in (seeder, *leechers):
+            await session.start()
+        yield seeder, leechers
+    finally:
+        for session in (*leechers, seeder):
+            await session.close()
+
+
+async def leech_from(
+    seeder: Session, leechers: list[Session], torrent: Path, tmp_path: Path
+) -> list[Torrent]:
+    """Each leecher adds ``torrent`` into ``tmp_path/dl<i>``, told of the seeder alone."""
+    only_seeder = [PeerAddr("127.0.0.1", seeder.listen_port)]
+    return [
+        await ls.add(torrent, save_path=tmp_path / f"dl{i}", peers=only_seeder)
+        for i, ls in enumerate(leechers)
+    ]
 
 
 async def _seed(tmp_path: Path, payload: Path, torrent: bytes) -> tuple[Session, object]:
@@ -245,16 +274,10 @@ async def test_upload_limit_is_shared_fairly_among_unchoked_peers(tmp_path: Path
     src = make_file(tmp_path / "src" / "fair.bin", 24 * 1024 * 1024)
     torrent = make_torrent(src, piece_length=64 * 1024)
     s = fast_settings().with_(pex_interval=3600.0)
-    seeder = Session(s, listen=LOOP)
-    await seeder.start()
-    leechers = [Session(s, listen=LOOP) for _ in range(3)]
-    try:
+    async with seeder_and_leechers(s, s, 3) as (seeder, leechers):
         st = await seeder.add(torrent, save_path=src.parent, upload_limit=400_000)
         await st.wait_complete(timeout=20)
-        only_seeder = [PeerAddr("127.0.0.1", seeder.listen_port)]
-        for i, ls in enumerate(leechers):
-            await ls.start()
-            await ls.add(torrent, save_path=tmp_path / f"dl{i}", peers=only_seeder)
+        await leech_from(seeder, leechers, torrent, tmp_path)
         task = st._task  # type: ignore[attr-defined]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
@@ -264,10 +287,6 @@ async def test_upload_limit_is_shared_fairly_among_unchoked_peers(tmp_path: Path
         shares = sorted(p.uploaded for p in task.peers.active)
         # an even split is a third each; served in turn, none gets under a sixth
         assert shares[0] >= sum(shares) / 6, shares
-    finally:
-        for ls in leechers:
-            await ls.close()
-        await seeder.close()
 
 
 async def test_a_slot_that_comes_free_goes_to_a_waiting_peer_before_the_next_round(tmp_path: Path) -> None:
@@ -278,19 +297,13 @@ async def test_a_slot_that_comes_free_goes_to_a_waiting_peer_before_the_next_rou
     torrent = make_torrent(src, piece_length=64 * 1024)
     s = fast_settings().with_(pex_interval=3600.0)
     # the seeder tells nobody of anybody (ut_pex with no peers): the leechers cannot trade, only wait for its slot
-    seeder = Session(s.with_(upload_slots=1, choke_interval=3600.0, max_pex_peers=0), listen=LOOP)
-    await seeder.start()
-    leechers = [Session(s, listen=LOOP) for _ in range(2)]
-    try:
+    one_slot = s.with_(upload_slots=1, choke_interval=3600.0, max_pex_peers=0)
+    async with seeder_and_leechers(one_slot, s, 2) as (seeder, leechers):
         st = await seeder.add(torrent, save_path=src.parent, upload_limit=2_000_000)
         await st.wait_complete(timeout=20)
         task = st._task  # type: ignore[attr-defined]
-        only_seeder = [PeerAddr("127.0.0.1", seeder.listen_port)]
         loop = asyncio.get_running_loop()
-        handles = []
-        for i, ls in enumerate(leechers):
-            await ls.start()
-            handles.append(await ls.add(torrent, save_path=tmp_path / f"dl{i}", peers=only_seeder))
+        handles = await leech_from(seeder, leechers, torrent, tmp_path)
         deadline = loop.time() + 20
         while not (len(task.peers.active) == 2 and all(p.conn.peer_interested for p in task.peers.active)):
             assert loop.time() < deadline, "both leechers never connected and asked"
@@ -299,10 +312,6 @@ async def test_a_slot_that_comes_free_goes_to_a_waiting_peer_before_the_next_rou
         await asyncio.wait_for(asyncio.gather(*(h.wait_complete() for h in handles)), timeout=40)
         for i in range(2):
             assert same_tree(src, tmp_path / f"dl{i}" / "slot.bin")
-    finally:
-        for ls in leechers:
-            await ls.close()
-        await seeder.close()
 
 
 async def test_a_session_upload_limit_is_shared_among_its_torrents(tmp_path: Path) -> None:
@@ -310,10 +319,7 @@ async def test_a_session_upload_limit_is_shared_among_its_torrents(tmp_path: Pat
     The torrents take turns at the front of the tick; before, the first torrent's peers drained the shared
     bucket every tick."""
     s = fast_settings().with_(pex_interval=3600.0)
-    seeder = Session(s.with_(upload_rate_limit=400_000), listen=LOOP)
-    await seeder.start()
-    leechers = [Session(s, listen=LOOP) for _ in range(2)]
-    try:
+    async with seeder_and_leechers(s.with_(upload_rate_limit=400_000), s, 2) as (seeder, leechers):
         tasks = []
         for i, ls in enumerate(leechers):
             src = make_file(tmp_path / f"src{i}" / f"t{i}.bin", 16 * 1024 * 1024, seed=i + 7)
@@ -321,7 +327,6 @@ async def test_a_session_upload_limit_is_shared_among_its_torrents(tmp_path: Pat
             st = await seeder.add(torrent, save_path=src.parent)
             await st.wait_complete(timeout=20)
             tasks.append(st._task)  # type: ignore[attr-defined]
-            await ls.start()
             await ls.add(
                 torrent, save_path=tmp_path / f"dl{i}", peers=[PeerAddr("127.0.0.1", seeder.listen_port)]
             )
@@ -333,10 +338,6 @@ async def test_a_session_upload_limit_is_shared_among_its_torrents(tmp_path: Pat
             await asyncio.sleep(0.1)
             sent = [sum(p.uploaded for p in t.peers.active) for t in tasks]
         assert min(sent) >= sum(sent) / 4, sent  # an even split is a half each
-    finally:
-        for ls in leechers:
-            await ls.close()
-        await seeder.close()
 
 
 async def test_a_limited_seeder_serves_a_whole_pipeline_between_ticks(tmp_path: Path) -> None:
