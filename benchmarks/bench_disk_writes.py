@@ -1,13 +1,16 @@
-"""Micro-benchmark: FileStorage writing 1 GiB of verified 1 MiB pieces into one new file from 4 disk threads, as
-it does against one thing turned off:
+"""Micro-benchmark: FileStorage writing 1 GiB of verified pieces (1 MiB, or ``--piece-kib``) into one new file from 4
+disk threads, as it does against one thing turned off:
 
 * ``--compare lock`` (default): without its per-file write lock (one writer per file at a time), so every thread
   is in ``pwrite`` at once, meeting on ext4's inode lock;
 * ``--compare write-behind``: with ``write_behind=0``, so the written data stays in the page cache (see
-  ``src/shoal/storage/write_behind.py``).
+  ``src/shoal/storage/write_behind.py``);
+* ``--compare direct``: with ``direct_writes=False``, so every piece is written buffered (with write-behind)
+  instead of its aligned part with ``O_DIRECT`` (``src/shoal/storage/direct_io.py``). The piece is written from a
+  page-aligned buffer, as a download's piece buffers are.
 
-Run: ``.venv/bin/python benchmarks/bench_disk_writes.py [--compare lock|write-behind] [--mib 1024] [--rounds 6]
-[--workdir /tmp/bench-writes]``
+Run: ``.venv/bin/python benchmarks/bench_disk_writes.py [--compare lock|write-behind|direct] [--mib 1024]
+[--piece-kib 1024] [--rounds 6] [--workdir /tmp/bench-writes]``
 
 The two variants take turns in a shuffled order; each round writes a fresh file (what a download does) and deletes it. Prints each
 round's wall and CPU seconds (user+sys of this process) and the medians' ratio. On a VM that hands freed memory
@@ -31,10 +34,9 @@ from types import TracebackType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from shoal.storage.direct_io import aligned_buffer
 from shoal.storage.files import FileStorage
 from shoal.storage.layout import Layout
-
-PIECE = 1 << 20
 
 
 class _NoLock:
@@ -68,20 +70,24 @@ def cached_mib() -> int:
 
 
 async def one_round(
-    workdir: Path, mib: int, compare: str, as_is: bool, data: bytes, digest: bytes
+    workdir: Path, mib: int, compare: str, as_is: bool, data: memoryview, digest: bytes
 ) -> tuple[float, float]:
-    lay = Layout.from_files([(("f.bin",), mib * PIECE, False)], PIECE)
+    piece = len(data)
+    pieces = mib * (1 << 20) // piece
+    lay = Layout.from_files([(("f.bin",), pieces * piece, False)], piece)
     if compare == "write-behind" and not as_is:
         st = FileStorage(lay, workdir, disk_threads=4, write_behind=0)
+    elif compare == "direct" and not as_is:
+        st = FileStorage(lay, workdir, disk_threads=4, direct_writes=False)
     else:
         st = FileStorage(lay, workdir, disk_threads=4)
     if compare == "lock" and not as_is:
         st._writer.locks = _NoLocks()  # type: ignore[assignment]
     await st.open()
     m0, c0, t0 = cached_mib(), cpu(), time.perf_counter()
-    window = 16  # as the download path: at most 16 pieces waiting for hash+write
+    window = 16  # at most 16 pieces waiting for hash+write (the download path's queue of 1 MiB pieces)
     pending: set[asyncio.Future[bool]] = set()
-    for p in range(mib):
+    for p in range(pieces):
         if len(pending) >= window:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             assert all(f.result() for f in done)
@@ -98,7 +104,9 @@ async def one_round(
 
 async def main_async(args: argparse.Namespace) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
-    data = os.urandom(PIECE)
+    piece = args.piece_kib * 1024
+    data = memoryview(aligned_buffer(piece))
+    data[:] = os.urandom(piece)
     digest = hashlib.sha1(data).digest()
     runs: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     order = [True, False] * args.rounds
@@ -124,8 +132,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--compare", choices=["lock", "write-behind"], default="lock", help="what to turn off")
+    ap.add_argument(
+        "--compare", choices=["lock", "write-behind", "direct"], default="lock", help="what to turn off"
+    )
     ap.add_argument("--mib", type=int, default=1024, help="MiB to write per round")
+    ap.add_argument("--piece-kib", type=int, default=1024, help="piece size in KiB")
     ap.add_argument("--rounds", type=int, default=6, help="rounds per variant (they alternate)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench-writes"))
     return asyncio.run(main_async(ap.parse_args()))

@@ -154,7 +154,10 @@ class Settings:
     peer_connect_timeout: float = 10.0
     read_cache_bytes: int = 4 * 1024 * 1024  # whole pieces kept in memory per torrent to serve uploads (>= 2)
     read_buffer_spares: int = 2  # evicted read-cache buffers kept for reuse (no allocation per piece read)
-    max_pending_piece_writes: int = 16  # pieces waiting for hash+write before peers stop being read
+    # finished pieces waiting for hash+write, per torrent, before its peers stop being read: this many bytes of
+    # them (16 pieces of 1 MiB, 4 of 4 MiB), at most max_pending_piece_writes pieces, at least 2
+    max_pending_write_bytes: int = 16 * 1024 * 1024
+    max_pending_piece_writes: int = 256
     max_checking_torrents: int = 4  # torrents checking their data at once in a session (the others wait)
     max_alerts: int = 10_000  # alert queue size; the oldest is dropped beyond it
     listen_port_tries: int = 10  # a taken listen port: try the next ones, up to this many ports in all

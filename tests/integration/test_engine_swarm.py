@@ -279,6 +279,9 @@ async def test_upload_limit_is_shared_fairly_among_unchoked_peers(tmp_path: Path
         await st.wait_complete(timeout=20)
         await leech_from(seeder, leechers, torrent, tmp_path)
         task = st._task  # type: ignore[attr-defined]
+        assert (
+            task.transfer.max_pending_writes == 256
+        )  # 16 MiB of 64 KiB pieces (Settings.max_pending_write_bytes)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
         while len(task.peers.active) < 3 or sum(p.uploaded for p in task.peers.active) < 1_500_000:

@@ -28,7 +28,7 @@ from shoal.engine import alerts as al
 from shoal.engine.handle import AddTorrentParams, TorrentState, TorrentStatus
 from shoal.engine.peers import PeerSet
 from shoal.engine.sources import ResolvedSource
-from shoal.engine.transfer import Transfer
+from shoal.engine.transfer import Transfer, write_queue_pieces
 from shoal.errors import ConfigError, MetainfoError, ShoalError
 from shoal.policy.bitfield import Bitfield
 from shoal.policy.picker import PiecePicker
@@ -204,7 +204,11 @@ class TorrentTask:
             info.piece_hash_v1,
             read_cache_bytes=self.settings.read_cache_bytes,
             read_buffer_spares=self.settings.read_buffer_spares,
-            max_pending_writes=self.settings.max_pending_piece_writes,
+            max_pending_writes=write_queue_pieces(
+                layout.piece_length,
+                self.settings.max_pending_write_bytes,
+                self.settings.max_pending_piece_writes,
+            ),
             pad_blocks=layout.pad_blocks(),
         )
         self.have = Bitfield(layout.num_pieces)

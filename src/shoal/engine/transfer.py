@@ -37,6 +37,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def write_queue_pieces(piece_length: int, budget_bytes: int, max_pieces: int) -> int:
+    """How many finished pieces may wait for their hash and write before a torrent stops reading its peers.
+
+    A byte budget, so the memory it holds does not grow with the piece size: 16 MiB is 16 pieces of 1 MiB (the
+    fixed count this replaces) but 2 of 16 MiB (was 16: 256 MiB). At most ``max_pieces`` (small pieces), at least
+    2 (one being written while the next one waits)."""
+    return max(2, min(max_pieces, budget_bytes // max(1, piece_length)))
+
+
 class Transfer:
     def __init__(
         self,

@@ -183,3 +183,40 @@ async def test_a_write_failing_after_the_retry_fails_its_piece_not_the_retried_t
     assert len(failures) == 1  # not failed again by the old write
     assert not tr.picker.have(second) and not tr.picker.is_piece_complete(second)  # downloaded again
     assert tr.pending_writes == 0
+
+
+async def test_a_full_write_queue_stops_reading_the_peer_until_a_write_finishes() -> None:
+    """A slow disk holds memory to the write queue's bound: once that many finished pieces wait for their hash and
+    write, the peer is no longer read (the kernel's socket buffer then stops the sender), and the buffers held
+    are the queue's, not one per piece the peer could still send."""
+    peers, peer, task, _ = setup()
+    storage = HeldStorage()
+    picker = PiecePicker(PIECES, PIECE, PIECES * PIECE, rng=random.Random(1))
+    tr = Transfer(task, picker, storage, lambda i: hashlib.sha1(content(i)).digest(), max_pending_writes=2)  # type: ignore[arg-type]
+    task.transfer = tr
+    picker.peer_have_all(peer)
+    paused: list[int] = []
+    peer.pause_reading = lambda: paused.append(len(storage.held))  # type: ignore[method-assign]
+    resumed: list[int] = []
+    task.resume_reading_if_idle = lambda: resumed.append(tr.pending_writes)  # type: ignore[method-assign]
+    peers.fill(peer)
+    while peer.sent and not paused:
+        peers.on_blocks(peer, *answer(peer, 1))
+    assert paused == [2] and tr.pending_writes == 2 and tr.write_backlog  # paused as the second piece queued
+    first = min(storage.held)
+    storage.held.pop(first)(True)
+    await asyncio.sleep(0)
+    assert tr.pending_writes == 1 and not tr.write_backlog
+    assert resumed == [1]  # the torrent is told it may read again
+
+
+def test_the_write_queue_is_a_byte_budget_bounded_in_pieces() -> None:
+    from shoal.engine.transfer import write_queue_pieces
+
+    mib = 1024 * 1024
+    s = Settings()
+    budget, cap = s.max_pending_write_bytes, s.max_pending_piece_writes
+    assert write_queue_pieces(mib, budget, cap) == 16
+    assert write_queue_pieces(4 * mib, budget, cap) == 4
+    assert write_queue_pieces(16 * mib, budget, cap) == 2  # the floor (16 pieces of 16 MiB held 256 MiB)
+    assert write_queue_pieces(16 * 1024, budget, cap) == 256  # the cap (16 pieces of 16 KiB were 256 KiB)
