@@ -3,13 +3,19 @@ aligned middle of each span with ``O_DIRECT`` (:mod:`shoal.storage.direct_io`), 
 write-behind (:mod:`shoal.storage.write_behind`). :class:`shoal.storage.files.FileStorage` owns the files and the
 descriptor cache; this is its write path.
 
-One writer per file at a time: ext4 serialises buffered writes to a file on its inode lock anyway, and threads that
-meet there spin on it (``rwsem_spin_on_owner`` was 12 % of a 1 GiB download's CPU with 4 disk threads); waiting on
-a lock of ours sleeps instead, and hashing on the other threads goes on in parallel.
+One writer per file at a time, for spans of :data:`LOCKED_SPAN_MIN` and more: ext4 serialises buffered writes to a
+file on its inode lock anyway, and threads that meet there spin on it (``rwsem_spin_on_owner`` was 12 % of a 1 GiB
+download's CPU with 4 disk threads); waiting on a lock of ours sleeps instead, and hashing on the other threads
+goes on in parallel. Smaller spans are written without it: the lock is held across the GIL hand-offs of the write
+(each ``pwrite`` gives the GIL up and has to win it back from a busy event loop), so with small pieces the writers
+queued behind one that waited for the GIL. A 1 GiB download in 32 KiB pieces from libtorrent took 12.7-14.3 s with
+the lock and 9.2-11.3 s without it (2 cores; docs/PERFORMANCE.md); ``benchmarks/bench_disk_writes.py --compare
+lock``: 32 KiB pieces 1.31x the wall time with the lock, 256 KiB 1.08x, 512 KiB 1.33x, 1 MiB 0.87x.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -24,6 +30,9 @@ from shoal.storage.layout import Span
 from shoal.storage.write_behind import WriteBehind, advise_dontneed, write_behind_works
 
 logger = logging.getLogger(__name__)
+
+LOCKED_SPAN_MIN = 1 << 20  # spans at least this long are written under their file's writer lock
+_UNLOCKED = contextlib.nullcontext()
 
 
 def map_os_error(exc: OSError, what: str) -> StorageError:
@@ -59,7 +68,7 @@ class SpanWriter:
             FdCache(max_open_files, self._open_direct) if direct_writes and direct_io_works() else None
         )
         self._no_direct: set[int] = set()  # files whose filesystem refused O_DIRECT
-        self.locks: dict[int, threading.Lock] = {}  # file index -> its writer's lock
+        self.locks: dict[int, threading.Lock] = {}  # file index -> its writer's lock (long spans only)
 
     def write_spans(self, spans: list[Span], view: memoryview) -> None:
         """Write ``view`` (a piece) into its spans; pad spans are dropped."""
@@ -67,9 +76,9 @@ class SpanWriter:
             if s.is_pad:
                 continue
             index = s.file_index
-            lock = self.locks.get(index)
-            if lock is None:
-                lock = self.locks.setdefault(index, threading.Lock())
+            lock: threading.Lock | contextlib.nullcontext[None] = _UNLOCKED
+            if s.length >= LOCKED_SPAN_MIN:
+                lock = self.locks.get(index) or self.locks.setdefault(index, threading.Lock())
             pos = s.data_offset
             off = s.file_offset
             head, n = aligned_part(off, s.length) if self._direct_ok(index) else (0, 0)
