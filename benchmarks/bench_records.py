@@ -53,6 +53,17 @@ def instance_ns(cls: Any, n: int = 200_000) -> float:
     return (time.perf_counter() - start) / n * 1e9
 
 
+def in_turns(
+    subjects: dict[str, Any], measure: Callable[[Any], float], rounds: int
+) -> dict[str, list[float]]:
+    """``measure`` of every subject, the subjects taking turns within each of ``rounds`` rounds."""
+    times: dict[str, list[float]] = {name: [] for name in subjects}
+    for _ in range(rounds):
+        for name, subject in subjects.items():
+            times[name].append(measure(subject))
+    return times
+
+
 def import_cpu(src: Path | None) -> float:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -78,21 +89,14 @@ def main() -> None:
     }
     for make in makers.values():
         class_ms(make, 20)  # warm-up
-    classes: dict[str, list[float]] = {name: [] for name in makers}
-    for _ in range(args.rounds):
-        for name, make in makers.items():
-            classes[name].append(class_ms(make))
+    classes = in_turns(makers, class_ms, args.rounds)
     print("class creation, ms per class (median of rounds):")
     for name, times in classes.items():
         print(f"  {name:18} {statistics.median(times):.3f}   rounds: {' / '.join(f'{t:.3f}' for t in times)}")
 
     kinds = {name: make(type("Value", (), _body())) for name, make in makers.items()}
-    inst: dict[str, list[float]] = {name: [] for name in kinds}
-    for _ in range(args.rounds):
-        for name, cls in kinds.items():
-            inst[name].append(instance_ns(cls))
     print("instance creation, ns each (median of rounds):")
-    for name, times in inst.items():
+    for name, times in in_turns(kinds, instance_ns, args.rounds).items():
         print(f"  {name:18} {statistics.median(times):.0f}")
 
     if args.baseline_src is not None:

@@ -30,9 +30,8 @@ __all__ = ["record"]
 
 _T = TypeVar("_T")
 
-_HAS_FACTORY = (
-    object()
-)  # the default of a field with a default_factory, in the generated __init__'s signature
+# the default of a field with a default_factory, in the generated __init__'s signature
+_HAS_FACTORY = object()
 
 
 @overload
@@ -47,7 +46,7 @@ def record(*, frozen: bool = True, slots: bool = True) -> Callable[[type[_T]], t
 def record(
     cls: type[_T] | None = None, /, *, frozen: bool = True, slots: bool = True
 ) -> type[_T] | Callable[[type[_T]], type[_T]]:
-    """Make ``cls`` a dataclass (``frozen`` and ``slots`` by default), its methods compiled in one ``exec``."""
+    """Make ``cls`` a dataclass (``frozen`` and ``slots`` by default), compiling only its ``__init__``."""
 
     def wrap(c: type[_T]) -> type[_T]:
         return _make(c, frozen=frozen, slots=slots)
@@ -57,15 +56,15 @@ def record(
 
 def _make(cls: type[_T], *, frozen: bool, slots: bool) -> type[_T]:
     own = dict(cls.__dict__)  # what the class body wrote itself is kept, as dataclasses keeps it
-    if not own.get("__doc__"):
-        cls.__doc__ = (
-            cls.__name__
-        )  # else dataclasses computes one with inspect.signature, a third of its cost
+    documented = bool(own.get("__doc__"))
+    if not documented:
+        # a placeholder: else dataclasses computes one with inspect.signature, a third of its cost
+        cls.__doc__ = cls.__name__
     new = dataclasses.dataclass(init=False, repr=False, eq=False, slots=slots)(cls)
     fields = dataclasses.fields(new)  # type: ignore[arg-type]
     if any(f.kw_only is True for f in fields):
         raise TypeError(f"{new.__qualname__}: @record does not support kw_only fields")
-    if not own.get("__doc__"):
+    if not documented:
         new.__doc__ = f"{new.__name__}({', '.join(f.name for f in fields)})"
     compared = [f.name for f in fields if f.compare]
     hashed = [f.name for f in fields if (f.compare if f.hash is None else f.hash)]
@@ -98,25 +97,26 @@ def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...], frozen: bool) -
     body = []
     for f in fields:
         name = f.name
-        if f.default is not dataclasses.MISSING:
+        has_default = f.default is not dataclasses.MISSING
+        has_factory = f.default_factory is not dataclasses.MISSING
+        if has_default:
             env[f"_dflt_{name}"] = f.default
-            value = f"_dflt_{name}"
-        elif f.default_factory is not dataclasses.MISSING:
+        if has_factory:
             env[f"_fact_{name}"] = f.default_factory
+        if f.init and has_default:
+            params.append(f"{name}=_dflt_{name}")
+            value = name
+        elif f.init and has_factory:
+            params.append(f"{name}=_HAS_FACTORY")
+            value = f"_fact_{name}() if {name} is _HAS_FACTORY else {name}"
+        elif f.init:
+            params.append(name)
+            value = name
+        elif has_default:
+            value = f"_dflt_{name}"
+        elif has_factory:
             value = f"_fact_{name}()"
         else:
-            value = ""
-        if f.init:
-            if f.default is not dataclasses.MISSING:
-                params.append(f"{name}={value}")
-                value = name
-            elif f.default_factory is not dataclasses.MISSING:
-                params.append(f"{name}=_HAS_FACTORY")
-                value = f"{value} if {name} is _HAS_FACTORY else {name}"
-            else:
-                params.append(name)
-                value = name
-        elif not value:
             continue  # init=False without a default: left unset, as dataclasses does
         body.append(f"    _setattr(self, {name!r}, {value})" if frozen else f"    self.{name} = {value}")
     if hasattr(cls, "__post_init__"):
