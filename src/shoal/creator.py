@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import mmap
 import os
 
 from shoal import __version__
@@ -233,9 +234,14 @@ def _hash_all(
     return hasher.hash_pieces(plan, lambda: _open_reader(segments), runs, threads, progress)
 
 
-def _open_reader(segments: list[_Segment]) -> tuple[hasher.ReadInto, Callable[[], None]]:
+def _open_reader(segments: list[_Segment]) -> hasher.Reader:
     reader = _SegmentReader(segments)
-    return reader.read_into, reader.close
+    return hasher.Reader(reader.read_into, reader.close, reader.view_at)
+
+
+MAP_WINDOW = (
+    64 << 20
+)  # a worker maps this much of a file at a time (the pages it touched leave its RSS with it)
 
 
 class _SegmentReader:
@@ -247,8 +253,12 @@ class _SegmentReader:
         self.starts = [seg.offset for seg in segments]
         self.path: str | None = None
         self.fd = -1
+        self._map: mmap.mmap | None = None
+        self._map_view = memoryview(b"")
+        self._map_at = -1  # piece-space offset of the map's first byte
 
     def close(self) -> None:
+        self._unmap()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -262,6 +272,44 @@ class _SegmentReader:
             if hasattr(os, "posix_fadvise"):  # a larger read-ahead when the data is not in the page cache
                 os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return self.fd
+
+    def view_at(self, offset: int, length: int) -> memoryview | None:
+        """The piece-space bytes ``[offset, offset + length)`` in place, from a read-only map of a window of their
+        file; None when they are not all in one real file (pads, a piece across files: read instead)."""
+        at = offset - self._map_at
+        if self._map is not None and at >= 0 and at + length <= len(self._map_view):
+            return self._map_view[at : at + length]
+        i = bisect.bisect_right(self.starts, offset) - 1
+        seg = self.segments[i] if i >= 0 else None
+        if seg is None or seg.path is None or offset + length > seg.offset + seg.length or length == 0:
+            return None
+        self._unmap()
+        start = (offset - seg.offset) // mmap.ALLOCATIONGRANULARITY * mmap.ALLOCATIONGRANULARITY
+        size = min(seg.length - start, max(MAP_WINDOW, offset - seg.offset + length - start))
+        try:
+            fd = self._fd_for(seg.path)
+            if os.fstat(fd).st_size < start + size:
+                raise StorageError(f"file {seg.path!r} shrank while hashing")
+            self._map = mmap.mmap(fd, size, prot=mmap.PROT_READ, offset=start)
+        except OSError as exc:
+            raise StorageError(f"cannot map data: {exc.strerror or exc}") from None
+        if hasattr(self._map, "madvise"):
+            self._map.madvise(mmap.MADV_SEQUENTIAL)
+        self._map_view = memoryview(self._map)
+        self._map_at = seg.offset + start
+        return self.view_at(offset, length)
+
+    def _unmap(self) -> None:
+        if self._map is None:
+            return
+        self._map_view.release()
+        self._map_view = memoryview(b"")
+        try:
+            self._map.close()
+        except BufferError:  # a caller still holds a view: the map goes when that view does
+            pass
+        self._map = None
+        self._map_at = -1
 
     def read_into(self, view: memoryview, offset: int) -> None:
         end = offset + len(view)

@@ -1,14 +1,16 @@
 """Hash runs of whole pieces on every core, each worker in its own small buffer: the engine behind ``shoal create``,
 ``shoal check`` and the start-up check of ``shoal seed``.
 
-Why a buffer and not a memory map: on this kind of machine (a VM, 4 KiB pages) SHA-1 reading data that is not in
-the CPU caches runs at about half its speed on cached data (0.95 against 0.52 core-seconds per GiB measured), while
-``os.preadv`` copies the page cache into a buffer for 0.16 core-seconds per GiB. So each worker reads 256 KiB at a
-time into a buffer of its own that stays in its core's cache, and hashes it there (twice for a hybrid torrent:
-SHA-1 and the 16 KiB SHA-256 leaves of the same hot bytes). A 256 KiB buffer did 3-5 % better than 1 MiB for
-hybrid in paired runs (1.31 against 1.38 core-seconds per GiB). Hashing straight from a memory map, one 16 KiB
-leaf at a time for both hashes (the second then reads L1), was 7 % faster in one process on an already-faulted
-map, but 9-16 % slower in the real two-worker run (page faults, both cores reading memory cold): not kept.
+Threads read, forked workers map. A thread (the engine's re-check, ``shoal seed``'s start-up check) reads 256 KiB
+at a time with ``os.preadv`` into a buffer of its own that stays in its core's cache, and hashes it there (twice
+for a hybrid torrent: SHA-1 and the 16 KiB SHA-256 leaves of the same hot bytes): a memory map in the engine's
+process would turn a file cut short under it into a SIGBUS that kills the whole engine. A forked worker
+(:mod:`shoal.storage.hash_fork`, ``shoal create``) hashes in place from a read-only map of its file where the
+reader offers one (:class:`Reader` ``view_at``): a SIGBUS kills only that worker. Which is faster depends on the
+machine: an earlier trial on another boot (hybrid, one 16 KiB leaf at a time for both hashes) was 9-16 % slower
+from a map in the two-worker run (page faults, cold memory); on the AMD VM of docs/PERFORMANCE.md, copying the page
+cache cost as much as SHA-1 itself (``_copy_to_iter`` 46 % of the profile) and mapping took ``shoal create`` of
+1 GiB from 0.64-0.75 s to 0.38-0.42 s, level with mktorrent -t 2 (hybrid 1.11 -> 0.83 s).
 
 * :class:`PieceSpace` says what to hash: piece length, size of the piece space, which digests (v1 SHA-1 per piece,
   v2 merkle subtree per piece) and, for v2, where the files start (a v2 piece never spans two files).
@@ -41,7 +43,31 @@ TAIL_RUNS = 2
 LEAF = merkle.BLOCK_SIZE
 
 ReadInto = Callable[[memoryview, int], None]
+ViewAt = Callable[[int, int], "memoryview | None"]
 Progress = Callable[[int, int], None]
+
+
+def _nothing() -> None:
+    pass
+
+
+class Reader:
+    """One worker's way to the piece space, made by the caller's ``open_reader()`` in each worker: ``read_into``
+    fills a view with the bytes at an offset (pads as zeros); ``view_at``, if any, shows a range in place (a view
+    of a mapped file, or None where it cannot) and is used only by forked workers (:mod:`shoal.storage.hash_fork`),
+    where a file that shrinks under its map kills a worker process, not the caller; ``close`` lets go of files."""
+
+    __slots__ = ("close", "read_into", "view_at")
+
+    def __init__(
+        self, read_into: ReadInto, close: Callable[[], None] = _nothing, view_at: ViewAt | None = None
+    ) -> None:
+        self.read_into = read_into
+        self.close = close
+        self.view_at = view_at
+
+
+OpenReader = Callable[[], Reader]
 
 
 class PieceSpace:
@@ -156,15 +182,33 @@ class HashBuffer:
 
 
 def hash_run(
-    space: PieceSpace, read_into: ReadInto, hb: HashBuffer, first: int, end: int
+    space: PieceSpace,
+    read_into: ReadInto,
+    hb: HashBuffer,
+    first: int,
+    end: int,
+    view_at: ViewAt | None = None,
 ) -> tuple[list[bytes], list[bytes]]:
-    """v1 and v2 digests of pieces ``[first, end)`` (each list empty when that kind is off)."""
+    """v1 and v2 digests of pieces ``[first, end)`` (each list empty when that kind is off). With ``view_at``, a
+    piece it can show in place (inside one mapped file) is hashed there, without a copy; the rest is read."""
     pl = space.piece_length
-    if pl > len(hb):
-        v1: list[bytes] = []
-        v2: list[bytes] = []
+    v1: list[bytes] = []
+    v2: list[bytes] = []
+    if view_at is not None:
         for piece in range(first, end):
-            d1, d2 = _hash_big_piece(space, read_into, hb, piece)
+            mapped = view_at(piece * pl, space.piece_bytes(piece))
+            if mapped is None:
+                d1, d2 = _hash_piece_read(space, read_into, hb, piece)
+            else:
+                d1, d2 = _hash_piece_mapped(space, mapped, piece)
+            if d1 is not None:
+                v1.append(d1)
+            if d2 is not None:
+                v2.append(d2)
+        return v1, v2
+    if pl > len(hb):
+        for piece in range(first, end):
+            d1, d2 = _hash_piece_read(space, read_into, hb, piece)
             if d1 is not None:
                 v1.append(d1)
             if d2 is not None:
@@ -173,7 +217,6 @@ def hash_run(
     per_read = len(hb) // pl
     view = hb.view
     sha1 = hashlib.sha1
-    v1, v2 = [], []
     for block_first in range(first, end, per_read):
         block_end = min(end, block_first + per_read)
         start = block_first * pl
@@ -182,26 +225,54 @@ def hash_run(
         if space.v1:
             v1 += [sha1(view[a : min(a + pl, length)]).digest() for a in range(0, length, pl)]
         if space.v2:
-            v2 += [_v2_digest(space, hb, p, (p - block_first) * pl) for p in range(block_first, block_end)]
+            v2 += [
+                _v2_digest(space, hb.leaf_views, p, (p - block_first) * pl)
+                for p in range(block_first, block_end)
+            ]
     return v1, v2
 
 
-def _v2_digest(space: PieceSpace, hb: HashBuffer, piece: int, a: int) -> bytes:
+def _v2_digest(
+    space: PieceSpace, leaf_views: Callable[[int, int], list[memoryview]], piece: int, a: int
+) -> bytes:
     real, small = space.v2_extent(piece)
     pl = space.piece_length
     if real == 0:
         return merkle.pad_hash((pl // LEAF).bit_length() - 1)
     sha256 = hashlib.sha256
-    leaves = [sha256(v).digest() for v in hb.leaf_views(a, real)]
+    leaves = [sha256(v).digest() for v in leaf_views(a, real)]
     if small:  # the file's pieces root
         return merkle.merkle_root(leaves)
     return merkle.merkle_root(leaves, pl // LEAF)
 
 
-def _hash_big_piece(
+def _hash_piece_mapped(space: PieceSpace, data: memoryview, piece: int) -> tuple[bytes | None, bytes | None]:
+    """One piece hashed in place (a view of a mapped file): SHA-1 over it, and for v2 the 16 KiB leaves of each
+    :data:`BUFFER_BYTES` part right after SHA-1 read that part (it is still in the core's cache)."""
+    if not space.v2:
+        return hashlib.sha1(data).digest(), None
+    pl = space.piece_length
+    h1 = hashlib.sha1() if space.v1 else None
+    real, small = space.v2_extent(piece)
+    sha256 = hashlib.sha256
+    leaves: list[bytes] = []
+    for off in range(0, len(data), BUFFER_BYTES):
+        part = data[off : off + BUFFER_BYTES]
+        if h1 is not None:
+            h1.update(part)
+        stop = min(len(part), real - off)
+        leaves += [sha256(part[i : min(i + LEAF, stop)]).digest() for i in range(0, stop, LEAF)]
+    if not leaves:
+        d2 = merkle.pad_hash((pl // LEAF).bit_length() - 1)
+    else:
+        d2 = merkle.merkle_root(leaves) if small else merkle.merkle_root(leaves, pl // LEAF)
+    return (h1.digest() if h1 is not None else None), d2
+
+
+def _hash_piece_read(
     space: PieceSpace, read_into: ReadInto, hb: HashBuffer, piece: int
 ) -> tuple[bytes | None, bytes | None]:
-    """A piece larger than the buffer, read and hashed a buffer at a time (the buffer is a multiple of 16 KiB)."""
+    """One piece read into the buffer and hashed, a buffer at a time (the buffer is a multiple of 16 KiB)."""
     pl = space.piece_length
     start = piece * pl
     length = space.piece_bytes(piece)
@@ -267,7 +338,7 @@ class _Shared:
 
 def hash_pieces(
     space: PieceSpace,
-    open_reader: Callable[[], tuple[ReadInto, Callable[[], None]]],
+    open_reader: OpenReader,
     runs: list[tuple[int, int]],
     workers: int,
     progress: Progress | None = None,
@@ -292,14 +363,14 @@ def hash_pieces(
 
 def hash_in_threads(
     space: PieceSpace,
-    open_reader: Callable[[], tuple[ReadInto, Callable[[], None]]],
+    open_reader: OpenReader,
     runs: list[tuple[int, int]],
     threads: int,
     progress: Progress | None = None,
 ) -> tuple[list[bytes | None], list[bytes | None]]:
     """Hash ``runs`` on ``threads`` threads; per piece its v1 and v2 digest (None where not hashed).
 
-    ``open_reader()`` is called once in each thread and returns that thread's ``(read_into, close)``. The first
+    ``open_reader()`` is called once in each thread and returns that thread's :class:`Reader`. The first
     exception of any worker stops the others and is raised here. ``progress(done_bytes, total_bytes)`` is called
     from this thread about ten times a second.
     """
@@ -339,14 +410,14 @@ def hash_in_threads(
 
 def _work(
     space: PieceSpace,
-    open_reader: Callable[[], tuple[ReadInto, Callable[[], None]]],
+    open_reader: OpenReader,
     shared: _Shared,
     k: int,
     progress: Progress | None = None,
     total: int = 0,
 ) -> None:
     try:
-        read_into, close = open_reader()
+        reader = open_reader()
         try:
             hb = HashBuffer(buffer_size(space))
             pl = space.piece_length
@@ -355,14 +426,14 @@ def _work(
                 if run is None:
                     break
                 first, end = run
-                v1, v2 = hash_run(space, read_into, hb, first, end)
+                v1, v2 = hash_run(space, reader.read_into, hb, first, end)
                 shared.v1[first : first + len(v1)] = v1
                 shared.v2[first : first + len(v2)] = v2
                 shared.done[k] += min(end * pl, space.size) - first * pl
                 if progress is not None:
                     progress(shared.done[k], total)
         finally:
-            close()
+            reader.close()
     except BaseException as exc:  # handed to the caller's thread
         if shared.error is None:
             shared.error = exc

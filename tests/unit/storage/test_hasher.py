@@ -17,16 +17,24 @@ from shoal.storage import hash_fork, hasher
 KiB = 1024
 
 
-def _reader(
-    data: bytes, fail_at: int | None = None
-) -> Callable[[], tuple[hasher.ReadInto, Callable[[], None]]]:
-    def open_reader() -> tuple[hasher.ReadInto, Callable[[], None]]:
+def _reader(data: bytes, fail_at: int | None = None, *, mapped: bool = False) -> hasher.OpenReader:
+    """Readers of ``data``; ``mapped``: they also show it in place (as a memory map would), except every third
+    piece-sized range, which is read (a piece across two files, say)."""
+
+    def open_reader() -> hasher.Reader:
         def read_into(view: memoryview, offset: int) -> None:
             if fail_at is not None and offset <= fail_at < offset + len(view):
                 raise StorageError(f"cannot read data at {fail_at}")
             view[:] = data[offset : offset + len(view)]
 
-        return read_into, lambda: None
+        calls = iter(range(1 << 30))
+
+        def view_at(offset: int, length: int) -> memoryview | None:
+            if next(calls) % 3 == 2:
+                return None
+            return memoryview(data)[offset : offset + length]
+
+        return hasher.Reader(read_into, view_at=view_at if mapped else None)
 
     return open_reader
 
@@ -43,12 +51,12 @@ def _expected(data: bytes, pl: int, files: list[tuple[int, int]]) -> tuple[list[
     return v1, v2
 
 
-@pytest.mark.parametrize("mode", ["inline", "threads", "fork"])
+@pytest.mark.parametrize("mode", ["inline", "threads", "fork", "fork-mapped"])
 @pytest.mark.parametrize("buffer", [16 * KiB, 64 * KiB])
 def test_modes_agree_with_hashing_in_memory(
     mode: str, buffer: int, monkeypatch: pytest.MonkeyPatch, in_fresh_process: Callable[[], None]
 ) -> None:
-    if mode == "fork" and not hash_fork.fork_is_safe():
+    if mode.startswith("fork") and not hash_fork.fork_is_safe():
         in_fresh_process()
         return
     monkeypatch.setattr(hasher, "BUFFER_BYTES", buffer)
@@ -63,7 +71,8 @@ def test_modes_agree_with_hashing_in_memory(
     space = hasher.PieceSpace(pl, size, v1=True, v2=True, files=files)
     runs = hasher.plan_runs(range(space.num_pieces), pl, run_bytes=2 * pl)
     workers = 1 if mode == "inline" else 2
-    got = hasher.hash_pieces(space, _reader(bytes(data)), runs, workers, fork=mode == "fork")
+    opener = _reader(bytes(data), mapped=mode == "fork-mapped")
+    got = hasher.hash_pieces(space, opener, runs, workers, fork=mode.startswith("fork"))
     assert got == _expected(bytes(data), pl, files)
 
 
