@@ -3,12 +3,13 @@
 ``create_torrent(path, ...)`` is the library entry point behind ``shoal create``. The layout and the encoding are
 decided by the pure :mod:`shoal.codec.metainfo_create`; this module only reads and hashes.
 
-How it is fast (:mod:`shoal.storage.hasher`): one worker per core takes runs of ~4 MiB of whole pieces in turn,
-reads each 256 KiB at a time with ``os.preadv`` into a buffer of its own (which stays in that core's cache) and
-hashes it there: SHA-1 per piece (v1), SHA-256 per 16 KiB leaf plus each piece's merkle subtree (v2), both on the
+How it is fast (:mod:`shoal.storage.hasher`): one worker per core takes runs of ~4 MiB of whole pieces in turn and
+hashes them: SHA-1 per piece (v1), SHA-256 per 16 KiB leaf plus each piece's merkle subtree (v2), both on the
 same hot bytes for a hybrid torrent. The workers are forked processes when this process runs a single thread
-(``shoal create``: no GIL shared between workers, :mod:`shoal.storage.hash_fork`), else threads (``hashlib``
-releases the GIL for every call on 2 KiB or more). The runs are small, so both cores stay busy to the last byte.
+(``shoal create``: no GIL shared between workers, :mod:`shoal.storage.hash_fork`); they hash each piece that lies in
+one file in place, from a read-only memory map (:mod:`shoal.storage.piece_reader`), and read the others with
+``os.preadv`` into a buffer of their own. Otherwise the workers are threads (``hashlib`` releases the GIL for every
+call on 2 KiB or more) and always read. The runs are small, so both cores stay busy to the last byte.
 
 Reproducible: files are taken in sorted order, symlinks and special files are skipped, and no creation date is
 written unless one is given.
@@ -16,9 +17,7 @@ written unless one is given.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import mmap
 import os
 
 from shoal import __version__
@@ -31,8 +30,9 @@ from shoal.codec.metainfo_create import (
     plan_layout,
 )
 from shoal.codec.paths import check_unique, sanitize_component
-from shoal.errors import ConfigError, ShoalError, StorageError
+from shoal.errors import ConfigError, ShoalError
 from shoal.storage import hasher
+from shoal.storage.piece_reader import Segment, open_reader
 
 TYPE_CHECKING = False  # typing is not loaded at run time: `shoal create` is a one-shot command
 if TYPE_CHECKING:
@@ -62,17 +62,6 @@ class CreatedTorrent:
         self.info_hash_v2 = info_hash_v2
         self.num_pieces = num_pieces
         self.piece_length = piece_length
-
-
-class _Segment:
-    """A file (or a pad, ``path`` None) at ``offset`` in the piece space."""
-
-    __slots__ = ("length", "offset", "path")
-
-    def __init__(self, offset: int, length: int, path: str | None) -> None:
-        self.offset = offset
-        self.length = length
-        self.path = path
 
 
 def torrent_name(path: str | os.PathLike[str]) -> str:
@@ -168,13 +157,15 @@ def create(
     by_path = {rel: full for rel, _, full in found}
     rel_files = [(rel if not single else (), length) for rel, length, _ in found]
     layout = plan_layout(rel_files, pl, version, single)
-    segments = [
-        _Segment(e.offset, e.length, None if e.pad else by_path[(name,) if single else e.path])
-        for e in layout
-        if e.length
-    ]
+    paths: list[str] = []
+    segments: list[Segment] = []
+    for e in layout:
+        if e.length:
+            segments.append(Segment(e.offset, e.length, None if e.pad else len(paths)))
+            if not e.pad:
+                paths.append(by_path[(name,) if single else e.path])
     space = layout[-1].offset + layout[-1].length
-    v1, v2 = _hash_all(segments, space, pl, version, threads or os.cpu_count() or 1, progress)
+    v1, v2 = _hash_all(segments, paths, space, pl, version, threads or os.cpu_count() or 1, progress)
     pieces_v1 = b"".join(v1) if version != "v2" else None  # type: ignore[arg-type]
     v2_hashes = _file_hashes(layout, v2, pl) if version != "v1" else None
     tiers = [[t] if isinstance(t, str) else list(t) for t in trackers]
@@ -226,113 +217,19 @@ def _file_hashes(layout: Sequence[LayoutEntry], v2: list[bytes | None], pl: int)
 
 
 def _hash_all(
-    segments: list[_Segment], space: int, pl: int, version: Version, threads: int, progress: Progress | None
+    segments: list[Segment],
+    paths: list[str],
+    space: int,
+    pl: int,
+    version: Version,
+    threads: int,
+    progress: Progress | None,
 ) -> tuple[list[bytes | None], list[bytes | None]]:
-    files = [(seg.offset, seg.length) for seg in segments if seg.path is not None]
+    files = [(seg.offset, seg.length) for seg in segments if seg.file is not None]
     plan = hasher.PieceSpace(pl, space, v1=version != "v2", v2=version != "v1", files=files)
     runs = hasher.plan_runs(range(plan.num_pieces), pl)
-    return hasher.hash_pieces(plan, lambda: _open_reader(segments), runs, threads, progress)
 
+    def open_file(file: int) -> int:
+        return os.open(paths[file], os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
 
-def _open_reader(segments: list[_Segment]) -> hasher.Reader:
-    reader = _SegmentReader(segments)
-    return hasher.Reader(reader.read_into, reader.close, reader.view_at)
-
-
-MAP_WINDOW = (
-    64 << 20
-)  # a worker maps this much of a file at a time (the pages it touched leave its RSS with it)
-
-
-class _SegmentReader:
-    """One worker's reads of the piece space: ``os.preadv`` straight into its buffer, pads as zeros. It keeps
-    the last file it read open (a run rarely leaves its file)."""
-
-    def __init__(self, segments: list[_Segment]) -> None:
-        self.segments = segments
-        self.starts = [seg.offset for seg in segments]
-        self.path: str | None = None
-        self.fd = -1
-        self._map: mmap.mmap | None = None
-        self._map_view = memoryview(b"")
-        self._map_at = -1  # piece-space offset of the map's first byte
-
-    def close(self) -> None:
-        self._unmap()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-            self.path = None
-
-    def _fd_for(self, path: str) -> int:
-        if path != self.path:
-            self.close()
-            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            self.path = path
-            if hasattr(os, "posix_fadvise"):  # a larger read-ahead when the data is not in the page cache
-                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        return self.fd
-
-    def view_at(self, offset: int, length: int) -> memoryview | None:
-        """The piece-space bytes ``[offset, offset + length)`` in place, from a read-only map of a window of their
-        file; None when they are not all in one real file (pads, a piece across files: read instead)."""
-        at = offset - self._map_at
-        if self._map is not None and at >= 0 and at + length <= len(self._map_view):
-            return self._map_view[at : at + length]
-        i = bisect.bisect_right(self.starts, offset) - 1
-        seg = self.segments[i] if i >= 0 else None
-        if seg is None or seg.path is None or offset + length > seg.offset + seg.length or length == 0:
-            return None
-        self._unmap()
-        start = (offset - seg.offset) // mmap.ALLOCATIONGRANULARITY * mmap.ALLOCATIONGRANULARITY
-        size = min(seg.length - start, max(MAP_WINDOW, offset - seg.offset + length - start))
-        try:
-            fd = self._fd_for(seg.path)
-            if os.fstat(fd).st_size < start + size:
-                raise StorageError(f"file {seg.path!r} shrank while hashing")
-            self._map = mmap.mmap(fd, size, prot=mmap.PROT_READ, offset=start)
-        except OSError as exc:
-            raise StorageError(f"cannot map data: {exc.strerror or exc}") from None
-        if hasattr(self._map, "madvise"):
-            self._map.madvise(mmap.MADV_SEQUENTIAL)
-        self._map_view = memoryview(self._map)
-        self._map_at = seg.offset + start
-        return self.view_at(offset, length)
-
-    def _unmap(self) -> None:
-        if self._map is None:
-            return
-        self._map_view.release()
-        self._map_view = memoryview(b"")
-        try:
-            self._map.close()
-        except BufferError:  # a caller still holds a view: the map goes when that view does
-            pass
-        self._map = None
-        self._map_at = -1
-
-    def read_into(self, view: memoryview, offset: int) -> None:
-        end = offset + len(view)
-        i = bisect.bisect_right(self.starts, offset) - 1
-        pos = offset
-        try:
-            while pos < end:
-                seg = self.segments[i]
-                stop = min(end, seg.offset + seg.length)
-                part = view[pos - offset : stop - offset]
-                if seg.path is None:
-                    part[:] = bytes(len(part))
-                else:
-                    fd = self._fd_for(seg.path)
-                    got, at = 0, pos - seg.offset
-                    while got < len(part):
-                        n = os.preadv(fd, [part[got:]], at + got)
-                        if n == 0:
-                            raise StorageError(f"file {seg.path!r} shrank while hashing")
-                        got += n
-                pos = stop
-                i += 1
-        except OSError as exc:
-            raise StorageError(f"cannot read data: {exc.strerror or exc}") from None
-        except IndexError:  # the plan covers the whole piece space; a gap is a bug
-            raise ShoalError(f"internal error: no file at piece-space offset {pos}") from None
+    return hasher.hash_pieces(plan, lambda: open_reader(segments, open_file, paths), runs, threads, progress)
