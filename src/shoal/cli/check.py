@@ -18,6 +18,7 @@ from shoal.engine.sources import read_torrent_file
 from shoal.errors import ConfigError, MetainfoError
 from shoal.storage.check import recheck
 from shoal.storage.files import FileStorage
+from shoal.storage.fork_check import recheck_forked
 from shoal.storage.layout import Layout
 
 
@@ -71,7 +72,11 @@ async def _check(args: argparse.Namespace) -> int:
             progress.update(task_id, completed=done, total=total)
 
     try:
-        good = await recheck(storage, info.piece_hashes_v1, progress=step)
+        # in forked processes from memory maps where this process can fork (it has started no thread yet),
+        # else in the storage's threads
+        good = recheck_forked(storage, info.piece_hashes_v1, progress=step)
+        if good is None:
+            good = await recheck(storage, info.piece_hashes_v1, progress=step)
     finally:
         if progress is not None:
             progress.stop()

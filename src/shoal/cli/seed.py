@@ -1,7 +1,9 @@
 """``shoal seed TORRENT DATA_PATH``: check the data against the torrent, then seed it until Ctrl-C.
 
 DATA_PATH is the file or folder the torrent describes (what ``shoal create`` was given); it may have another name
-than the torrent. Every piece is hashed before anything is uploaded; data that does not match is an error.
+than the torrent. Every piece is hashed before anything is uploaded; data that does not match is an error. The
+hashing runs before the session starts, in forked processes from memory maps (:mod:`shoal.storage.fork_check`),
+where this process can fork; otherwise the session checks the data itself.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from shoal.cli._discovery import add_arguments as add_discovery_arguments
@@ -22,10 +25,16 @@ from shoal.cli._progress import (
     run_async,
     write_stats,
 )
+from shoal.codec.metainfo import Metainfo
 from shoal.config import Settings
 from shoal.engine.handle import TorrentState
 from shoal.engine.session import Session
+from shoal.engine.sources import read_torrent_file
 from shoal.errors import ConfigError, StorageError
+from shoal.policy.bitfield import Bitfield
+from shoal.storage.files import FileStorage
+from shoal.storage.fork_check import recheck_forked
+from shoal.storage.layout import Layout
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,22 +50,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_async(lambda: _seed(args))
-
-
-async def _seed(args: argparse.Namespace) -> int:
-    console = make_console()
+    started = time.monotonic()
     data = Path(args.data)
     if not data.exists():
         raise ConfigError(f"data path {str(data)!r} does not exist")
-    started = time.monotonic()
+    settings = Settings()
+    meta = Metainfo.from_bytes(read_torrent_file(Path(args.torrent), settings.max_torrent_size), settings)
+    verified = _check_forked(meta, data)
+    return run_async(lambda: _seed(args, meta, verified, started))
+
+
+def _check_forked(meta: Metainfo, data: Path) -> Bitfield | None:
+    """Every piece of the data hashed now, in forked processes from memory maps, before the session starts any
+    thread (:mod:`shoal.storage.fork_check`); None where that cannot be done (the session then checks)."""
+    if not meta.info.has_v1:
+        return None
+    with ThreadPoolExecutor(max_workers=1) as unused:  # never given work: the check runs in other processes
+        storage = FileStorage(
+            Layout.for_torrent(meta.info, data.name), data.resolve().parent, executor=unused
+        )
+        return recheck_forked(storage, meta.info.piece_hashes_v1)
+
+
+async def _seed(args: argparse.Namespace, meta: Metainfo, verified: Bitfield | None, started: float) -> int:
+    console = make_console()
+    data = Path(args.data)
     dht = make_dht(args, Settings())
     async with Session(Settings(), listen=(args.bind, args.port), dht=dht, lsd=args.lsd) as session:
         torrent = await session.add(
-            args.torrent,
+            meta,
             save_path=data.resolve().parent,
             data_name=data.name,
-            force_recheck=True,
+            force_recheck=verified is None,
+            verified_pieces=verified,
             upload_limit=args.upload_limit,
             seed=True,
         )

@@ -10,7 +10,9 @@ Start-up (``check_existing``):
    exist is hashed** (off the loop, ``shoal.storage.check.recheck``). So a verified piece written after the last
    checkpoint is found again instead of downloaded again, and unverified data is never trusted.
 
-``force_recheck`` (``shoal seed``, ``shoal check``) hashes everything.
+``force_recheck`` (``shoal check``, ``shoal seed`` where it cannot fork) hashes everything. ``verified_pieces``
+(``shoal seed``, which hashed them in forked processes before its session started:
+:mod:`shoal.storage.fork_check`) are trusted as given.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal.codec.bencode import encode
-from shoal.errors import ResumeError
+from shoal.errors import ConfigError, ResumeError
 from shoal.storage.check import recheck
 from shoal.storage.layout import Layout
 
@@ -54,6 +56,15 @@ async def check_existing(task: TorrentTask, storage: Any, layout: Layout, force:
     hashes = task.info.piece_hashes_v1
     if task.params.resume and task.resume_store is None:
         task.resume_store = await task.session.resume_store(task.save_path)
+    verified = task.params.verified_pieces
+    if verified is not None:
+        have = set(verified)
+        n = layout.num_pieces
+        outside = [p for p in have if not 0 <= p < n]
+        if outside:
+            raise ConfigError(f"verified piece {outside[0]} is not a piece of this torrent (0..{n - 1})")
+        task.counters["pieces_from_recheck"] = len(have)
+        return have
     if force:  # recheck looks at the files itself and skips pieces of missing or short ones
         return set(await recheck(storage, hashes))
     if not task.params.check:

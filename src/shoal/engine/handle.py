@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,9 @@ class AddTorrentParams:
     check: bool = True  # hash existing data not vouched for by resume data
     data_name: str | None = None  # use this name for the torrent's top file/folder instead of its own name
     force_recheck: bool = False  # hash everything on disk, ignoring resume data (shoal seed / shoal check)
+    # pieces the caller has just verified itself (``shoal seed`` hashes in forked processes before its session
+    # starts): trusted as they are, nothing is hashed; None: check as the fields above say
+    verified_pieces: Collection[int] | None = None
 
 
 @record

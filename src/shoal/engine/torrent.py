@@ -171,14 +171,7 @@ class TorrentTask:
         self._start_ticking()
 
     def _make_layout(self, info: InfoDict) -> Layout:
-        rename = self.params.data_name
-        files = []
-        for f in info.files:
-            path = f.path
-            if rename and not f.is_pad and path:
-                path = (rename, *path[1:])
-            files.append((path, f.length, f.is_pad))
-        return Layout.from_files(files, info.piece_length)
+        return Layout.for_torrent(info, self.params.data_name)
 
     async def setup(self, info: InfoDict) -> None:
         """Metadata is known: build layout, storage, picker; check existing data; start downloading or seeding."""

@@ -217,6 +217,12 @@ class FileStorage:
                 raise map_os_error(exc, f"resize {path}") from exc
         return fd
 
+    def open_for_reading(self, file_index: int) -> int:
+        """A new read-only descriptor of a file (its part file while parked), with every path check of the other
+        reads: no symlink followed, no parent outside the folder. Blocking; the caller closes it (the forked
+        re-check of :mod:`shoal.storage.fork_check`)."""
+        return self._open(file_index, writable=False)
+
     def _open_sync(self) -> None:
         try:
             self._root.mkdir(0o777, True, True)

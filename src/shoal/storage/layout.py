@@ -121,6 +121,18 @@ class Layout:
         ]
         return cls(entries, info.piece_length, block_size=block_size)
 
+    @classmethod
+    def for_torrent(cls, info: _Info, data_name: str | None = None) -> Layout:
+        """How the engine lays a torrent out under its save path: ``data_name`` (if given) replaces the name of
+        the top file or folder (``shoal seed TORRENT DATA``: the data may have been renamed)."""
+        files = []
+        for f in info.files:
+            path = tuple(f.path)
+            if data_name and not f.is_pad and path:
+                path = (data_name, *path[1:])
+            files.append((path, f.length, f.is_pad))
+        return cls.from_files(files, info.piece_length)
+
     # --- pieces and blocks -------------------------------------------------------------------------------
 
     def _check_piece(self, piece: int) -> None:
