@@ -30,11 +30,11 @@ trap 'kill $seeder 2>/dev/null || true; wait $seeder 2>/dev/null || true' EXIT
 for _ in $(seq 150); do grep -q listening "$work/seed.log" && break; sleep 0.2; done
 port=$(grep -o '"port": *[0-9]*' "$work/seed.log" | head -1 | grep -o '[0-9]*$')
 sleep 1
-get=(-m shoal get "$torrent" -o "$out" --no-seed --quiet --bind 127.0.0.1 --port 0 --peer "127.0.0.1:$port" "$@")
+get=(${SHOAL_ENTRY:--m shoal} get "$torrent" -o "$out" --no-seed --quiet --bind 127.0.0.1 --port 0 --peer "127.0.0.1:$port" "$@")
 case $mode in
 time) /usr/bin/time -f "shoal: %e s wall, %U user + %S sys CPU-s, peak RSS %M KiB" $py "${get[@]}" ;;
 lt) $py tests/interop/harness/lt_runner.py get "$torrent" "$out" --listen 127.0.0.1 --peer "127.0.0.1:$port" \
-    --timeout 300 | tail -1 ;;
+    --timeout 300 | grep -o '"seconds": [0-9.]*\|"cpu_user": [0-9.]*\|"cpu_sys": [0-9.]*' | tr "\n" " "; echo ;;
 perf) perf record -F 999 -g -o "$work/perf.data" -- $py "${get[@]}" ;;
 spy) .venv/bin/py-spy record --gil -r 250 -f raw -o "$work/spy.txt" -- $py "${get[@]}" ;;
 *) echo "unknown mode $mode (time, lt, perf, spy)" >&2; exit 2 ;;

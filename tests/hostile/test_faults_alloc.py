@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(300)
 
 OPS = (
     "hash_and_write_piece",
-    "submit_hash_and_write",
+    "submit_hash_and_write_many",
     "write_piece",
     "write_block",
     "read_block",
@@ -45,15 +45,28 @@ class FailingStorage:
         if name not in OPS:
             return attr
 
-        if name == "submit_hash_and_write":  # not a coroutine: the failure comes back through its callback
+        if name == "submit_hash_and_write_many":  # not a coroutine: failures come back through its callback
 
-            def submit(piece: int, data: Any, expected: bytes, done: Any, *rest: Any) -> None:
-                self.calls += 1
-                if self.calls == self._k:
-                    self.failed = True
-                    done(MemoryError(f"injected allocation failure at storage call {self._k}"))
+            def submit(items: Any, done: Any, *rest: Any) -> None:
+                fail_at = None
+                for j in range(len(items)):  # each piece of a batch is one operation
+                    self.calls += 1
+                    if self.calls == self._k:
+                        fail_at = j
+                if fail_at is None:
+                    attr(items, done, *rest)
                     return
-                attr(piece, data, expected, done, *rest)
+                self.failed = True
+                error = MemoryError(f"injected allocation failure at storage call {self._k}")
+                others = [item for j, item in enumerate(items) if j != fail_at]
+
+                def merged(results: list[Any]) -> None:
+                    done([*results[:fail_at], error, *results[fail_at:]])
+
+                if others:
+                    attr(others, merged, *rest)
+                else:
+                    merged([])
 
             return submit
 

@@ -361,11 +361,12 @@ class PeerSet(DownloadMixin, UploadMixin):
             if peer.is_seed or not self.task.params.seed or self.task.state.value == "finished":
                 peer.close("both sides are seeds" if peer.is_seed else "done")
 
-    def broadcast_have(self, index: int) -> None:
+    def broadcast_have(self, indices: list[int]) -> None:
         for peer in self.active:
             conn = peer.conn
             if conn is not None and not peer.closed and peer.have_sent:
-                peer.send_message(conn.send(m.Have(index)))
+                send = conn.send
+                peer.send_message(b"".join([send(m.Have(index)) for index in indices]))
         # Interest may drop for peers that have nothing else we want.
         for peer in list(self.active):
             if peer.conn is not None and peer.conn.am_interested and not peer.tracker:

@@ -304,15 +304,23 @@ class TorrentTask:
     def is_finished(self) -> bool:
         return self.transfer is not None and self.transfer.picker.is_finished
 
-    def on_piece_passed(self, index: int) -> None:
+    def on_pieces_passed(self, indices: list[int]) -> None:
+        """Pieces verified and written (those of one collection of finished writes): had, announced to every
+        peer in one write each, progress updated once."""
         assert self.have is not None and self.layout is not None and self.transfer is not None
-        self.have.add(index)
-        self.counters["pieces_downloaded"] += 1
-        if self.transfer.picker.priority(index) > 0:
-            self.done_total += self.layout.piece_size(index)
-        self._resume_dirty.add(index)
-        self.session.post(al.PieceFinished(self.info_hash, index))
-        self.peers.broadcast_have(index)
+        have = self.have
+        priority = self.transfer.picker.priority
+        piece_size = self.layout.piece_size
+        post = self.session.post
+        info_hash = self.info_hash
+        for index in indices:
+            have.add(index)
+            if priority(index) > 0:
+                self.done_total += piece_size(index)
+            post(al.PieceFinished(info_hash, index))
+        self.counters["pieces_downloaded"] += len(indices)
+        self._resume_dirty.update(indices)
+        self.peers.broadcast_have(indices)
         self._after_progress()
 
     def on_piece_failed(self, index: int, senders: set[Hashable], guilty: set[Hashable]) -> None:

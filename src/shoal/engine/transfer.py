@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+WRITE_BATCH_BYTES = (
+    256 * 1024
+)  # finished pieces of one read handed to a disk worker as one job, up to this size
+
+
 def write_queue_pieces(piece_length: int, budget_bytes: int, max_pieces: int) -> int:
     """How many finished pieces may wait for their hash and write before a torrent stops reading its peers.
 
@@ -100,6 +105,7 @@ class Transfer:
         wasted = 0
         current = -1
         target = memoryview(b"")
+        finished: list[PieceBuffer] = []
         for (piece, offset, start, end), result in zip(blocks, results, strict=True):
             total += end - start
             if result is not accepted and not result.accepted:
@@ -119,9 +125,10 @@ class Transfer:
                 for other in result.cancel:
                     other.send_cancel(block)  # type: ignore[attr-defined]
             if result.piece_complete:
-                done = buffers.pop(piece)
+                finished.append(buffers.pop(piece))
                 current = -1
-                self._write_piece(done)
+        if finished:
+            self._write_pieces(finished)
         if wasted:
             self.task.counters["blocks_wasted"] += wasted
         return total
@@ -131,22 +138,39 @@ class Transfer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _write_piece(self, buf: PieceBuffer) -> None:
-        """Hash and write a complete piece off the loop. A storage with ``submit_hash_and_write`` (FileStorage)
-        runs it on its worker threads and hands the result to :meth:`_written` there: no task and no loop round
-        trip per piece, and the result is picked up at the next read (or the loop's next turn), not behind up
-        to 32 reads of a busy socket as an executor future would be. Other storages go through the coroutine."""
-        index = buf.index
-        self.pending_writes += 1
-        buf.epoch = self.task.retry_epoch
-        submit = getattr(self.storage, "submit_hash_and_write", None)
+    def _write_pieces(self, bufs: list[PieceBuffer]) -> None:
+        """Hash and write complete pieces off the loop. A storage with ``submit_hash_and_write_many``
+        (FileStorage) runs them on its worker threads and hands the results to :meth:`_written` there: no task
+        and no loop round trip per piece, and the results are picked up at the next read (or the loop's next
+        turn), not behind up to 32 reads of a busy socket as an executor future would be. Pieces finished by one
+        read go as one job while they add up to at most :data:`WRITE_BATCH_BYTES` (small pieces: one hand-off to
+        a worker and one wake-up of the loop for several), each bigger piece as a job of its own (so the workers
+        hash them in parallel). Other storages go through the coroutine, piece by piece."""
+        self.pending_writes += len(bufs)
+        epoch = self.task.retry_epoch
+        for buf in bufs:
+            buf.epoch = epoch
+        submit = getattr(self.storage, "submit_hash_and_write_many", None)
         if submit is None:
-            self._spawn(self._write_piece_async(buf))
+            for buf in bufs:
+                self._spawn(self._write_piece_async(buf))
             return
+        batch: list[PieceBuffer] = []
+        size = 0
+        for buf in bufs:
+            if batch and size + buf.length > WRITE_BATCH_BYTES:
+                self._submit(submit, batch)
+                batch, size = [], 0
+            batch.append(buf)
+            size += buf.length
+        self._submit(submit, batch)
+
+    def _submit(self, submit: Callable[..., None], bufs: list[PieceBuffer]) -> None:
+        items = [(buf.index, buf.view, self.piece_hash(buf.index)) for buf in bufs]
         try:
-            submit(index, buf.view, self.piece_hash(index), lambda result: self._written(buf, result))
+            submit(items, lambda results: self._written(bufs, results))
         except Exception as exc:  # the executor is shut down, ...
-            self._written(buf, exc)
+            self._written(bufs, [exc] * len(bufs))
 
     async def _write_piece_async(self, buf: PieceBuffer) -> None:
         try:
@@ -161,9 +185,9 @@ class Transfer:
         self._done.append((buf, result))
         self.collect_writes()
 
-    def _written(self, buf: PieceBuffer, result: bool | BaseException) -> None:
-        """(Worker thread) a piece is hashed and written: queue the result, wake the loop if nobody will look."""
-        self._done.append((buf, result))
+    def _written(self, bufs: list[PieceBuffer], results: list[bool | BaseException]) -> None:
+        """(Worker thread) pieces are hashed and written: queue the results, wake the loop if nobody will look."""
+        self._done.extend(zip(bufs, results, strict=True))
         if not self._wake_pending:
             self._wake_pending = True
             try:
@@ -172,23 +196,40 @@ class Transfer:
                 pass
 
     def collect_writes(self) -> None:
-        """Act on every finished piece write (called on the loop, from the wake-up and after each read)."""
+        """Act on every finished piece write (called on the loop, from the wake-up and after each read): the
+        pieces that passed are announced together (:meth:`TorrentTask.on_pieces_passed`: one have message per
+        piece, but one write per peer and one progress update for all)."""
         self._wake_pending = False  # before draining: a result queued after this point wakes the loop again
         done = self._done
-        while done:
-            buf, result = done.popleft()
-            self.pending_writes -= 1
-            self._piece_written(buf, result)
+        if done:
+            passed: list[int] = []
+            hashed = False
+            while done:
+                buf, result = done.popleft()
+                self.pending_writes -= 1
+                verdict = self._piece_written(buf, result)
+                if verdict is not None:
+                    hashed = True
+                    if verdict:
+                        passed.append(buf.index)
+            if passed:
+                self.task.on_pieces_passed(passed)
+            if hashed and not self.closed:
+                if self.picker.is_finished:
+                    self._free.clear()  # nothing left to download: give the pooled buffers back
+                self.task.resume_reading_if_idle()
         if self._finished_writes is not None and not self.pending_writes:
             self._finished_writes.set()
 
-    def _piece_written(self, buf: PieceBuffer, result: bool | BaseException) -> None:
+    def _piece_written(self, buf: PieceBuffer, result: bool | BaseException) -> bool | None:
+        """One piece's result: True when it passed (the caller announces it), False when it failed its hash,
+        None when its write failed or the torrent is closing."""
         index = buf.index
         if isinstance(result, BaseException):
             if not isinstance(result, StorageError):  # MemoryError, a bug in a backend...: never silent
                 logger.error("piece %d: write failed: %r", index, result)
             if self.closed:
-                return
+                return None
             self.picker.on_piece_failed(index)  # downloaded again
             if buf.epoch != self.task.retry_epoch:
                 # started before the torrent was retried out of its error state (a full disk, say): the error
@@ -196,28 +237,24 @@ class Transfer:
                 logger.info(
                     "piece %d: a write from before the retry failed (%s); downloading it again", index, result
                 )
-                return
+                return None
             self.task.fail(result if isinstance(result, Exception) else StorageError(repr(result)))
-            return
+            return None
         if self.closed:
-            return
-        senders = self.picker.block_senders(index)
+            return None
         if result:
-            self.picker.on_piece_passed(index)
             if self.smart_ban.pending(index):
                 for addr in self.smart_ban.record_success(index, block_hashes(buf.data)):
                     self.task.ban_address(addr, "sent corrupt data (smart ban)")
-            self.task.on_piece_passed(index)
+            self.picker.on_piece_passed(index)
         else:
+            senders = self.picker.block_senders(index)
             self.picker.on_piece_failed(index)
             addrs = [None if s is None else s.addr for s in senders]  # type: ignore[attr-defined]
             guilty = self.smart_ban.record_failure(index, addrs, block_hashes(buf.data))
             self.task.on_piece_failed(index, {a for a in addrs if a is not None}, guilty)
-        if self.picker.is_finished:
-            self._free.clear()  # nothing left to download: give the pooled buffers back
-        else:
-            self._recycle(buf)
-        self.task.resume_reading_if_idle()
+        self._recycle(buf)
+        return bool(result)
 
     def _new_buffer(self, index: int, length: int) -> PieceBuffer:
         """A piece buffer, reusing a finished one of the same size (no fresh allocation and page faults per

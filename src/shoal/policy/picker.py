@@ -447,8 +447,16 @@ class PiecePicker:
             self._rebuild()
         prio = self._prio
         allowed = None if only is None else set(only)
-        # 1. partial pieces this peer works on
-        own = sorted(self._mine.get(peer, ()))
+        # 1. partial pieces this peer works on that still have free blocks (the smaller set is walked: with small
+        # pieces a peer works on a hundred pieces, nearly all fully requested)
+        mine = self._mine.get(peer)
+        free_parts = self._free_parts
+        if not mine or not free_parts:
+            own: list[int] = []
+        elif len(free_parts) < len(mine):
+            own = sorted(piece for piece in free_parts if piece in mine)
+        else:
+            own = sorted(piece for piece in mine if piece in free_parts)
         for piece in own:
             part = self._partial.get(piece)
             if (

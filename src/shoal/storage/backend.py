@@ -22,8 +22,9 @@ Contract (names are stable)::
 Optional, found with ``getattr`` by the engine (FileStorage has them; others fall back to the calls above)::
 
     s.read_piece_nowait(piece)                       -> bytearray | None: only when it cannot block (page cache)
-    s.submit_hash_and_write(piece, data, expected, done)   hash_and_write_piece without a coroutine: ``done``
-                                                     is called in the worker with True/False or the exception
+    s.submit_hash_and_write_many(items, done)        hash_and_write_piece for each (piece, data, expected), as
+                                                     one job without a coroutine: ``done`` is called once in the
+                                                     worker with a True/False or the exception per piece
 
 Errors: :class:`~shoal.errors.DiskFullError` when the device is full, :class:`~shoal.errors.StorageError` for any
 other I/O failure (missing file or short read included), :class:`~shoal.errors.UnsafePathError` for a path that

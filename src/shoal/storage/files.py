@@ -410,26 +410,31 @@ class FileStorage:
             raise ValueError(f"piece {piece} data is {len(data)} bytes, not {self.layout.piece_size(piece)}")
         return await self._run(self._hash_write, piece, data, expected, algo)
 
-    def submit_hash_and_write(
+    def submit_hash_and_write_many(
         self,
-        piece: int,
-        data: Buffer,
-        expected: bytes,
-        done: Callable[[bool | BaseException], None],
+        items: Sequence[tuple[int, Buffer, bytes]],
+        done: Callable[[list[bool | BaseException]], None],
         algo: str = "sha1",
     ) -> None:
-        """:meth:`hash_and_write_piece` without a coroutine: runs on the worker threads and calls ``done`` there
-        with True/False (hash matched and written / mismatch) or the exception. For a caller that collects the
-        results itself (``engine.transfer``) and wants neither a task nor a loop round trip per piece."""
-        if len(data) != self.layout.piece_size(piece):
-            raise ValueError(f"piece {piece} data is {len(data)} bytes, not {self.layout.piece_size(piece)}")
+        """:meth:`hash_and_write_piece` for each ``(piece, data, expected)``, without a coroutine: one job on the
+        worker threads, which calls ``done`` there once, with a result per piece in order: True/False (hash
+        matched and written / mismatch) or the exception. For a caller that collects the results itself
+        (``engine.transfer``) and wants neither a task nor a loop round trip per piece; several small pieces in
+        one job are one hand-off to a worker and one wake-up of the loop."""
+        for piece, data, _ in items:
+            if len(data) != self.layout.piece_size(piece):
+                raise ValueError(
+                    f"piece {piece} data is {len(data)} bytes, not {self.layout.piece_size(piece)}"
+                )
 
         def job() -> None:
-            try:
-                result: bool | BaseException = self._hash_write(piece, data, expected, algo)
-            except BaseException as exc:  # handed over, never lost in the executor
-                result = exc
-            done(result)
+            results: list[bool | BaseException] = []
+            for piece, data, expected in items:
+                try:
+                    results.append(self._hash_write(piece, data, expected, algo))
+                except BaseException as exc:  # handed over, never lost in the executor
+                    results.append(exc)
+            done(results)
 
         self._executor.submit(job)
 

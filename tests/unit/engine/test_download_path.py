@@ -32,11 +32,14 @@ class Storage:
     def __init__(self) -> None:
         self.written: dict[int, bytes] = {}
 
-    def submit_hash_and_write(self, piece: int, data: Any, expected: bytes, done: Any) -> None:
-        ok = hashlib.sha1(data).digest() == expected
-        if ok:
-            self.written[piece] = bytes(data)
-        done(ok)
+    def submit_hash_and_write_many(self, items: Any, done: Any) -> None:
+        results = []
+        for piece, data, expected in items:
+            ok = hashlib.sha1(data).digest() == expected
+            if ok:
+                self.written[piece] = bytes(data)
+            results.append(ok)
+        done(results)
 
 
 class Task:
@@ -49,8 +52,8 @@ class Task:
         self.transfer: Transfer | None = None
         self.retry_epoch = 0
 
-    def on_piece_passed(self, index: int) -> None:
-        self.passed.append(index)
+    def on_pieces_passed(self, indices: list[int]) -> None:
+        self.passed += indices
 
     def resume_reading_if_idle(self) -> None:
         pass
@@ -156,8 +159,10 @@ class HeldStorage(Storage):
         super().__init__()
         self.held: dict[int, Any] = {}
 
-    def submit_hash_and_write(self, piece: int, data: Any, expected: bytes, done: Any) -> None:
-        self.held[piece] = done
+    def submit_hash_and_write_many(self, items: Any, done: Any) -> None:
+        for piece, _, _ in items:  # one result each (the tests finish one piece per read)
+            self.held[piece] = lambda result, piece=piece: done([result])
+        assert len(items) == 1
 
 
 async def test_a_write_failing_after_the_retry_fails_its_piece_not_the_retried_torrent() -> None:
@@ -220,3 +225,40 @@ def test_the_write_queue_is_a_byte_budget_bounded_in_pieces() -> None:
     assert write_queue_pieces(4 * mib, budget, cap) == 4
     assert write_queue_pieces(16 * mib, budget, cap) == 2  # the floor (16 pieces of 16 MiB held 256 MiB)
     assert write_queue_pieces(16 * 1024, budget, cap) == 256  # the cap (16 pieces of 16 KiB were 256 KiB)
+
+
+class BatchRecordingStorage(Storage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list[list[int]] = []
+
+    def submit_hash_and_write_many(self, items: Any, done: Any) -> None:
+        self.jobs.append([piece for piece, _, _ in items])
+        super().submit_hash_and_write_many(items, done)
+
+
+async def test_pieces_finished_by_one_read_go_to_the_disk_as_one_job(monkeypatch: Any) -> None:
+    """Small pieces finished by one read are one hand-off to a worker (and one wake-up of the loop), up to
+    WRITE_BATCH_BYTES; the pieces passed are announced together."""
+    import shoal.engine.transfer as transfer_module
+
+    for batch_bytes, want in (
+        (256 * 1024, [[0, 1, 2]]),
+        (PIECE + 1, [[0], [1], [2]]),
+        (2 * PIECE, [[0, 1], [2]]),
+    ):
+        monkeypatch.setattr(transfer_module, "WRITE_BATCH_BYTES", batch_bytes)
+        peers, peer, task, _ = setup()
+        storage = BatchRecordingStorage()
+        tr = task.transfer
+        assert tr is not None
+        tr.storage = storage  # type: ignore[assignment]
+        peer.depth = 12
+        peers.fill(peer)
+        first = list(dict.fromkeys(b.piece for b in peer.sent[:12]))  # in the order they complete
+        assert len(first) == 3
+        peers.on_blocks(peer, *answer(peer, 12))  # three whole pieces in one read
+        await asyncio.sleep(0)
+        assert [[first.index(p) for p in job] for job in storage.jobs] == want
+        assert sorted(task.passed) == sorted(first)
+        assert storage.written == {i: content(i) for i in first}

@@ -241,7 +241,7 @@ async def test_writes_in_small_chunks_land_whole(tmp_path: Path) -> None:
         FileStorage(lay, tmp_path / "x", write_chunk=0)
 
 
-async def test_submit_hash_and_write_reports_in_the_worker(tmp_path: Path) -> None:
+async def test_submit_hash_and_write_many_reports_in_the_worker(tmp_path: Path) -> None:
     lay = Layout.from_files([(("f",), 40, False)], PL, block_size=16)
     st = FileStorage(lay, tmp_path / "dl")
     await st.open()
@@ -249,24 +249,25 @@ async def test_submit_hash_and_write_reports_in_the_worker(tmp_path: Path) -> No
     results: list[tuple[object, bool]] = []
     done = asyncio.Event()
 
-    def report(result: object) -> None:  # called on a worker thread
-        results.append((result, threading.current_thread() is threading.main_thread()))
+    def report(batch: list[object]) -> None:  # called on a worker thread, once per job
+        results.append((batch, threading.current_thread() is threading.main_thread()))
         if len(results) == 2:
             loop.call_soon_threadsafe(done.set)
 
     good = payload(PL)
-    st.submit_hash_and_write(0, good, hashlib.sha1(good).digest(), report)
-    st.submit_hash_and_write(1, b"z" * 8, b"\0" * 20, report)  # wrong hash: not written
+    # one job of two pieces (the second has the wrong hash: not written), then one of one
+    st.submit_hash_and_write_many([(0, good, hashlib.sha1(good).digest()), (1, b"z" * 8, b"\0" * 20)], report)
+    st.submit_hash_and_write_many([(1, b"z" * 8, hashlib.sha1(b"z" * 8).digest())], report)
     await asyncio.wait_for(done.wait(), 10)
-    assert sorted(r for r, _ in results) == [False, True]  # type: ignore[type-var]
+    assert sorted(r for r, _ in results) == [[True], [True, False]]  # type: ignore[type-var]
     assert not any(on_main for _, on_main in results)
-    assert (tmp_path / "dl" / "f").read_bytes()[:PL] == good
+    assert (tmp_path / "dl" / "f").read_bytes() == good + b"z" * 8
     with pytest.raises(ValueError):
-        st.submit_hash_and_write(0, b"short", b"", report)
+        st.submit_hash_and_write_many([(0, b"short", b"")], report)
     await st.close()
 
 
-async def test_submit_hash_and_write_hands_over_errors(tmp_path: Path) -> None:
+async def test_submit_hash_and_write_many_hands_over_errors(tmp_path: Path) -> None:
     lay = Layout.from_files([(("f",), 40, False)], PL, block_size=16)
     st = FileStorage(lay, tmp_path)
     await st.open()
@@ -274,10 +275,11 @@ async def test_submit_hash_and_write_hands_over_errors(tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     got: asyncio.Future[object] = loop.create_future()
     good = payload(PL)
-    st.submit_hash_and_write(
-        0, good, hashlib.sha1(good).digest(), lambda r: loop.call_soon_threadsafe(got.set_result, r)
+    st.submit_hash_and_write_many(
+        [(0, good, hashlib.sha1(good).digest())], lambda r: loop.call_soon_threadsafe(got.set_result, r)
     )
-    assert isinstance(await asyncio.wait_for(got, 10), StorageError)
+    (result,) = await asyncio.wait_for(got, 10)  # type: ignore[misc]
+    assert isinstance(result, StorageError)
     await st.close()
 
 
