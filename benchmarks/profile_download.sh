@@ -6,10 +6,12 @@
 # WORKDIR is a `shoal bench download --workdir WORKDIR` folder (its content/ holds the 1 GiB file and torrent; run
 # the benchmark once to make them). MODE:
 #   time     shoal get under /usr/bin/time (wall, user, sys, peak RSS)
-#   lt       libtorrent downloading instead (its own wait4 figures, as JSON), for a paired run
+#   lt       libtorrent downloading instead, for a paired run: its seconds from adding the torrent to complete, and its
+#            CPU (user, sys)
 #   perf     shoal get under `perf record -F 999 -g` -> WORKDIR/perf.data
 #   spy      shoal get under `py-spy record --gil` (only the thread holding the GIL) -> WORKDIR/spy.txt (raw)
-# The libtorrent seeder's own CPU is printed after each run. Run it under `flock /tmp/shoal-heavy.lock` on a
+# SHOAL_ENTRY replaces "-m shoal" (e.g. a wrapper script that patches a setting first). The libtorrent seeder's own
+# CPU is printed after each run. Run it under `flock /tmp/shoal-heavy.lock` on a
 # shared machine, and alternate `time` and `lt` runs: a lone figure means little there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
