@@ -93,3 +93,66 @@ def test_hashing_from_maps_gives_the_digests_of_reading(
         read = create_torrent(tmp_path / "t", piece_length=64 * KiB, version=version)
         assert results[1 << 30, version] == read
         assert results[192 * KiB, version] == read
+
+
+_ORPHAN_SCRIPT = """
+import os, time
+from shoal.storage import hasher
+
+def opener():
+    def read_into(view, offset):
+        time.sleep(0.05)
+        view[:] = bytes(len(view))
+    return hasher.Reader(read_into)
+
+space = hasher.PieceSpace(16384, 16384 * 2000, v1=True, v2=False)
+runs = hasher.plan_runs(range(2000), 16384, run_bytes=16384)
+print(os.getpid(), flush=True)
+hasher.hash_pieces(space, opener, runs, 2, fork=True)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in (
+                "Z",
+                "X",
+            )  # exited, not yet reaped by its new parent
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """kill -9 of ``shoal create`` mid-hash: its workers notice at their next run and leave (no orphan hashing a
+    100 GiB folder for minutes)."""
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        pid = int(proc.stdout.readline())
+        children: list[int] = []
+        deadline = time.monotonic() + 20
+        while len(children) < 2 and time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    children = [int(c) for c in f.read().split()]
+            except FileNotFoundError:
+                pytest.skip("this kernel does not list a task's children")
+            time.sleep(0.02)
+        assert len(children) == 2, "the workers did not start"
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while not all(_gone(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(_gone(c) for c in children), "a worker kept hashing after its parent was killed"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -13,7 +13,8 @@ How: the plan, the runs and the reader are inherited by ``fork``. The run number
 (4 bytes each) and its write end closed; each worker reads the next number (a 4-byte read from a pipe is atomic)
 until the pipe is empty, so no lock exists that a dying worker could keep. An anonymous shared memory map holds each
 worker's byte count (progress), a stop flag, each worker's error text, and a result slot per piece (v1 20 bytes,
-v2 32 bytes, a "done" byte). A child always leaves with ``os._exit``, so it never runs the parent's clean-up code.
+v2 32 bytes, a "done" byte). A child always leaves with ``os._exit``, so it never runs the parent's clean-up code,
+and it stops at its next run once its parent is gone (killed outright: nobody set the stop flag).
 
 The calling process does not hash: it reports progress and reaps the children (each through a pidfd, so it wakes
 the moment the last one ends). Workers hash in place from memory maps where the reader offers them
@@ -111,11 +112,12 @@ def hash_in_processes(
         os.write(queue_w, b"".join(_RUN.pack(i) for i in range(len(runs))))
         os.close(queue_w)
         queue_w = -1
+        parent = os.getpid()
         for k in range(workers):
             pid = os.fork()
             if pid == 0:  # the child: work, then leave at once, whatever happened
                 try:
-                    _work(space, open_reader, runs, shared, queue_r, k)
+                    _work(space, open_reader, runs, shared, queue_r, k, parent)
                 finally:
                     os._exit(0)
             children[pid] = _pidfd(pid)
@@ -183,6 +185,7 @@ def _work(
     shared: _Shared,
     queue: int,
     k: int,
+    parent: int,
 ) -> None:
     pl = space.piece_length
     shm = shared.map
@@ -191,7 +194,8 @@ def _work(
         reader = open_reader()
         try:
             hb = HashBuffer(buffer_size(space))
-            while not _Q.unpack_from(shm, shared.stop)[0]:
+            # a parent killed outright (SIGKILL, SIGTERM) cannot stop its workers: they stop at the next run
+            while not _Q.unpack_from(shm, shared.stop)[0] and os.getppid() == parent:
                 raw = os.read(queue, _RUN.size)
                 if not raw:  # every run is taken
                     break
