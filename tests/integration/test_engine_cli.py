@@ -99,6 +99,19 @@ def test_seed_refuses_wrong_data(multi: tuple[Path, Path], tmp_path: Path) -> No
     assert b"does not match the torrent" in proc.stdout
 
 
+def test_seed_hashes_in_forked_processes_before_its_session(multi: tuple[Path, Path], tmp_path: Path) -> None:
+    """`shoal seed` checks the data before its session starts (storage.fork_check) and the session trusts that:
+    the pieces are counted as verified by the caller's check, not hashed again by the engine."""
+    src, torrent = multi
+    with _shoal_seed(torrent, src, tmp_path / "seed") as proc:
+        proc.port()
+        stats = proc.stats()
+    counters = stats["counters"]
+    assert isinstance(counters, dict)
+    assert int(stats["pieces_have"]) == 13  # type: ignore[call-overload]
+    assert int(counters.get("pieces_from_recheck", 0)) == 13  # set only for verified_pieces
+
+
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(multi: tuple[Path, Path], tmp_path: Path) -> None:
     import signal
 

@@ -72,8 +72,8 @@ async def _check(args: argparse.Namespace) -> int:
             progress.update(task_id, completed=done, total=total)
 
     try:
-        # in forked processes from memory maps where this process can fork (it has started no thread yet),
-        # else in the storage's threads
+        # in forked processes from memory maps where this process can fork (it has started no thread yet; nothing
+        # else runs on this loop while it waits for them), else in the storage's threads
         good = recheck_forked(storage, info.piece_hashes_v1, progress=step)
         if good is None:
             good = await recheck(storage, info.piece_hashes_v1, progress=step)

@@ -29,7 +29,9 @@ from shoal.storage.backend import Storage
 from shoal.storage.hasher import PieceSpace, plan_runs
 
 HASH_LEN = {"sha1": 20, "sha256": 32, "v2": 32}
-_CORES = os.cpu_count() or 1  # read once: each call reads /sys (40 us; a session starting 1,000 torrents asked 1,000 times)
+_CORES = (
+    os.cpu_count() or 1
+)  # read once: each call reads /sys (40 us; a session starting 1,000 torrents asked 1,000 times)
 
 
 class _InfoLike(Protocol):
