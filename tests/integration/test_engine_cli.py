@@ -210,3 +210,25 @@ def test_get_bad_file_index(
     _, torrent = multi
     assert main(["get", str(torrent), "-o", str(tmp_path / "o"), "--port", "0", "--files", "9"]) == 2
     assert "file index 9 out of range 0..3" in capsys.readouterr().err
+
+
+def test_seed_reports_a_port_in_use_before_it_hashes(
+    multi: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    import shoal.cli.seed as seed_cli
+
+    def hashed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("hashed before the port was checked")
+
+    monkeypatch.setattr(seed_cli, "recheck_forked", hashed)
+    src, torrent = multi
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["seed", str(torrent), str(src), "--bind", "127.0.0.1", "--port", str(port), "--quiet"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1

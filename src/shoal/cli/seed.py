@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +31,7 @@ from shoal.config import Settings
 from shoal.engine.handle import TorrentState
 from shoal.engine.session import Session
 from shoal.engine.sources import read_torrent_file
-from shoal.errors import ConfigError, StorageError
+from shoal.errors import ConfigError, NetworkError, StorageError
 from shoal.policy.bitfield import Bitfield
 from shoal.storage.files import FileStorage
 from shoal.storage.fork_check import recheck_forked
@@ -56,8 +57,29 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"data path {str(data)!r} does not exist")
     settings = Settings()
     meta = Metainfo.from_bytes(read_torrent_file(Path(args.torrent), settings.max_torrent_size), settings)
+    _check_port(args.bind, args.port)  # before the check, which can take minutes
     verified = _check_forked(meta, data)
     return run_async(lambda: _seed(args, meta, verified, started))
+
+
+def _check_port(host: str, port: int) -> None:
+    """NetworkError now, as the session would give it after the check, when ``host:port`` cannot be listened on
+    (another program has it). A port of 0 always can."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            None if host in ("", "*") else host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError:
+        return  # a name that does not resolve: the session says so
+    for family, kind, proto, _, addr in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the session's server does
+            try:
+                sock.bind(addr)
+            except OSError as exc:
+                raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _check_forked(meta: Metainfo, data: Path) -> Bitfield | None:
