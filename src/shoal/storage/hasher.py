@@ -1,16 +1,16 @@
 """Hash runs of whole pieces on every core, each worker in its own small buffer: the engine behind ``shoal create``,
 ``shoal check`` and the start-up check of ``shoal seed``.
 
-Threads read, forked workers map. A thread (the engine's re-check, ``shoal seed``'s start-up check) reads 256 KiB
-at a time with ``os.preadv`` into a buffer of its own that stays in its core's cache, and hashes it there (twice
-for a hybrid torrent: SHA-1 and the 16 KiB SHA-256 leaves of the same hot bytes): a memory map in the engine's
-process would turn a file cut short under it into a SIGBUS that kills the whole engine. A forked worker
-(:mod:`shoal.storage.hash_fork`, ``shoal create``) hashes in place from a read-only map of its file where the
-reader offers one (:class:`Reader` ``view_at``): a SIGBUS kills only that worker. Which is faster depends on the
-machine: an earlier trial on another boot (hybrid, one 16 KiB leaf at a time for both hashes) was 9-16 % slower
-from a map in the two-worker run (page faults, cold memory); on the AMD VM of docs/PERFORMANCE.md, copying the page
-cache cost as much as SHA-1 itself (``_copy_to_iter`` 46 % of the profile) and mapping took ``shoal create`` of
-1 GiB from 0.64-0.75 s to 0.38-0.42 s, level with mktorrent -t 2 (hybrid 1.11 -> 0.83 s).
+Threads read, forked workers map. A thread (an engine's re-checks) reads 256 KiB at a time with ``os.preadv`` into a
+buffer of its own that stays in its core's cache, and hashes it there (twice for a hybrid torrent: SHA-1 and the 16
+KiB SHA-256 leaves of the same hot bytes): a memory map in the engine's process would turn a file cut short under it
+into a SIGBUS that kills the whole engine. A forked worker (:mod:`shoal.storage.hash_fork`: ``shoal create``, and
+``shoal check`` / ``shoal seed`` through :mod:`shoal.storage.fork_check`) hashes in place from a read-only map of
+its file where the reader offers one (:class:`Reader` ``view_at``): a SIGBUS kills only that worker. Which is faster
+depends on the machine: an earlier trial on another boot (hybrid, one 16 KiB leaf at a time for both hashes) was
+9-16 % slower from a map in the two-worker run (page faults, cold memory); on the AMD VM of docs/PERFORMANCE.md,
+copying the page cache cost as much as SHA-1 itself (``_copy_to_iter`` 46 % of the profile) and mapping took ``shoal
+create`` of 1 GiB from 0.64-0.75 s to 0.38-0.42 s, level with mktorrent -t 2 (hybrid 1.11 -> 0.83 s).
 
 * :class:`PieceSpace` says what to hash: piece length, size of the piece space, which digests (v1 SHA-1 per piece,
   v2 merkle subtree per piece) and, for v2, where the files start (a v2 piece never spans two files).
