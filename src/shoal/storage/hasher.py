@@ -194,21 +194,13 @@ def hash_run(
     pl = space.piece_length
     v1: list[bytes] = []
     v2: list[bytes] = []
-    if view_at is not None:
+    if view_at is not None or pl > len(hb):  # piece by piece: in place where it can be, else a buffer at a time
         for piece in range(first, end):
-            mapped = view_at(piece * pl, space.piece_bytes(piece))
+            mapped = None if view_at is None else view_at(piece * pl, space.piece_bytes(piece))
             if mapped is None:
                 d1, d2 = _hash_piece_read(space, read_into, hb, piece)
             else:
                 d1, d2 = _hash_piece_mapped(space, mapped, piece)
-            if d1 is not None:
-                v1.append(d1)
-            if d2 is not None:
-                v2.append(d2)
-        return v1, v2
-    if pl > len(hb):
-        for piece in range(first, end):
-            d1, d2 = _hash_piece_read(space, read_into, hb, piece)
             if d1 is not None:
                 v1.append(d1)
             if d2 is not None:
@@ -236,14 +228,18 @@ def _v2_digest(
     space: PieceSpace, leaf_views: Callable[[int, int], list[memoryview]], piece: int, a: int
 ) -> bytes:
     real, small = space.v2_extent(piece)
-    pl = space.piece_length
-    if real == 0:
-        return merkle.pad_hash((pl // LEAF).bit_length() - 1)
     sha256 = hashlib.sha256
-    leaves = [sha256(v).digest() for v in leaf_views(a, real)]
-    if small:  # the file's pieces root
-        return merkle.merkle_root(leaves)
-    return merkle.merkle_root(leaves, pl // LEAF)
+    return _v2_root(space, [sha256(v).digest() for v in leaf_views(a, real)] if real else [], small)
+
+
+def _v2_root(space: PieceSpace, leaves: list[bytes], small: bool) -> bytes:
+    """A piece's v2 digest from its leaf hashes: the file's pieces root for a file of at most one piece
+    (``small``), else the root of the piece's subtree (zero leaves past the file's end); a pad piece (no leaves)
+    is the root of a subtree of zeros."""
+    width = space.piece_length // LEAF
+    if not leaves:
+        return merkle.pad_hash(width.bit_length() - 1)
+    return merkle.merkle_root(leaves) if small else merkle.merkle_root(leaves, width)
 
 
 def _hash_piece_mapped(space: PieceSpace, data: memoryview, piece: int) -> tuple[bytes | None, bytes | None]:
@@ -251,7 +247,6 @@ def _hash_piece_mapped(space: PieceSpace, data: memoryview, piece: int) -> tuple
     :data:`BUFFER_BYTES` part right after SHA-1 read that part (it is still in the core's cache)."""
     if not space.v2:
         return hashlib.sha1(data).digest(), None
-    pl = space.piece_length
     h1 = hashlib.sha1() if space.v1 else None
     real, small = space.v2_extent(piece)
     sha256 = hashlib.sha256
@@ -262,11 +257,7 @@ def _hash_piece_mapped(space: PieceSpace, data: memoryview, piece: int) -> tuple
             h1.update(part)
         stop = min(len(part), real - off)
         leaves += [sha256(part[i : min(i + LEAF, stop)]).digest() for i in range(0, stop, LEAF)]
-    if not leaves:
-        d2 = merkle.pad_hash((pl // LEAF).bit_length() - 1)
-    else:
-        d2 = merkle.merkle_root(leaves) if small else merkle.merkle_root(leaves, pl // LEAF)
-    return (h1.digest() if h1 is not None else None), d2
+    return (h1.digest() if h1 is not None else None), _v2_root(space, leaves, small)
 
 
 def _hash_piece_read(
@@ -288,12 +279,7 @@ def _hash_piece_read(
             h1.update(hb.view[:n])
         if off < real:
             leaves += [sha256(v).digest() for v in hb.leaf_views(0, min(n, real - off))]
-    d2 = None
-    if space.v2:
-        if not leaves:
-            d2 = merkle.pad_hash((pl // LEAF).bit_length() - 1)
-        else:
-            d2 = merkle.merkle_root(leaves) if small else merkle.merkle_root(leaves, pl // LEAF)
+    d2 = _v2_root(space, leaves, small) if space.v2 else None
     return (h1.digest() if h1 is not None else None), d2
 
 
