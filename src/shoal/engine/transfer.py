@@ -37,9 +37,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-WRITE_BATCH_BYTES = (
-    256 * 1024
-)  # finished pieces of one read handed to a disk worker as one job, up to this size
+# finished pieces of one read are handed to a disk worker as one job while they add up to at most this
+WRITE_BATCH_BYTES = 256 * 1024
 
 
 def write_queue_pieces(piece_length: int, budget_bytes: int, max_pieces: int) -> int:

@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 from shoal.errors import DiskFullError, StorageError
 from shoal.policy.bitfield import Bitfield
-from shoal.storage.backend import Storage
+from shoal.storage.backend import FileStat, Storage
 from shoal.storage.hasher import PieceSpace, plan_runs
+from shoal.storage.layout import Layout
 
 HASH_LEN = {"sha1": 20, "sha256": 32, "v2": 32}
 _CORES = (
@@ -73,6 +74,25 @@ def split_hashes(
     return hashes
 
 
+def unreadable_pieces(layout: Layout, stats: Sequence[FileStat | None]) -> bytearray:
+    """Per piece, 1 where one of its files is missing or shorter than the torrent says (not worth reading)."""
+    skip = bytearray(layout.num_pieces)
+    for i, f in enumerate(layout.files):
+        st = stats[i]
+        if not f.is_pad and f.length > 0 and (st is None or st.size < f.length):
+            for piece in layout.file_piece_range(i):
+                skip[piece] = 1
+    return skip
+
+
+def piece_space(layout: Layout, algo: str) -> PieceSpace:
+    """What :mod:`shoal.storage.hasher` hashes for ``algo`` (``sha1``: v1 pieces, ``v2``: piece-layer hashes)."""
+    files = [(f.offset, f.length) for f in layout.files if not f.is_pad and f.length]
+    return PieceSpace(
+        layout.piece_length, layout.total_length, v1=algo == "sha1", v2=algo == "v2", files=files
+    )
+
+
 async def recheck(
     storage: Storage,
     piece_hashes: bytes | Sequence[bytes | None],
@@ -87,16 +107,7 @@ async def recheck(
     n = layout.num_pieces
     hashes = split_hashes(piece_hashes, n, algo)
     result = Bitfield(n)
-    stats = await storage.file_stats()
-    absent = {
-        i
-        for i, f in enumerate(layout.files)
-        if not f.is_pad and f.length > 0 and (stats[i] is None or stats[i].size < f.length)  # type: ignore[union-attr]
-    }
-    skip = bytearray(n)
-    for fi in absent:
-        for piece in layout.file_piece_range(fi):
-            skip[piece] = 1
+    skip = unreadable_pieces(layout, await storage.file_stats())
     todo: list[int] = []
     for piece in range(n) if only is None else sorted(set(only)):
         if not 0 <= piece < n:
@@ -143,10 +154,7 @@ async def _recheck_runs(
     flight (at most one per core, plus one so no core waits for the loop between two runs). A run that fails to
     read is checked again piece by piece, so one bad piece does not mark its neighbours missing."""
     layout = storage.layout
-    files = [(f.offset, f.length) for f in layout.files if not f.is_pad and f.length]
-    space = PieceSpace(
-        layout.piece_length, layout.total_length, v1=algo == "sha1", v2=algo == "v2", files=files
-    )
+    space = piece_space(layout, algo)
     runs = iter(plan_runs(todo, layout.piece_length))
     done = 0
     total = len(todo)

@@ -312,7 +312,8 @@ class FileStorage:
         data = self._read_spans(self.layout.spans(piece), self.layout.piece_size(piece))
         return piece_digest(self.layout, piece, data, algo)
 
-    def _stats(self) -> list[FileStat | None]:
+    def stat_files(self) -> list[FileStat | None]:
+        """:meth:`file_stats`, blocking (for the forked re-check, which runs before any thread)."""
         out: list[FileStat | None] = []
         for i, f in enumerate(self.layout.files):
             if f.is_pad:
@@ -494,7 +495,7 @@ class FileStorage:
         await self._run(self._reprioritize, self._parked_from(priorities))
 
     async def file_stats(self) -> list[FileStat | None]:
-        return await self._run(self._stats)
+        return await self._run(self.stat_files)
 
     async def close(self) -> None:
         await self._run(self._close_fds)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from shoal.errors import ShoalError
 from shoal.policy.bitfield import Bitfield
 from shoal.storage import hash_fork, hasher
-from shoal.storage.check import split_hashes
+from shoal.storage.check import piece_space, split_hashes, unreadable_pieces
 from shoal.storage.files import FileStorage
 from shoal.storage.piece_reader import Segment, open_reader
 
@@ -40,30 +40,17 @@ def recheck_forked(
     if piece_hashes is None or n == 0 or not hash_fork.fork_is_safe():
         return None
     hashes = split_hashes(piece_hashes, n)
-    skip = bytearray(n)
-    segments: list[Segment] = []
-    names = [str(storage.path_of(i)) for i in range(len(layout.files))]
-    for i, f in enumerate(layout.files):
-        if f.length == 0:
-            continue
-        segments.append(Segment(f.offset, f.length, None if f.is_pad else i))
-        if f.is_pad:
-            continue
-        try:
-            size = os.stat(storage.path_of(i), follow_symlinks=False).st_size
-        except OSError:
-            size = -1
-        if size < f.length:  # missing or short: its pieces are not read
-            for piece in layout.file_piece_range(i):
-                skip[piece] = 1
+    skip = unreadable_pieces(layout, storage.stat_files())
     todo = [p for p in range(n) if not skip[p]]
     result = Bitfield(n)
     if not todo:
         return result
-    pl = layout.piece_length
-    files = [(f.offset, f.length) for f in layout.files if not f.is_pad and f.length]
-    space = hasher.PieceSpace(pl, layout.total_length, v1=True, v2=False, files=files)
-    runs = hasher.plan_runs(todo, pl)
+    segments = [
+        Segment(f.offset, f.length, None if f.is_pad else i) for i, f in enumerate(layout.files) if f.length
+    ]
+    names = [str(storage.path_of(i)) for i in range(len(layout.files))]
+    space = piece_space(layout, "sha1")
+    runs = hasher.plan_runs(todo, layout.piece_length)
 
     def open_file(file: int) -> int:
         return storage.open_for_reading(file)

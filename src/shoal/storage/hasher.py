@@ -194,7 +194,9 @@ def hash_run(
     pl = space.piece_length
     v1: list[bytes] = []
     v2: list[bytes] = []
-    if view_at is not None or pl > len(hb):  # piece by piece: in place where it can be, else a buffer at a time
+    if view_at is not None or pl > len(
+        hb
+    ):  # piece by piece: in place where it can be, else a buffer at a time
         for piece in range(first, end):
             mapped = None if view_at is None else view_at(piece * pl, space.piece_bytes(piece))
             if mapped is None:
