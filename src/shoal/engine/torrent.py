@@ -325,7 +325,7 @@ class TorrentTask:
 
     def on_piece_failed(self, index: int, senders: set[Hashable], guilty: set[Hashable]) -> None:
         """A piece failed its hash: strike every IP that sent part of it; ban the proven or repeat offenders."""
-        from shoal.engine.peers import ban_key
+        from shoal.engine.dialing import ban_key
 
         self.counters["hash_failures"] += 1
         self.session.post(al.HashFailed(self.info_hash, index, tuple(sorted(str(s) for s in senders))))
