@@ -159,6 +159,9 @@ class Settings:
     max_pending_write_bytes: int = 16 * 1024 * 1024
     max_pending_piece_writes: int = 256
     max_checking_torrents: int = 4  # torrents checking their data at once in a session (the others wait)
+    # a re-check of 64 MiB or more hashes in a helper process, from memory maps (storage/check_helper.py); off:
+    # in the session's threads, as smaller ones always do
+    recheck_in_helper: bool = True
     max_alerts: int = 10_000  # alert queue size; the oldest is dropped beyond it
     listen_port_tries: int = 10  # a taken listen port: try the next ones, up to this many ports in all
 

@@ -7,8 +7,10 @@ Start-up (``check_existing``):
    -> the recorded pieces are trusted, nothing is hashed.
 3. Otherwise (no resume data, files touched, or a crash / kill -9 after the last checkpoint) -> the pieces the
    resume data vouches for are kept only where their files are unchanged, and **every other piece whose files
-   exist is hashed** (off the loop, ``shoal.storage.check.recheck``). So a verified piece written after the last
-   checkpoint is found again instead of downloaded again, and unverified data is never trusted.
+   exist is hashed** (off the loop: 64 MiB or more in a helper process that hashes from memory maps,
+   ``shoal.storage.check_helper``, else in the session's threads, ``shoal.storage.check.recheck``). So a verified
+   piece written after the last checkpoint is found again instead of downloaded again, and unverified data is never
+   trusted.
 
 ``force_recheck`` (``shoal check``, ``shoal seed`` where it cannot fork) hashes everything. ``verified_pieces``
 (``shoal seed``, which hashed them in forked processes before its session started:
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from shoal.codec.bencode import encode
 from shoal.errors import ConfigError, ResumeError
 from shoal.storage.check import recheck
+from shoal.storage.files import FileStorage
 from shoal.storage.layout import Layout
 
 if TYPE_CHECKING:
@@ -66,7 +69,7 @@ async def check_existing(task: TorrentTask, storage: Any, layout: Layout, force:
         task.counters["pieces_from_recheck"] = len(have)
         return have
     if force:  # recheck looks at the files itself and skips pieces of missing or short ones
-        return set(await recheck(storage, hashes))
+        return await _recheck(task, storage, hashes)
     if not task.params.check:
         return set()
     stats = await storage.file_stats()
@@ -83,10 +86,23 @@ async def check_existing(task: TorrentTask, storage: Any, layout: Layout, force:
             task.counters["pieces_from_resume"] = len(trusted)
             return trusted
     todo = [i for i in range(layout.num_pieces) if i not in trusted]
-    found = set(await recheck(storage, hashes, only=todo)) if todo else set()
+    found = await _recheck(task, storage, hashes, todo) if todo else set()
     task.counters["pieces_from_resume"] = len(trusted)
     task.counters["pieces_from_recheck"] = len(found)
     return trusted | found
+
+
+async def _recheck(task: TorrentTask, storage: Any, hashes: bytes, only: list[int] | None = None) -> set[int]:
+    """Hash the pieces (all, or ``only``): in a helper process where it can (big enough, files on disk), else in
+    the session's threads."""
+    if task.settings.recheck_in_helper and type(storage) is FileStorage:  # a subclass may change how it reads
+        from shoal.storage.check_helper import recheck_in_helper
+
+        found = await recheck_in_helper(storage, hashes, only=only)
+        if found is not None:
+            task.counters["rechecks_in_helper"] += 1
+            return set(found)
+    return set(await recheck(storage, hashes, only=only))
 
 
 def _stats_blob(stats: Any) -> bytes:

@@ -85,6 +85,25 @@ def unreadable_pieces(layout: Layout, stats: Sequence[FileStat | None]) -> bytea
     return skip
 
 
+def pieces_to_check(
+    layout: Layout,
+    hashes: Sequence[bytes | None],
+    stats: Sequence[FileStat | None],
+    only: Iterable[int] | None = None,
+) -> list[int]:
+    """The pieces a re-check reads, in order: all (or ``only`` those) that have a hash to check against and no
+    missing or short file. A piece number outside the torrent is a ValueError."""
+    n = layout.num_pieces
+    skip = unreadable_pieces(layout, stats)
+    todo: list[int] = []
+    for piece in range(n) if only is None else sorted(set(only)):
+        if not 0 <= piece < n:
+            raise ValueError(f"piece {piece} out of range 0..{n - 1}")
+        if hashes[piece] is not None and not skip[piece]:  # None: nothing to check against
+            todo.append(piece)
+    return todo
+
+
 def piece_space(layout: Layout, algo: str) -> PieceSpace:
     """What :mod:`shoal.storage.hasher` hashes for ``algo`` (``sha1``: v1 pieces, ``v2``: piece-layer hashes)."""
     files = [(f.offset, f.length) for f in layout.files if not f.is_pad and f.length]
@@ -107,13 +126,7 @@ async def recheck(
     n = layout.num_pieces
     hashes = split_hashes(piece_hashes, n, algo)
     result = Bitfield(n)
-    skip = unreadable_pieces(layout, await storage.file_stats())
-    todo: list[int] = []
-    for piece in range(n) if only is None else sorted(set(only)):
-        if not 0 <= piece < n:
-            raise ValueError(f"piece {piece} out of range 0..{n - 1}")
-        if hashes[piece] is not None and not skip[piece]:  # None: nothing to check against
-            todo.append(piece)
+    todo = pieces_to_check(layout, hashes, await storage.file_stats(), only)
     total = len(todo)
     if algo in ("sha1", "v2") and hasattr(storage, "hash_run"):
         await _recheck_runs(storage, todo, hashes, result, concurrency, progress, algo)
