@@ -11,6 +11,9 @@ tool's best wall time and lowest CPU time count):
 * ``shoal check TORRENT DATA`` as users run it (the console script);
 * ``shoal seed TORRENT DATA --time 0``: the engine's own start-up check (the session starts, hashes every piece,
   reports "verified" and stops);
+* the Session API (``benchmarks/shoal_runner.py seed --exit-when-ready``: a session adds the torrent with
+  ``force_recheck`` and stops once it seeds), re-checking in a helper process that hashes from memory maps (the
+  default, :mod:`shoal.storage.check_helper`) and in the session's threads (``recheck_in_helper=false``);
 * libtorrent 2 adding the same torrent with the data in place (no resume data, so it checks every piece), timed
   from process start to exit after ``torrent_checked_alert``; once with its default ``hashing_threads`` (1) and
   once with 2, one per core.
@@ -64,6 +67,10 @@ def commands(data: Path, torrents: dict[str, Path]) -> dict[str, list[str]]:
         out[f"shoal seed {kind} (start-up check)"] = [
             *shoal, "seed", str(t), str(data), "--port", "0", "--bind", "127.0.0.1", "--time", "0", "-q",
         ]  # fmt: skip
+        for how, extra in (("helper process", []), ("threads", ["--set", "recheck_in_helper=false"])):
+            out[f"Session API {kind} ({how})"] = [
+                py, "-m", "benchmarks.shoal_runner", "seed", str(t), str(data.parent), "--exit-when-ready", *extra,
+            ]  # fmt: skip
         for threads in (0, 2):
             label = f"libtorrent {kind}" + (" hashing_threads=2" if threads else "")
             out[label] = [py, "-W", "ignore", "-c", LT_CHECK, str(t), str(data.parent), str(threads)]
@@ -113,7 +120,12 @@ def main() -> int:
         print()
         for kind in torrents:
             lt = min(best[f"libtorrent {kind}"], best[f"libtorrent {kind} hashing_threads=2"])
-            for who in (f"shoal check {kind}", f"shoal seed {kind} (start-up check)"):
+            for who in (
+                f"shoal check {kind}",
+                f"shoal seed {kind} (start-up check)",
+                f"Session API {kind} (helper process)",
+                f"Session API {kind} (threads)",
+            ):
                 print(f"{who} / best libtorrent {kind}: {lt / best[who]:.2f}x faster")
     finally:
         shutil.rmtree(work, ignore_errors=True)

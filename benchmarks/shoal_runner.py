@@ -101,7 +101,7 @@ async def amain(args: argparse.Namespace) -> int:
                 return 2
             await asyncio.sleep(0.02)
         emit({"event": "ready", "seconds": time.monotonic() - T_START, "count": len(torrents)})
-        if args.mode == "get":
+        if args.mode == "get" or args.exit_when_ready:
             stop.set()
         try:
             await asyncio.wait_for(stop.wait(), timeout=max(0.0, deadline - time.monotonic()))
@@ -135,6 +135,9 @@ def main() -> int:
         "--resume",
         action="store_true",
         help="seed/many: keep resume data (DATA_PARENT/.shoal), no forced re-check",
+    )
+    ap.add_argument(
+        "--exit-when-ready", action="store_true", help="seed/many: stop once every torrent is seeding"
     )
     ap.add_argument("--profile", type=Path, default=None, help="write cProfile stats of the run to this file")
     args = ap.parse_args()
