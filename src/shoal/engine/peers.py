@@ -77,6 +77,7 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
             ev.HaveReceived: self._on_have,
             ev.BitfieldReceived: self._on_bitfield,
             ev.BlockRequested: self._on_requested,
+            ev.BlocksRequested: self._on_requested_many,
             ev.RequestCancelled: self._on_cancelled,
             ev.Rejected: self._on_rejected,
             ev.AllowedFastReceived: self._on_allowed_fast,

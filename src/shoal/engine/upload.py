@@ -62,25 +62,37 @@ class UploadMixin:
     # --- upload ----------------------------------------------------------------------------------------------
 
     def _on_requested(self, peer: PeerTask, event: ev.BlockRequested) -> None:
+        self._queue_requests(peer, [(event.piece, event.offset, event.length)])
+
+    def _on_requested_many(self, peer: PeerTask, event: ev.BlocksRequested) -> None:
+        self._queue_requests(peer, event.requests)
+
+    def _queue_requests(self, peer: PeerTask, requests: list[tuple[int, int, int]]) -> None:
         t = self.task
-        if t.have is None or not t.have.has(event.piece):
-            return  # the connection only passes requests for pieces we advertised
-        queue = peer.upload_queue
-        queue.append((event.piece, event.offset, event.length))
-        if len(queue) == 1:
-            peer.serve_due = True  # served at the end of this read's events, together with the rest of them
+        have = t.have
+        if have is None:
             return
+        queue = peer.upload_queue
         tr = t.transfer
-        if (
-            tr is not None
-            and queue[-2][0] == event.piece
-            and len(queue) * event.length <= tr.cache_bytes // 2
-            and tr.cached_piece(event.piece) is None
-        ):
-            # several blocks of this piece wanted: read ahead the whole piece while earlier requests are served, as
-            # long as what is queued fits the cache twice (a deeper queue means the socket is the limit, and reading
-            # ahead would evict pieces still to be sent)
-            tr.read_piece(event.piece)
+        half_cache = tr.cache_bytes // 2 if tr is not None else 0
+        for piece, offset, length in requests:
+            if piece not in have:
+                continue  # the connection only passes requests for pieces we advertised
+            queue.append((piece, offset, length))
+            if len(queue) == 1:
+                peer.serve_due = (
+                    True  # served at the end of this read's events, together with the rest of them
+                )
+            elif (
+                tr is not None
+                and queue[-2][0] == piece
+                and len(queue) * length <= half_cache
+                and tr.cached_piece(piece) is None
+            ):
+                # several blocks of this piece wanted: read ahead the whole piece while earlier requests are served,
+                # as long as what is queued fits the cache twice (a deeper queue means the socket is the limit, and
+                # reading ahead would evict pieces still to be sent)
+                tr.read_piece(piece)
 
     def _on_cancelled(self, peer: PeerTask, event: ev.RequestCancelled) -> None:
         pass  # the connection forgets it; serve() skips requests that are gone

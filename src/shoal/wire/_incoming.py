@@ -151,6 +151,12 @@ class IncomingMixin(ConnectionBase):
         return self._piece_set(Bitfield(self.num_pieces))
 
     def _on_request(self, start: int, end: int) -> ev.Event | None:
+        key = self._take_request(start)
+        return None if key is None else ev.BlockRequested(*key)
+
+    def _take_request(self, start: int) -> tuple[int, int, int] | None:
+        """Check the request whose payload starts at ``start``: raise for a malformed one, refuse (reject it, and
+        count it) what we may not serve, ignore a repeat; else record it and return ``(piece, offset, length)``."""
         piece, offset, length = key = _III.unpack_from(self._reader.buffer, start)
         s = self.settings
         if length == 0 or length > s.max_request_length:
@@ -189,7 +195,7 @@ class IncomingMixin(ConnectionBase):
                 self._outgoing += m.encode_request(m.REJECT, piece, offset, length)
             return None
         self._peer_requests[key] = None
-        return ev.BlockRequested(piece, offset, length)
+        return key
 
     def _on_cancel(self, start: int, end: int) -> ev.Event | None:
         piece, offset, length = key = _III.unpack_from(self._reader.buffer, start)

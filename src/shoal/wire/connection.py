@@ -45,8 +45,8 @@ API at a glance (all sends return the bytes to write)::
     conn.get_timer(); transport.write(conn.handle_timer(now))
 
 With ``block_batches=True`` the piece messages that arrived back to back come as one ``BlocksReceived`` (blocks as
-views of the receive buffer, valid until the next input) instead of one ``BlockReceived`` each: the adapter's
-per-block fast path.
+views of the receive buffer, valid until the next input) instead of one ``BlockReceived`` each, and request
+messages as one ``BlocksRequested`` instead of one ``BlockRequested`` each: the adapter's per-block fast paths.
 
 Drain ``next_event()`` after every input: the buffer holds at most one incomplete message only then.
 ``accept()`` must name the info-hash the peer asked for (``LocalProtocolError`` otherwise).
@@ -213,7 +213,7 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
         reader = self._reader
         try:
             while True:
-                if self.block_batches:
+                if self.block_batches and (self._our_requests or self._late):  # else no piece can be ours
                     batch = self._blocks()
                     if batch is not None:
                         return batch
@@ -236,13 +236,33 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
                             DisconnectReason.UNSOLICITED_PIECE,
                         )
                     return ev.BlockReceived(piece, offset, bytes(memoryview(buf)[start + 8 : end]))
-                event = self._HANDLERS[msg_id](self, start, end)
-                if event is not None:
-                    return event
+                if msg_id == m.REQUEST and self.block_batches:
+                    wanted = self._requests(start)
+                    if wanted:
+                        return ev.BlocksRequested(wanted)
+                else:
+                    event = self._HANDLERS[msg_id](self, start, end)
+                    if event is not None:
+                        return event
                 if events:
                     return events.popleft()
         except PeerProtocolError as exc:
             return self._violation(exc)
+
+    def _requests(self, start: int) -> list[tuple[int, int, int]]:
+        """This request and the complete request messages right after it, each checked in order (block_batches
+        mode); a malformed one raises, as a single one would (the connection closes, so what came before it is
+        moot)."""
+        take = self._take_request
+        following = self._reader.next_request
+        wanted: list[tuple[int, int, int]] = []
+        at: int | None = start
+        while at is not None:
+            key = take(at)
+            if key is not None:
+                wanted.append(key)
+            at = following()
+        return wanted
 
     def _blocks(self) -> ev.BlocksReceived | None:
         """The piece messages at the read position that answer our requests, as one event (block_batches mode).

@@ -131,6 +131,15 @@ class BlockRequested(Event):
     length: int
 
 
+@record(frozen=False)
+class BlocksRequested(Event):
+    """Request messages that arrived back to back, as one event (only with ``PeerConnection(block_batches=True)``):
+    ``(piece, offset, length)`` each, in order, every one checked like a single ``BlockRequested`` (refused and
+    repeated requests are left out, as they would raise no event). A seeder's per-request fast path."""
+
+    requests: list[tuple[int, int, int]]
+
+
 @record
 class RequestCancelled(Event):
     """The peer cancelled a request it had pending with us."""
