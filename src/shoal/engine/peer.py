@@ -320,7 +320,10 @@ class PeerTask(asyncio.BufferedProtocol):
                 self.transport.write(self._tx_cipher.crypt(b"".join(out)))
             else:
                 self.transport.writelines(out)
-        self._arm_timer()
+        if self._timer is None:
+            # a send only moves the deadlines later (keep-alive), so an armed timer fires early, if at all, and
+            # re-arms itself: no need to work out the deadline again on every flush
+            self._arm_timer()
 
     def make_tracker(self, now: float) -> None:
         s = self.session.settings

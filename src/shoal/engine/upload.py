@@ -131,8 +131,8 @@ class UploadMixin:
         unflushed = 0
         while queue and budget and not peer.write_paused and not peer.closed:
             piece, offset, length = queue[0]
-            if not conn.is_requested(piece, offset, length):
-                queue.popleft()
+            if piece != last_piece and not conn.is_requested(piece, offset, length):
+                queue.popleft()  # cancelled: not worth reading its piece (within a piece, send_block checks)
                 continue
             if limited and not rates.can_up(now):
                 break
