@@ -268,25 +268,11 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
         """The piece messages at the read position that answer our requests, as one event (block_batches mode).
 
         Stops before the first one that does not: ``next_frame`` then reads it and raises UNSOLICITED_PIECE."""
-        reader = self._reader
         blocks: list[tuple[int, int, int, int]] = []
-        pos = reader.peek_pieces(blocks)
+        reader = self._reader
+        reader.take_pieces(blocks, self._our_requests, self._late)
         if not blocks:
             return None
-        pop = self._our_requests.pop  # its values are None: pop(key, 0) is not None when key is not there
-        late = self._late
-        for i, (piece, offset, start, end) in enumerate(blocks):
-            key = (piece, offset, end - start)
-            if pop(key, 0) is not None:  # one lookup, not ``in`` and ``del``
-                if key in late:
-                    del late[key]
-                else:
-                    if i == 0:
-                        return None
-                    pos = blocks[i - 1][3]
-                    del blocks[i:]
-                    break
-        reader.consume_to(pos)
         self._last_received = self._rx_time
         return ev.BlocksReceived(memoryview(reader.buffer), blocks)
 

@@ -15,6 +15,7 @@ as the id byte arrives, so a hostile prefix never makes the buffer grow.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from shoal.errors import DisconnectReason, LocalProtocolError, PeerProtocolError
 from shoal.wire.messages import EXTENDED, FIXED_PAYLOAD, PIECE, REQUEST, check_payload_length, message_name
@@ -206,13 +207,16 @@ class FrameReader:
         self._start = end = start + 4 + length
         return (msg_id, start + 5, end)
 
-    def peek_pieces(self, out: list[tuple[int, int, int, int]]) -> int:
-        """Complete piece messages buffered at the read position, *not* consumed: appends ``(piece, offset,
-        block_start, block_end)`` for each to ``out`` and returns the position after the last one.
+    def take_pieces(
+        self, out: list[tuple[int, int, int, int]], requested: dict[Any, None], late: dict[Any, None]
+    ) -> None:
+        """Consume the complete piece messages at the read position that answer a request: appends ``(piece,
+        offset, block_start, block_end)`` for each to ``out``, and removes its ``(piece, offset, length)`` from
+        ``requested`` (or, a block we cancelled, from ``late``).
 
-        Stops at the first frame that is anything else (another id, incomplete, shorter than a piece header or over
-        the piece payload limit); :meth:`next_frame` then reads and checks it as usual. Consume what was taken with
-        :meth:`consume_to`. The batched block path of the connection: one call per read, not per block.
+        Stops at the first frame that is anything else (another id, incomplete, shorter than a piece header, over
+        the piece payload limit, or a block nobody asked for); :meth:`next_frame` then reads and checks it as
+        usual. The batched block path of the connection: one call and one loop per read, not per block.
         """
         buf = self.buffer
         pos = self._start
@@ -220,14 +224,20 @@ class FrameReader:
         longest = min(self._hi[PIECE] + 1, self.max_message_size)  # message length = id byte + payload
         unpack = _PIECE_HEAD.unpack_from
         append = out.append
+        pop = requested.pop  # its values are None: pop(key, 0) is not None when key is not there
         while stop - pos >= 13:
             length, msg_id, piece, offset = unpack(buf, pos)
             end = pos + 4 + length
             if msg_id != PIECE or not 9 <= length <= longest or end > stop:
                 break
+            if pop((piece, offset, length - 9), 0) is not None:  # one lookup, not ``in`` and ``del``
+                key = (piece, offset, length - 9)
+                if key not in late:
+                    break
+                del late[key]
             append((piece, offset, pos + 13, end))
             pos = end
-        return pos
+        self._start = pos
 
     def next_request(self) -> int | None:
         """If the next frame is a complete request message, consume it and return where its 12-byte payload
@@ -247,12 +257,6 @@ class FrameReader:
             return None
         self._start = start + 17
         return start + 5
-
-    def consume_to(self, pos: int) -> None:
-        """Mark the bytes before ``pos`` (a position from :meth:`peek_pieces`) as consumed."""
-        if not self._start <= pos <= self._end:
-            raise LocalProtocolError(f"consume_to({pos}) outside the unread bytes {self._start}..{self._end}")
-        self._start = pos
 
     def _refuse(self, msg_id: int, payload_length: int) -> None:
         check_payload_length(msg_id, payload_length)  # unknown ids, fixed sizes and minimum sizes

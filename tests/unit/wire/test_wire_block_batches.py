@@ -99,19 +99,23 @@ def test_piece_over_the_limit_is_refused_at_its_header() -> None:
     )
 
 
-def test_peek_pieces_does_not_consume() -> None:
+def test_take_pieces_takes_the_requested_ones() -> None:
     reader = FrameReader(1 << 20)
     reader.set_payload_limit(m.PIECE, 8 + BLOCK)
-    data = piece(2, 0, 1, 10) + piece(2, 10, 2, 10) + m.Have(1).encode()
+    data = piece(2, 0, 1, 10) + piece(2, 10, 2, 10) + piece(2, 20, 3, 10) + m.Have(1).encode()
     reader.feed(data)
     out: list[tuple[int, int, int, int]] = []
-    pos = reader.peek_pieces(out)
-    assert [(p, o, e - s) for p, o, s, e in out] == [(2, 0, 10), (2, 10, 10)]
-    assert len(reader) == len(data)
-    reader.consume_to(pos)
-    assert reader.next_frame() is not None and len(reader) == 0
-    with pytest.raises(LocalProtocolError):
-        reader.consume_to(pos + 1)
+    requested: dict[tuple[int, int, int], None] = {(2, 0, 10): None, (5, 0, 10): None}
+    late: dict[tuple[int, int, int], None] = {(2, 10, 10): None}
+    reader.take_pieces(out, requested, late)
+    assert [(p, o, e - s) for p, o, s, e in out] == [(2, 0, 10), (2, 10, 10)]  # asked for, then cancelled
+    assert requested == {(5, 0, 10): None} and not late
+    assert len(reader) == len(data) - 2 * (13 + 10)  # the third, asked for by nobody, is left for next_frame
+    frame = reader.next_frame()
+    assert frame is not None and frame[0] == m.PIECE
+    out.clear()
+    reader.take_pieces(out, requested, late)  # a have: nothing taken
+    assert not out and reader.next_frame() is not None and len(reader) == 0
 
 
 def test_request_many_equals_single_requests() -> None:
