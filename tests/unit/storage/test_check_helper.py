@@ -5,7 +5,6 @@ leaves no process behind."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import signal
 import subprocess
@@ -15,46 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from recheck_data import PL, damage, four_files
 from shoal.storage import check_helper
 from shoal.storage.check import recheck
 from shoal.storage.files import FileStorage
-from shoal.storage.layout import Layout
-
-KiB = 1024
-PL = 32 * KiB
-
-
-def _torrent(root: Path, big: int = 5 * PL + 100) -> tuple[Layout, bytes]:
-    """Four files and a pad under root/t (``a`` of ``big`` bytes: 10 MiB makes several runs, so the helper forks
-    workers that hash from maps); the piece hashes of the intended data."""
-    sizes = {"a": big, "b": 3000, "c": 2 * PL + 17, "d": 3 * PL}
-    files = [
-        (("t", "a"), sizes["a"], False),
-        (("t", "b"), sizes["b"], False),
-        (("t", ".pad", "1"), PL - (sizes["a"] + sizes["b"]) % PL, True),
-        (("t", "c"), sizes["c"], False),
-        (("t", "d"), sizes["d"], False),
-    ]
-    layout = Layout.from_files(files, PL)
-    space = bytearray()
-    (root / "t").mkdir()
-    for path, length, pad in files:
-        data = bytes(length) if pad else os.urandom(length)
-        if not pad:
-            root.joinpath(*path).write_bytes(data)
-        space += data
-    hashes = b"".join(hashlib.sha1(space[i : i + PL]).digest() for i in range(0, len(space), PL))
-    return layout, hashes
-
-
-def _damage(root: Path) -> None:
-    with open(root / "t" / "a", "r+b") as f:
-        f.seek(2 * PL + 5)
-        byte = f.read(1)
-        f.seek(2 * PL + 5)
-        f.write(bytes([byte[0] ^ 1]))  # piece 2 fails
-    os.truncate(root / "t" / "c", PL)  # short: its pieces are skipped
-    (root / "t" / "d").unlink()  # missing
 
 
 @pytest.fixture(autouse=True)
@@ -65,11 +28,11 @@ def _any_size(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("big", [5 * PL + 100, 10 << 20])
 async def test_the_helper_agrees_with_the_threaded_recheck(tmp_path: Path, big: int) -> None:
-    layout, hashes = _torrent(tmp_path, big)
+    layout, hashes = four_files(tmp_path, big)
     storage = FileStorage(layout, tmp_path)
     whole = await check_helper.recheck_in_helper(storage, hashes)
     assert whole is not None and whole.count == layout.num_pieces
-    _damage(tmp_path)
+    damage(tmp_path)
     steps: list[tuple[int, int]] = []
     helped = await check_helper.recheck_in_helper(storage, hashes, progress=lambda d, t: steps.append((d, t)))
     threaded = await recheck(storage, hashes)
@@ -84,7 +47,7 @@ async def test_the_helper_agrees_with_the_threaded_recheck(tmp_path: Path, big: 
 
 async def test_small_rechecks_stay_in_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(check_helper, "HELPER_MIN_BYTES", 64 << 20)
-    layout, hashes = _torrent(tmp_path)
+    layout, hashes = four_files(tmp_path)
     storage = FileStorage(layout, tmp_path)
 
     def no_stat() -> None:
@@ -108,7 +71,7 @@ async def test_a_helper_that_fails_gives_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str
 ) -> None:
     monkeypatch.setattr(check_helper, "helper_command", lambda parent: [sys.executable, "-c", script])
-    layout, hashes = _torrent(tmp_path)
+    layout, hashes = four_files(tmp_path)
     storage = FileStorage(layout, tmp_path)
     assert await check_helper.recheck_in_helper(storage, hashes) is None
     await storage.close()
@@ -116,7 +79,7 @@ async def test_a_helper_that_fails_gives_none(
 
 async def test_no_interpreter_to_start_gives_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(check_helper, "helper_command", lambda parent: [str(tmp_path / "no-such-python")])
-    layout, hashes = _torrent(tmp_path)
+    layout, hashes = four_files(tmp_path)
     storage = FileStorage(layout, tmp_path)
     assert await check_helper.recheck_in_helper(storage, hashes) is None
     await storage.close()
@@ -125,7 +88,7 @@ async def test_no_interpreter_to_start_gives_none(tmp_path: Path, monkeypatch: p
 async def test_a_file_cut_short_after_it_was_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine saw the full size and handed the file over; it shrinks before the helper maps it: the helper
     fails (a short read or a SIGBUS in a worker), and the threaded re-check then says which pieces are gone."""
-    layout, hashes = _torrent(tmp_path, 10 << 20)
+    layout, hashes = four_files(tmp_path, 10 << 20)
     target = tmp_path / "t" / "a"
     code = (
         f"import os, sys; os.truncate({str(target)!r}, 3 << 20); "
@@ -142,7 +105,7 @@ async def test_a_file_cut_short_after_it_was_opened(tmp_path: Path, monkeypatch:
 
 
 async def test_a_symlinked_file_is_not_read_through(tmp_path: Path) -> None:
-    layout, hashes = _torrent(tmp_path, 10 << 20)
+    layout, hashes = four_files(tmp_path, 10 << 20)
     outside = tmp_path / "outside"
     (tmp_path / "t" / "a").rename(outside)
     (tmp_path / "t" / "a").symlink_to(outside)
@@ -195,7 +158,7 @@ async def test_cancelling_the_recheck_stops_the_helper(
         "helper_command",
         lambda parent: [sys.executable, "-c", SLOW_HELPER, "shoal-test-helper", str(parent)],
     )
-    layout, hashes = _torrent(tmp_path, 10 << 20)
+    layout, hashes = four_files(tmp_path, 10 << 20)
     storage = FileStorage(layout, tmp_path)
     started = asyncio.Event()
     task = asyncio.ensure_future(

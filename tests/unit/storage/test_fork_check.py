@@ -4,56 +4,20 @@ pieces it verified."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from recheck_data import PL, damage, four_files
 from shoal.errors import UnsafePathError
 from shoal.storage import fork_check, hash_fork, hasher, piece_reader
 from shoal.storage.check import recheck
 from shoal.storage.files import FileStorage
-from shoal.storage.layout import Layout
-
-KiB = 1024
-PL = 32 * KiB
 
 
-def _torrent(root: Path) -> tuple[Layout, bytes]:
-    """Four files and a pad under root/t; piece hashes of the intended data."""
-    sizes = {"a": 5 * PL + 100, "b": 3000, "c": 2 * PL + 17, "d": 3 * PL}
-    files = [
-        (("t", "a"), sizes["a"], False),
-        (("t", "b"), sizes["b"], False),
-        (("t", ".pad", "1"), PL - (sizes["a"] + sizes["b"]) % PL, True),
-        (("t", "c"), sizes["c"], False),
-        (("t", "d"), sizes["d"], False),
-    ]
-    layout = Layout.from_files(files, PL)
-    space = b""
-    (root / "t").mkdir()
-    for path, length, pad in files:
-        data = bytes(length) if pad else os.urandom(length)
-        if not pad:
-            (root.joinpath(*path)).write_bytes(data)
-        space += data
-    hashes = b"".join(hashlib.sha1(space[i : i + PL]).digest() for i in range(0, len(space), PL))
-    return layout, hashes
-
-
-def _damage(root: Path) -> None:
-    a = root / "t" / "a"
-    raw = bytearray(a.read_bytes())
-    raw[2 * PL + 5] ^= 1  # piece 2 fails
-    a.write_bytes(bytes(raw))
-    os.truncate(root / "t" / "c", PL)  # short: its pieces are skipped
-    (root / "t" / "d").unlink()  # missing
-
-
-@pytest.mark.parametrize("window", [4 << 20, 48 * KiB])
+@pytest.mark.parametrize("window", [4 << 20, 48 << 10])
 async def test_forked_recheck_agrees_with_the_threaded_one(
     tmp_path: Path,
     window: int,
@@ -65,11 +29,11 @@ async def test_forked_recheck_agrees_with_the_threaded_one(
         return
     monkeypatch.setattr(piece_reader, "MAP_WINDOW", window)
     monkeypatch.setattr(hasher, "RUN_BYTES", 2 * PL)  # several runs, so both workers hash
-    layout, hashes = _torrent(tmp_path)
+    layout, hashes = four_files(tmp_path)
     storage = FileStorage(layout, tmp_path)
     forked = fork_check.recheck_forked(storage, hashes)
     assert forked is not None and forked.count == layout.num_pieces
-    _damage(tmp_path)
+    damage(tmp_path)
     steps: list[tuple[int, int]] = []
     forked = fork_check.recheck_forked(storage, hashes, progress=lambda d, t: steps.append((d, t)))
     threaded = await recheck(storage, hashes)
@@ -80,7 +44,7 @@ async def test_forked_recheck_agrees_with_the_threaded_one(
 
 
 def test_it_stands_aside_where_it_cannot_fork(tmp_path: Path) -> None:
-    layout, hashes = _torrent(tmp_path)
+    layout, hashes = four_files(tmp_path)
     storage = FileStorage(layout, tmp_path)
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait, daemon=True)
@@ -99,7 +63,7 @@ async def test_a_symlinked_file_is_not_read_through(
     if not hash_fork.fork_is_safe():
         in_fresh_process()
         return
-    layout, hashes = _torrent(tmp_path)
+    layout, hashes = four_files(tmp_path)
     outside = tmp_path / "outside"
     outside.write_bytes((tmp_path / "t" / "a").read_bytes())
     (tmp_path / "t" / "a").unlink()
@@ -118,7 +82,7 @@ def test_a_refused_path_is_left_to_the_threaded_check(
     if not hash_fork.fork_is_safe():
         in_fresh_process()
         return
-    layout, hashes = _torrent(tmp_path)
+    layout, hashes = four_files(tmp_path)
     storage = FileStorage(layout, tmp_path)
 
     def refuse(file_index: int) -> int:
