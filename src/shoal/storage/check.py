@@ -168,7 +168,8 @@ async def _recheck_runs(
     read is checked again piece by piece, so one bad piece does not mark its neighbours missing."""
     layout = storage.layout
     space = piece_space(layout, algo)
-    runs = iter(plan_runs(todo, layout.piece_length))
+    planned = plan_runs(todo, layout.piece_length)
+    runs = iter(planned)
     done = 0
     total = len(todo)
 
@@ -194,5 +195,8 @@ async def _recheck_runs(
             if progress is not None:
                 progress(done, total)
 
-    workers = max(1, min(concurrency, _CORES + 1))
+    workers = max(1, min(concurrency, _CORES + 1, len(planned)))
+    if workers == 1:
+        await worker()  # a small torrent: one run, no tasks to make (a session may check a thousand at start-up)
+        return
     await asyncio.gather(*(worker() for _ in range(workers)))

@@ -189,6 +189,8 @@ class FileStorage:
                 raise StorageError(f"create folder {parent}: a file is in the way") from exc
             except OSError as exc:
                 raise map_os_error(exc, f"create folder {parent}") from exc
+        if parent == self._root and self._real_root is not None:
+            return  # the folder itself, resolved once: a file right in it cannot leave it by its parent
         real = os.path.realpath(parent)
         if not self._inside(real):
             raise UnsafePathError(f"path {path} leaves the download folder {self._root} (via {real})")
