@@ -197,6 +197,7 @@ async def _recheck_runs(
 
     workers = max(1, min(concurrency, _CORES + 1, len(planned)))
     if workers == 1:
-        await worker()  # a small torrent: one run, no tasks to make (a session may check a thousand at start-up)
+        # a small torrent: one run, no tasks to make (a session may check a thousand at start-up)
+        await worker()
         return
     await asyncio.gather(*(worker() for _ in range(workers)))

@@ -64,9 +64,8 @@ async def recheck_in_helper(
         if sum(layout.piece_size(p) for p in only if 0 <= p < n) < HELPER_MIN_BYTES:
             return None
     elif layout.total_length < HELPER_MIN_BYTES:
-        return (
-            None  # decided before any I/O: a session starting a thousand small torrents asks a thousand times
-        )
+        # decided before any I/O: a session starting a thousand small torrents asks a thousand times
+        return None
     hashes = split_hashes(piece_hashes, n)
     todo = pieces_to_check(layout, hashes, await storage.file_stats(), only)
     if sum(layout.piece_size(p) for p in todo) < HELPER_MIN_BYTES:
