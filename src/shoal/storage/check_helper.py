@@ -37,7 +37,7 @@ from shoal.storage.files import FileStorage
 from shoal.storage.hash_helper import CLOSED, PAD
 
 HELPER_MIN_BYTES = 64 << 20
-MAX_FILES = 256  # descriptors handed to one helper (a torrent of more files is checked in threads)
+MAX_FILES = 64  # descriptors handed to one helper at once (a torrent of more files is checked in threads)
 _CORES = os.cpu_count() or 1
 
 

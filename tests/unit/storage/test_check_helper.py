@@ -77,6 +77,19 @@ async def test_a_helper_that_fails_gives_none(
     await storage.close()
 
 
+async def test_too_many_files_to_hand_over_gives_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(check_helper, "MAX_FILES", 3)  # the torrent has four files with data
+    layout, hashes = four_files(tmp_path)
+    storage = FileStorage(layout, tmp_path)
+    assert await check_helper.recheck_in_helper(storage, hashes) is None
+    assert (
+        await check_helper.recheck_in_helper(storage, hashes, only=[0, 1]) is not None
+    )  # those touch one file
+    await storage.close()
+
+
 async def test_no_interpreter_to_start_gives_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(check_helper, "helper_command", lambda parent: [str(tmp_path / "no-such-python")])
     layout, hashes = four_files(tmp_path)
