@@ -258,7 +258,11 @@ def _hash_piece_mapped(space: PieceSpace, data: memoryview, piece: int) -> tuple
         if h1 is not None:
             h1.update(part)
         stop = min(len(part), real - off)
-        leaves += [sha256(part[i : min(i + LEAF, stop)]).digest() for i in range(0, stop, LEAF)]
+        if stop <= 0:
+            continue
+        # slices of a view cut at the file's end stop there by themselves: no min() per leaf
+        data_part = part[:stop]
+        leaves += [sha256(data_part[i : i + LEAF]).digest() for i in range(0, stop, LEAF)]
     return (h1.digest() if h1 is not None else None), _v2_root(space, leaves, small)
 
 
