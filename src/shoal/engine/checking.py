@@ -20,17 +20,19 @@ Start-up (``check_existing``):
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal.codec.bencode import encode
-from shoal.errors import ConfigError, ResumeError
+from shoal.errors import ConfigError, ResumeError, ShoalError
 from shoal.storage.check import recheck
 from shoal.storage.files import FileStorage
 from shoal.storage.layout import Layout
 
 if TYPE_CHECKING:
     from shoal.engine.torrent import TorrentTask
+    from shoal.storage.resume import Checkpointer
 
 logger = logging.getLogger(__name__)
 
@@ -117,3 +119,49 @@ async def save_resume(task: TorrentTask) -> None:
     await task.resume_store.save_async(
         task.info_hash, task.have, task.layout.piece_length, stats, extra=_stats_blob(stats)
     )
+
+
+class ResumeCheckpoints:
+    """A running torrent's resume checkpoints: the pieces verified since the last one are saved after
+    ``resume_checkpoint_pieces`` of them or ``resume_checkpoint_interval`` seconds (at once when forced), one save
+    at a time, off the loop. A save that fails is logged; the torrent goes on."""
+
+    def __init__(self, task: TorrentTask) -> None:
+        self.task = task
+        self.dirty: set[int] = set()
+        self._due: Checkpointer | None = None
+        self._saving = False
+
+    def pieces_verified(self, pieces: Iterable[int]) -> None:
+        self.dirty.update(pieces)
+
+    def checkpoint(self, force: bool = False) -> None:
+        """Start a save if one is due (or ``force``), there is something to save and none is running."""
+        task = self.task
+        if task.resume_store is None or not self.dirty or self._saving:
+            return
+        now = task.session.clock.now()
+        if self._due is None:
+            from shoal.storage.resume import Checkpointer
+
+            self._due = Checkpointer(
+                task.settings.resume_checkpoint_pieces, task.settings.resume_checkpoint_interval, now
+            )
+        if not force:
+            self._due.pending = len(self.dirty)
+            if not self._due.due(now):
+                return
+        task.spawn(self._save(self._due, now))
+
+    async def _save(self, due: Checkpointer, now: float) -> None:
+        task = self.task
+        self._saving = True
+        self.dirty = set()
+        try:
+            await save_resume(task)
+            due.done(now)
+            task.counters["checkpoints"] += 1
+        except ShoalError as exc:
+            logger.warning("torrent %s: cannot save resume data: %s", task.name, exc)
+        finally:
+            self._saving = False

@@ -112,7 +112,7 @@ class DialMixin:
                 continue
             self.connecting.add(addr)
             self.session.half_open += 1
-            t._spawn(self._connect(addr))
+            t.spawn(self._connect(addr))
 
     async def _connect(self, addr: PeerAddr) -> None:
         s = self.session

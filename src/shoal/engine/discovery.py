@@ -88,7 +88,7 @@ class Discovery:
         if task.info_hash in self._running or is_private(task):
             return
         self._running.add(task.info_hash)
-        task._spawn(self.run_torrent(task))
+        task.spawn(self.run_torrent(task))
 
     async def run_torrent(self, task: TorrentTask) -> None:
         s = task.settings

@@ -147,4 +147,4 @@ class MetadataTask:
             return
         t.source.metainfo = meta
         t.session.post(al.MetadataReceived(t.info_hash, meta.name))
-        t._spawn(t.setup(meta.info))
+        t.spawn(t.setup(meta.info))

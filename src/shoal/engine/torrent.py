@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal.engine import alerts as al
+from shoal.engine.checking import ResumeCheckpoints, check_existing, save_resume
 from shoal.engine.handle import AddTorrentParams, TorrentState, TorrentStatus
 from shoal.engine.peers import PeerSet
 from shoal.engine.sources import ResolvedSource
-from shoal.engine.transfer import Transfer, write_queue_pieces
+from shoal.engine.transfer import Transfer
 from shoal.errors import ConfigError, MetainfoError, ShoalError
 from shoal.policy.bitfield import Bitfield
-from shoal.policy.picker import PiecePicker
 from shoal.storage.layout import Layout
 from shoal.types import PeerAddr
 
@@ -74,16 +74,13 @@ class TorrentTask:
             list(params.file_priorities) if params.file_priorities else None
         )
         self.resume_store: Any = None
-        self._resume_dirty: set[int] = set()
-        self._last_checkpoint = 0.0
+        self.checkpoints = ResumeCheckpoints(self)
         self.started_at = time.monotonic()
         self.wanted_total = 0
         self.done_total = 0
         self._announce: Any = None
         self.magnet: Any = None
         self._metadata_server: Any = None
-        self._checkpointer: Any = None
-        self._saving = False
         self._paused_peers: list[PeerAddr] = []
 
     # --- lifecycle -----------------------------------------------------------------------------------------
@@ -93,7 +90,7 @@ class TorrentTask:
 
         self.rates = RateSet(self.session, self.params.download_limit, self.params.upload_limit)
         if self.source.metainfo is not None:
-            self._spawn(self._setup_and_run(self.source.metainfo.info))
+            self.spawn(self._setup_and_run(self.source.metainfo.info))
         else:
             from shoal.engine.magnet import MetadataTask
 
@@ -105,7 +102,7 @@ class TorrentTask:
         if self.params.peers:
             self.add_peers(self.params.peers, source="user")
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -133,8 +130,6 @@ class TorrentTask:
         if self.transfer is not None:
             await self.transfer.close()
             if self.resume_store is not None and self.have is not None:
-                from shoal.engine.checking import save_resume
-
                 try:
                     await save_resume(self)
                 except ShoalError as exc:
@@ -183,27 +178,8 @@ class TorrentTask:
         self._metadata.set()
         storage = self._make_storage(layout)
         await storage.open()
-        picker = PiecePicker(
-            layout.num_pieces,
-            layout.piece_length,
-            layout.total_length,
-            rng=self.session.rng,
-            pad_blocks=layout.pad_blocks(),
-        )
-        self.transfer = Transfer(
-            self,
-            picker,
-            storage,
-            info.piece_hash_v1,
-            read_cache_bytes=self.settings.read_cache_bytes,
-            read_buffer_spares=self.settings.read_buffer_spares,
-            max_pending_writes=write_queue_pieces(
-                layout.piece_length,
-                self.settings.max_pending_write_bytes,
-                self.settings.max_pending_piece_writes,
-            ),
-            pad_blocks=layout.pad_blocks(),
-        )
+        self.transfer = transfer = Transfer.for_torrent(self, layout, storage, info.piece_hash_v1)
+        picker = transfer.picker
         self.have = Bitfield(layout.num_pieces)
         link = self.source.magnet
         if self._file_priorities is None and link is not None and link.select_only is not None:
@@ -211,8 +187,6 @@ class TorrentTask:
         if self._file_priorities is not None:
             self._apply_priorities(self._file_priorities)
         self._set_state(TorrentState.CHECKING)
-        from shoal.engine.checking import check_existing
-
         async with self.session.checking_slots:
             have = await check_existing(self, storage, layout, force=self.params.force_recheck)
         for i in have:
@@ -319,7 +293,7 @@ class TorrentTask:
                 self.done_total += piece_size(index)
             post(al.PieceFinished(info_hash, index))
         self.counters["pieces_downloaded"] += len(indices)
-        self._resume_dirty.update(indices)
+        self.checkpoints.pieces_verified(indices)
         self.peers.broadcast_have(indices)
         self._after_progress()
 
@@ -344,7 +318,7 @@ class TorrentTask:
         if self.transfer is None:
             return
         if self.is_finished and not self._complete.is_set():
-            self.checkpoint(force=True)
+            self.checkpoints.checkpoint(force=True)
             self._complete.set()
             self.session.post(al.TorrentFinished(self.info_hash, self.counters["bytes_downloaded"]))
             if self._announce is not None:
@@ -361,37 +335,6 @@ class TorrentTask:
         if self.transfer is not None and not self.transfer.write_backlog:
             self.peers.resume_reading()
 
-    def checkpoint(self, force: bool = False) -> None:
-        """Save verified pieces to the resume store, every ``resume_checkpoint_*`` (or now when forced)."""
-        if self.resume_store is None or not self._resume_dirty or self._saving:
-            return
-        now = self.session.clock.now()
-        if self._checkpointer is None:
-            from shoal.storage.resume import Checkpointer
-
-            self._checkpointer = Checkpointer(
-                self.settings.resume_checkpoint_pieces, self.settings.resume_checkpoint_interval, now
-            )
-        if not force:
-            self._checkpointer.pending = len(self._resume_dirty)
-            if not self._checkpointer.due(now):
-                return
-        self._spawn(self._save(now))
-
-    async def _save(self, now: float) -> None:
-        from shoal.engine.checking import save_resume
-
-        self._saving = True
-        self._resume_dirty = set()
-        try:
-            await save_resume(self)
-            self._checkpointer.done(now)
-            self.counters["checkpoints"] += 1
-        except ShoalError as exc:
-            logger.warning("torrent %s: cannot save resume data: %s", self.name, exc)
-        finally:
-            self._saving = False
-
     # --- trackers ---------------------------------------------------------------------------------------------
 
     def _start_trackers(self) -> None:
@@ -405,7 +348,7 @@ class TorrentTask:
         from shoal.engine.announce import TorrentAnnouncer
 
         self._announce = TorrentAnnouncer(self, tiers)
-        self._spawn(self._announce.run())
+        self.spawn(self._announce.run())
 
     def announce_counters(self) -> tuple[int, int, int]:
         """(uploaded, downloaded, left) for announces."""
@@ -431,7 +374,7 @@ class TorrentTask:
         self.paused = True
         self._paused_peers = self.peers.reachable_addresses()
         self.peers.close_all("paused")
-        self.checkpoint(force=True)
+        self.checkpoints.checkpoint(force=True)
         self._set_state(TorrentState.PAUSED)
 
     def resume(self) -> None:
@@ -485,7 +428,7 @@ class TorrentTask:
         self.rates.tick(now)
         if not self.paused:
             self.peers.tick(now)
-        self.checkpoint()
+        self.checkpoints.checkpoint()
         if self.magnet is not None and self.transfer is None:
             self.magnet.tick(now)
         ratio = self.params.seed_ratio

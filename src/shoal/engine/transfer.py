@@ -33,6 +33,7 @@ from shoal.types import BlockRef
 if TYPE_CHECKING:
     from shoal.engine.peer import PeerTask
     from shoal.engine.torrent import TorrentTask
+    from shoal.storage.layout import Layout
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,33 @@ class Transfer:
         self._wake_pending = False
         self._finished_writes: asyncio.Event | None = None
         self._loop = asyncio.get_running_loop()
+
+    @classmethod
+    def for_torrent(
+        cls, task: TorrentTask, layout: Layout, storage: Storage, piece_hash: Callable[[int], bytes]
+    ) -> Transfer:
+        """A torrent's transfer over its opened ``storage``: a picker for ``layout`` (pad blocks had already) and
+        the read cache and write queue its settings ask for."""
+        settings = task.settings
+        picker = PiecePicker(
+            layout.num_pieces,
+            layout.piece_length,
+            layout.total_length,
+            rng=task.session.rng,
+            pad_blocks=layout.pad_blocks(),
+        )
+        return cls(
+            task,
+            picker,
+            storage,
+            piece_hash,
+            read_cache_bytes=settings.read_cache_bytes,
+            read_buffer_spares=settings.read_buffer_spares,
+            max_pending_writes=write_queue_pieces(
+                layout.piece_length, settings.max_pending_write_bytes, settings.max_pending_piece_writes
+            ),
+            pad_blocks=layout.pad_blocks(),
+        )
 
     # --- download ------------------------------------------------------------------------------------------
 
