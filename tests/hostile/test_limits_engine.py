@@ -241,3 +241,34 @@ async def test_pex_cannot_steer_us_at_a_victim(tmp_path: Path) -> None:
             server.close()
             await server.wait_closed()
     assert 1 <= victim_hits <= 5, f"the victim was hit {victim_hits} times"
+
+
+async def test_idle_peers_hold_no_receive_buffer_and_no_instance_dict(tmp_path: Path) -> None:
+    """Issue 7 case 5 through the real engine: once its handshake and bitfield are handled, an idle peer keeps no
+    receive buffer (given back at once, not at its next timer) and its PeerTask has slots, not a __dict__; it
+    is still served when it asks."""
+    import weakref
+
+    src, torrent, meta = _payload(tmp_path, "idle", 200_000, 3)
+    async with seeder(torrent, src, FAST) as (_session, handle, addr), contextlib.AsyncExitStack() as stack:
+        streams = [
+            await stack.enter_async_context(fake(meta, addr, f"127.0.0.{30 + i}", i)) for i in range(4)
+        ]
+        peers = handle._task.peers
+        for _ in range(100):
+            if len(peers.active) == 4:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        assert len(peers.active) == 4
+        for peer in peers.active:
+            assert peer.conn is not None and peer.conn._reader.capacity == 0
+            assert not hasattr(peer, "__dict__")
+            assert weakref.ref(peer)() is peer  # engine/pex.py keys peers weakly
+        stream = streams[0]
+        await stream.send(m.Interested().encode())
+        await stream.receive_until(m.Unchoke, timeout=20)
+        await stream.send(m.Request(0, 0, BLOCK_SIZE).encode())
+        got = await stream.receive_until(m.Piece, timeout=20)
+        pieces = [x for x in got if isinstance(x, m.Piece)]
+        assert pieces and len(pieces[0].data) == BLOCK_SIZE

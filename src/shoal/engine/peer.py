@@ -52,6 +52,55 @@ def _rc4_stream(key: bytes, position: int) -> Cipher:
 class PeerTask(asyncio.BufferedProtocol):
     """One peer connection of one torrent (the picker's peer key)."""
 
+    # slots, not a __dict__: an idle connection costs ~1 KiB less (issue 7 case 5); __weakref__ for engine/pex.py
+    __slots__ = (
+        "__weakref__",
+        "_flush_scheduled",
+        "_loop",
+        "_mse",
+        "_mse_info_hash",
+        "_out",
+        "_rx_cipher",
+        "_rx_view",
+        "_timer",
+        "_trace",
+        "_tx_cipher",
+        "addr",
+        "attached",
+        "block_read",
+        "close_reason",
+        "closed",
+        "conn",
+        "depth",
+        "down_rate",
+        "down_rate_est",
+        "down_window",
+        "downloaded",
+        "have_sent",
+        "initiator",
+        "is_seed",
+        "last_served_piece",
+        "listen_port",
+        "read_paused",
+        "reqq",
+        "serve_due",
+        "session",
+        "slow_start",
+        "slow_start_rate",
+        "snubbed",
+        "starved",
+        "torrent",
+        "tracker",
+        "transport",
+        "unchoked_since",
+        "up_rate",
+        "up_rate_est",
+        "up_window",
+        "upload_queue",
+        "uploaded",
+        "write_paused",
+    )
+
     serve_chunk = SERVE_CHUNK
 
     def __init__(self, session: Session, torrent: TorrentTask | None, addr: PeerAddr | None, initiator: bool):
@@ -255,6 +304,7 @@ class PeerTask(asyncio.BufferedProtocol):
             extra = conn.data_to_send()
             if extra:
                 self._send(extra)
+            conn.release_idle_buffer()
         except LocalProtocolError as exc:  # a bug on our side: drop this peer, keep the engine alive
             logger.warning("%r: local protocol error: %s", self, exc)
             self.close(f"internal error: {exc}")

@@ -8,7 +8,6 @@ in :mod:`shoal.wire.connection`.
 from __future__ import annotations
 
 import logging
-from collections import deque
 
 from shoal.config import Settings
 from shoal.errors import DisconnectReason, LocalProtocolError, PeerProtocolError
@@ -115,7 +114,8 @@ class ConnectionBase:
         self.peer_interested = False
         self._reader = FrameReader(s.max_message_size)
         self._state = HANDSHAKE
-        self._events: deque[ev.Event] = deque()
+        # rarely more than one queued event (a violation, the close, a magnet bitfield): a list, not a deque
+        self._events: list[ev.Event] = []
         self._outgoing = bytearray()
         self._now = now
         self._created = now

@@ -194,11 +194,17 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
         self._rx_time = now
         self._reader.buffer_updated(nbytes)
 
+    def release_idle_buffer(self) -> None:
+        """Every event so far has been handled: a quiet connection gives its receive buffer back (an idle peer
+        then costs no buffer; :meth:`FrameReader.release_if_quiet`)."""
+        if not self._events:
+            self._reader.release_if_quiet()
+
     def next_event(self) -> ev.Event | None:
         """The next event, or None when more bytes are needed (or the connection is closed)."""
         events = self._events
         if events:
-            return events.popleft()
+            return events.pop(0)
         state = self._state
         if state != OPEN:
             if state in (CLOSED, WAIT_ACCEPT):
@@ -245,7 +251,7 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
                     if event is not None:
                         return event
                 if events:
-                    return events.popleft()
+                    return events.pop(0)
         except PeerProtocolError as exc:
             return self._violation(exc)
 

@@ -14,6 +14,7 @@ as the id byte arrives, so a hostile prefix never makes the buffer grow.
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import Any
 
@@ -34,6 +35,22 @@ _TABLE = EXTENDED + 1
 
 KEEPALIVE_ID = -1
 """``msg_id`` reported by :meth:`FrameReader.next_frame` for a keep-alive (zero-length message)."""
+
+
+@functools.cache
+def _tables(max_message_size: int) -> tuple[list[int], list[int]]:
+    """The default [lo, hi] payload-length tables for ``max_message_size`` (see :class:`FrameReader`)."""
+    lo = [0] * _TABLE
+    hi = [-1] * _TABLE
+    for msg_id in range(_TABLE):
+        name = message_name(msg_id)
+        if not name.startswith("unknown"):
+            fixed = FIXED_PAYLOAD.get(msg_id)
+            lo[msg_id] = (
+                fixed if fixed is not None else (8 if msg_id == PIECE else 1 if msg_id == EXTENDED else 0)
+            )
+            hi[msg_id] = fixed if fixed is not None else max_message_size
+    return lo, hi
 
 
 class FrameReader:
@@ -59,16 +76,8 @@ class FrameReader:
         self.max_message_size = max_message_size
         # Allowed payload length (after the id byte) per id, as [lo, hi] tables indexed by id: one range check per
         # frame. Unknown ids have hi = -1; fixed-size messages lo = hi; others are limited by set_payload_limit.
-        self._lo = [0] * _TABLE
-        self._hi = [-1] * _TABLE
-        for msg_id in range(_TABLE):
-            name = message_name(msg_id)
-            if not name.startswith("unknown"):
-                fixed = FIXED_PAYLOAD.get(msg_id)
-                self._lo[msg_id] = (
-                    fixed if fixed is not None else (8 if msg_id == PIECE else 1 if msg_id == EXTENDED else 0)
-                )
-                self._hi[msg_id] = fixed if fixed is not None else max_message_size
+        # Both are shared by every reader with this max_message_size until set_payload_limit copies ``_hi``.
+        self._lo, self._hi = _tables(max_message_size)
         self._capacity = capacity
         self._read_size = MIN_READ_SPACE
         self._offered = 0
@@ -80,6 +89,8 @@ class FrameReader:
         """Refuse payloads (after the id byte) longer than ``limit`` for message ``msg_id``."""
         if msg_id in FIXED_PAYLOAD or not 0 <= msg_id < _TABLE or self._hi[msg_id] < 0:
             raise LocalProtocolError(f"message id {msg_id} has a fixed size or is unknown")
+        if self._hi is _tables(self.max_message_size)[1]:
+            self._hi = list(self._hi)  # this reader's own limits from now on
         self._hi[msg_id] = min(limit, self.max_message_size)
 
     def payload_limit(self, msg_id: int) -> int | None:
@@ -134,6 +145,16 @@ class FrameReader:
             self._read_size = MIN_READ_SPACE
             if self.buffer:
                 self.buffer = bytearray()  # the next read allocates what it needs
+
+    def release_if_quiet(self) -> None:
+        """Give the buffer back when nothing is buffered and the peer's reads are small (a quiet peer, between its
+        messages): an idle connection then holds no receive buffer, and its next read allocates one of
+        :data:`MIN_READ_SPACE`. A peer that streams (reads that fill the buffer) keeps its buffer. Call only
+        after every frame handed out has been dealt with; a view of the old buffer stays valid, as it is not
+        reused."""
+        if self._start == self._end and self._read_size == MIN_READ_SPACE and self.buffer:
+            self._start = self._end = 0
+            self.buffer = bytearray()
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data`` (copied once into the buffer)."""

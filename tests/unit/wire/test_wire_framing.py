@@ -150,3 +150,55 @@ def test_take_and_peek() -> None:
     assert reader.take(4) is None
     assert reader.take(3) == b"abc"
     assert len(reader) == 0
+
+
+def test_a_quiet_reader_gives_its_buffer_back_between_messages() -> None:
+    """Issue 7 case 5: after its messages are dealt with, a quiet connection holds no receive buffer."""
+    reader = FrameReader(1 << 20)
+    view = reader.get_buffer()
+    msg = m.Have(7).encode()
+    view[: len(msg)] = msg
+    reader.buffer_updated(len(msg))
+    frame = reader.next_frame()
+    assert frame is not None
+    payload = memoryview(reader.buffer)[frame[1] : frame[2]]
+    reader.release_if_quiet()
+    assert reader.capacity == 0
+    assert bytes(payload) == b"\x00\x00\x00\x07"  # a view of the old buffer still reads what it read
+    assert len(reader.get_buffer()) >= 4096  # the next read allocates again
+    reader.buffer_updated(0)
+
+
+def test_a_reader_keeps_a_partial_message_and_a_streaming_peer_keeps_its_buffer() -> None:
+    reader = FrameReader(1 << 20)
+    reader.feed(m.Have(1).encode()[:5])
+    reader.release_if_quiet()
+    assert len(reader) == 5 and reader.capacity > 0  # half a message: kept
+    reader.feed(m.Have(1).encode()[5:])
+    assert frames(reader) == [(m.HAVE, b"\x00\x00\x00\x01")]
+    for _ in range(4):  # a fast peer fills every read: the read size grows past the minimum
+        view = reader.get_buffer()
+        n = len(view)
+        view[:n] = bytes(n)
+        del view
+        reader.buffer_updated(n)
+        while reader.next_frame() is not None:
+            pass
+    capacity = reader.capacity
+    reader.release_if_quiet()
+    assert reader.capacity == capacity  # still streaming: no new buffer for every read
+
+
+def test_readers_share_their_default_limits_until_one_changes_them() -> None:
+    a = FrameReader(1 << 20)
+    b = FrameReader(1 << 20)
+    a.set_payload_limit(m.PIECE, 8 + 16384)
+    assert a.payload_limit(m.PIECE) == 8 + 16384
+    assert b.payload_limit(m.PIECE) == 1 << 20  # b's limits are its own
+    assert FrameReader(1 << 20).payload_limit(m.PIECE) == 1 << 20
+    assert FrameReader(1000).payload_limit(m.PIECE) == 1000  # tables per max_message_size
+    b.feed((8 + 16384 + 2).to_bytes(4, "big") + bytes([m.PIECE]))
+    assert b.next_frame() is None  # within b's limit: waits for the payload
+    a.feed((8 + 16384 + 2).to_bytes(4, "big") + bytes([m.PIECE]))
+    with pytest.raises(PeerProtocolError, match="exceeds limit 16392"):
+        a.next_frame()

@@ -25,3 +25,24 @@ def test_idle_connection_memory() -> None:
     peak = peak_memory(build)
     per_connection = peak / (2 * PAIRS)
     assert per_connection < 20 * 1024, per_connection
+
+
+def test_a_connection_whose_events_are_handled_holds_no_receive_buffer() -> None:
+    """The engine calls ``release_idle_buffer`` after each read's events: an idle connection then keeps no receive
+    buffer at all (not only once a timer fires), and the next message is read as before."""
+    from shoal.wire import events as ev
+    from shoal.wire import messages as m
+
+    pair = ConnectionPair(num_pieces=1000, piece_length=1 << 20)
+    pair.handshake()
+    pair.b_to_a(pair.b.send_have_state(Bitfield(1000)))
+    for conn in (pair.a, pair.b):
+        conn.release_idle_buffer()
+        assert conn._reader.capacity == 0
+    events = pair.b_to_a(pair.b.send(m.Have(5)))
+    assert [type(e) for e in events] == [ev.HaveReceived]
+    pair.a.release_idle_buffer()
+    assert pair.a._reader.capacity == 0
+    pair.a.receive_data(pair.b.send(m.Have(6))[:3], now=0.0)  # part of a message: kept
+    pair.a.release_idle_buffer()
+    assert len(pair.a._reader) == 3
