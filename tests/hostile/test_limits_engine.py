@@ -245,8 +245,8 @@ async def test_pex_cannot_steer_us_at_a_victim(tmp_path: Path) -> None:
 
 async def test_idle_peers_hold_no_receive_buffer_and_no_instance_dict(tmp_path: Path) -> None:
     """Issue 7 case 5 through the real engine: once its handshake and bitfield are handled, an idle peer keeps no
-    receive buffer (given back at once, not at its next timer) and its PeerTask has slots, not a __dict__; it
-    is still served when it asks."""
+    receive buffer (given back at once, not at its next timer), no request queue, and its PeerTask has slots,
+    not a __dict__; it is still served when it asks."""
     import weakref
 
     src, torrent, meta = _payload(tmp_path, "idle", 200_000, 3)
@@ -264,6 +264,7 @@ async def test_idle_peers_hold_no_receive_buffer_and_no_instance_dict(tmp_path: 
         for peer in peers.active:
             assert peer.conn is not None and peer.conn._reader.capacity == 0
             assert not hasattr(peer, "__dict__")
+            assert peer.upload_queue is None  # made at its first request
             assert weakref.ref(peer)() is peer  # engine/pex.py keys peers weakly
         stream = streams[0]
         await stream.send(m.Interested().encode())

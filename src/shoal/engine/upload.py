@@ -12,6 +12,7 @@ thread when it is there: caching a whole piece for one block read 64x the data a
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 from typing import TYPE_CHECKING
@@ -55,7 +56,8 @@ class UploadMixin:
         if conn is not None and not conn.am_choking:
             peer.send_message(conn.send(m.Choke()))
             self.slot_freed = True  # given to a waiting peer on the next tick
-        peer.upload_queue.clear()
+        if peer.upload_queue:
+            peer.upload_queue.clear()
         if peer.is_seed and self.task.is_finished:
             peer.close("both sides are seeds")
 
@@ -73,6 +75,8 @@ class UploadMixin:
         if have is None:
             return
         queue = peer.upload_queue
+        if queue is None:
+            queue = peer.upload_queue = collections.deque()
         tr = t.transfer
         half_cache = tr.cache_bytes // 2 if tr is not None else 0
         for piece, offset, length in requests:
@@ -107,9 +111,9 @@ class UploadMixin:
         served first."""
         tr = self.task.transfer
         conn = peer.conn
-        if tr is None or conn is None:
-            return 0
         queue = peer.upload_queue
+        if tr is None or conn is None or not queue:
+            return 0
         t = self.task
         rates = t.rates
         limited = rates.upload_limited()
@@ -290,4 +294,5 @@ class UploadMixin:
                 peer.send_message(conn.send(m.Unchoke()))
             elif peer not in decision.unchoke and not conn.am_choking:
                 peer.send_message(conn.send(m.Choke()))
-                peer.upload_queue.clear()
+                if peer.upload_queue:
+                    peer.upload_queue.clear()

@@ -8,6 +8,7 @@ in :mod:`shoal.wire.connection`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Set as AbstractSet
 
 from shoal.config import Settings
 from shoal.errors import DisconnectReason, LocalProtocolError, PeerProtocolError
@@ -19,6 +20,8 @@ from shoal.wire.handshake import Reserved
 from shoal.wire.pex import PexRateLimiter
 
 logger = logging.getLogger(__name__)
+
+_NO_PIECES: frozenset[int] = frozenset()
 
 Key = tuple[int, int, int]
 """A block as ``(piece, offset, length)``."""
@@ -133,8 +136,10 @@ class ConnectionBase:
         self._our_requests: dict[Key, None] = {}
         self._late: dict[Key, None] = {}
         self._peer_requests: dict[Key, None] = {}
-        self._allowed_fast_in: set[int] = set()
-        self._allowed_fast_out: set[int] = set()
+        # BEP 6 allowed-fast pieces each way: most peers never send any, so both start as one shared empty
+        # frozenset (an empty set costs 216 bytes) and become sets at their first piece
+        self._allowed_fast_in: AbstractSet[int] = _NO_PIECES
+        self._allowed_fast_out: AbstractSet[int] = _NO_PIECES
         self._invalid_requests = 0
         self._pex_limiter = PexRateLimiter(s.pex_interval)
 

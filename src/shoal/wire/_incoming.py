@@ -235,7 +235,10 @@ class IncomingMixin(ConnectionBase):
             or len(self._allowed_fast_in) >= self.settings.max_allowed_fast_received
         ):
             return None
-        self._allowed_fast_in.add(index)
+        fast = self._allowed_fast_in
+        if not isinstance(fast, set):
+            fast = self._allowed_fast_in = set(fast)  # the first: a set of its own (see _base.py)
+        fast.add(index)
         return ev.AllowedFastReceived(index)
 
     def _on_extended(self, start: int, end: int) -> ev.Event | None:

@@ -96,7 +96,10 @@ class OutgoingMixin(ConnectionBase):
     def _send_fast_only(self, msg: m.Message) -> bytes:
         self._local_fast(msg)
         if isinstance(msg, m.AllowedFast):
-            self._allowed_fast_out.add(msg.piece)
+            fast = self._allowed_fast_out
+            if not isinstance(fast, set):
+                fast = self._allowed_fast_out = set(fast)  # the first: a set of its own (see _base.py)
+            fast.add(msg.piece)
         elif isinstance(msg, m.Reject):
             self._peer_requests.pop((msg.piece, msg.offset, msg.length), None)
         return msg.encode()

@@ -208,6 +208,24 @@ def test_suggest_and_allowed_fast() -> None:
     assert violation(pair.b_to_a(m.Suggest(10).encode())).reason is DisconnectReason.PROTOCOL_VIOLATION
 
 
+def test_allowed_fast_sets_are_per_connection() -> None:
+    """Both allowed-fast sets start as one shared empty frozenset (memory, issue 7): the first piece gives a
+    connection a set of its own, in either direction, and no other connection sees it."""
+    one, other = opened(), opened()
+    for pair in (one, other):
+        pair.b.send_have_state(Bitfield(10, full=True))
+    one.b_to_a(m.AllowedFast(4).encode())
+    one.b.send(m.AllowedFast(2))  # b lets a request piece 2 while b chokes a
+    assert one.a.allowed_fast == {4}
+    assert other.a.allowed_fast == frozenset() and other.b.allowed_fast == frozenset()
+    with pytest.raises(LocalProtocolError):
+        other.a.request(4, 0, BLOCK)  # choked, and 4 is allowed only on the other connection
+    one.b.data_to_send()
+    assert one.a_to_b(m.Request(2, 0, BLOCK).encode())  # accepted while choked
+    assert other.a_to_b(m.Request(2, 0, BLOCK).encode()) == []
+    assert other.b.data_to_send() == m.Reject(2, 0, BLOCK).encode()  # refused: not allowed fast there
+
+
 def test_allowed_fast_flood_is_bounded() -> None:
     pair = opened(settings=Settings(max_allowed_fast_received=2), num_pieces=100)
     events = pair.b_to_a(b"".join(m.AllowedFast(i).encode() for i in range(50)))
