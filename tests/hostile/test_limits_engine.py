@@ -254,6 +254,8 @@ async def test_idle_peers_hold_no_receive_buffer_and_no_instance_dict(tmp_path: 
         streams = [
             await stack.enter_async_context(fake(meta, addr, f"127.0.0.{30 + i}", i)) for i in range(4)
         ]
+        assert not hasattr(handle._task, "__dict__")  # the torrent's task has slots too (case 6)
+        await asyncio.wait_for(handle.wait_metadata(), 1)  # known from the start: no event is made for it
         peers = handle._task.peers
         for _ in range(100):
             if len(peers.active) == 4:

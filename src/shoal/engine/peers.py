@@ -69,23 +69,6 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
         # under an upload limit: how many peers were waiting to be served at the last tick
         self._serve_sharing = 1
         self.slot_freed = False  # an unchoked peer left or lost interest since the last choke round
-        self._handlers: dict[type, Any] = {
-            ev.PeerChoked: self._on_choked,
-            ev.PeerUnchoked: self._on_unchoked,
-            ev.PeerInterested: self._on_interested,
-            ev.PeerNotInterested: self._on_not_interested,
-            ev.HaveReceived: self._on_have,
-            ev.BitfieldReceived: self._on_bitfield,
-            ev.BlockRequested: self._on_requested,
-            ev.BlocksRequested: self._on_requested_many,
-            ev.RequestCancelled: self._on_cancelled,
-            ev.Rejected: self._on_rejected,
-            ev.AllowedFastReceived: self._on_allowed_fast,
-            ev.ExtensionHandshaken: self._on_extension_handshake,
-            ev.PexReceived: self._on_pex,
-            ev.MetadataRequested: self._on_metadata_requested,
-            ev.DhtPortReceived: self._on_dht_port,
-        }
 
     # --- counts ----------------------------------------------------------------------------------------------
 
@@ -281,9 +264,9 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
     # --- events ----------------------------------------------------------------------------------------------
 
     def on_event(self, peer: PeerTask, event: Any) -> None:
-        handler = self._handlers.get(type(event))
+        handler = _HANDLERS.get(type(event))
         if handler is not None:
-            handler(peer, event)
+            handler(self, peer, event)
         elif self.task.magnet is not None:
             self.task.magnet.on_event(peer, event)
 
@@ -439,3 +422,23 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
         from shoal.engine.pex import broadcast as broadcast_pex  # ut_pex to each peer, rate-limited
 
         broadcast_pex(self, now)
+
+
+# event type -> handler, one table for every torrent (a dict of bound methods per torrent cost ~1.5 KiB)
+_HANDLERS: dict[type, Any] = {
+    ev.PeerChoked: PeerSet._on_choked,
+    ev.PeerUnchoked: PeerSet._on_unchoked,
+    ev.PeerInterested: PeerSet._on_interested,
+    ev.PeerNotInterested: PeerSet._on_not_interested,
+    ev.HaveReceived: PeerSet._on_have,
+    ev.BitfieldReceived: PeerSet._on_bitfield,
+    ev.BlockRequested: PeerSet._on_requested,
+    ev.BlocksRequested: PeerSet._on_requested_many,
+    ev.RequestCancelled: PeerSet._on_cancelled,
+    ev.Rejected: PeerSet._on_rejected,
+    ev.AllowedFastReceived: PeerSet._on_allowed_fast,
+    ev.ExtensionHandshaken: PeerSet._on_extension_handshake,
+    ev.PexReceived: PeerSet._on_pex,
+    ev.MetadataRequested: PeerSet._on_metadata_requested,
+    ev.DhtPortReceived: PeerSet._on_dht_port,
+}

@@ -45,6 +45,44 @@ RESUME_DIR = ".shoal"
 
 
 class TorrentTask:
+    # slots, not a __dict__ (issue 7 case 6: ~1 KiB less per torrent); __weakref__ for weak maps of torrents
+    __slots__ = (
+        "__weakref__",
+        "_announce",
+        "_complete",
+        "_file_priorities",
+        "_metadata",
+        "_metadata_server",
+        "_paused_peers",
+        "_stopped",
+        "_tasks",
+        "checkpoints",
+        "counters",
+        "done_total",
+        "error",
+        "have",
+        "info",
+        "info_hash",
+        "info_hashes",
+        "layout",
+        "magnet",
+        "name",
+        "params",
+        "paused",
+        "peers",
+        "rates",
+        "resume_store",
+        "retry_epoch",
+        "save_path",
+        "session",
+        "settings",
+        "source",
+        "started_at",
+        "state",
+        "transfer",
+        "wanted_total",
+    )
+
     def __init__(self, session: Session, source: ResolvedSource, params: AddTorrentParams) -> None:
         self.session = session
         self.settings = session.settings
@@ -67,7 +105,7 @@ class TorrentTask:
         self.counters: collections.Counter[str] = collections.Counter()
         self.peers = PeerSet(self)
         self._complete = asyncio.Event()
-        self._metadata = asyncio.Event()
+        self._metadata: asyncio.Event | None = None  # made by a wait_metadata before the metadata is known
         self._stopped = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._file_priorities: list[int] | None = (
@@ -175,7 +213,8 @@ class TorrentTask:
         self.info = info
         self.name = info.name
         self.layout = layout = self._make_layout(info)
-        self._metadata.set()
+        if self._metadata is not None:
+            self._metadata.set()
         storage = self._make_storage(layout)
         await storage.open()
         self.transfer = transfer = Transfer.for_torrent(self, layout, storage, info.piece_hash_v1)
@@ -366,6 +405,10 @@ class TorrentTask:
             raise ShoalError(self.error)
 
     async def wait_metadata(self) -> None:
+        if self.layout is not None:
+            return
+        if self._metadata is None:
+            self._metadata = asyncio.Event()
         await self._metadata.wait()
 
     def pause(self) -> None:
