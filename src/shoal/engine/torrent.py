@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from shoal.engine import alerts as al
 from shoal.engine.checking import ResumeCheckpoints, check_existing, save_resume
 from shoal.engine.handle import AddTorrentParams, TorrentState, TorrentStatus
+from shoal.engine.lazy_event import LazyEvent
 from shoal.engine.peers import PeerSet
 from shoal.engine.sources import ResolvedSource
 from shoal.engine.transfer import Transfer
@@ -104,8 +105,8 @@ class TorrentTask:
         self.paused = params.paused
         self.counters: collections.Counter[str] = collections.Counter()
         self.peers = PeerSet(self)
-        self._complete = asyncio.Event()
-        self._metadata: asyncio.Event | None = None  # made by a wait_metadata before the metadata is known
+        self._complete = LazyEvent()
+        self._metadata = LazyEvent()
         self._stopped = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._file_priorities: list[int] | None = (
@@ -213,8 +214,7 @@ class TorrentTask:
         self.info = info
         self.name = info.name
         self.layout = layout = self._make_layout(info)
-        if self._metadata is not None:
-            self._metadata.set()
+        self._metadata.set()
         storage = self._make_storage(layout)
         await storage.open()
         self.transfer = transfer = Transfer.for_torrent(self, layout, storage, info.piece_hash_v1)
@@ -405,10 +405,6 @@ class TorrentTask:
             raise ShoalError(self.error)
 
     async def wait_metadata(self) -> None:
-        if self.layout is not None:
-            return
-        if self._metadata is None:
-            self._metadata = asyncio.Event()
         await self._metadata.wait()
 
     def pause(self) -> None:

@@ -56,7 +56,9 @@ class WriteBehind:
             raise ValueError(f"write-behind window {window} must not be negative")
         self.window = window
         self._lock = threading.Lock()
-        self._spans: deque[tuple[int, int, int]] = deque()  # (file index, offset, length)
+        # (file index, offset, length); made at the first write (a seeding torrent never writes, and an empty
+        # deque is ~600 bytes: issue 7 case 6)
+        self._spans: deque[tuple[int, int, int]] | None = None
         self._total = 0
 
     @property
@@ -70,10 +72,13 @@ class WriteBehind:
             return []
         old: list[tuple[int, int, int]] = []
         with self._lock:
-            self._spans.append((file_index, offset, length))
+            spans = self._spans
+            if spans is None:
+                spans = self._spans = deque()
+            spans.append((file_index, offset, length))
             self._total += length
-            while self._spans and self._total - self._spans[0][2] >= self.window:
-                span = self._spans.popleft()
+            while spans and self._total - spans[0][2] >= self.window:
+                span = spans.popleft()
                 self._total -= span[2]
                 old.append(span)
         return old
