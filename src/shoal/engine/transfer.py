@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from shoal.engine.pieces import PieceBuffer, SmartBan, block_hashes
 from shoal.errors import ShoalError, StorageError
-from shoal.policy.picker import ACCEPTED, PiecePicker
+from shoal.policy.blocks import ACCEPTED
+from shoal.policy.picker import PiecePicker
 from shoal.storage.backend import Storage
 from shoal.types import BlockRef
 

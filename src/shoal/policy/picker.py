@@ -48,25 +48,22 @@ import random
 from collections.abc import Collection, Hashable, Iterable, Sequence
 from typing import Protocol
 
-from shoal.policy.availability import Availability, PeerHave
+from shoal.policy import picking
+from shoal.policy.availability import Availability
 from shoal.policy.bitfield import Bitfield
-from shoal.policy.piece_order import MAX_PRIORITY, PieceOrder, key_availability, order_key
-from shoal.records import record
+from shoal.policy.blocks import (
+    ACCEPTED,
+    COMPLETED,
+    FREE,
+    RECEIVED,
+    REFUSED,
+    REQUESTED,
+    WRITTEN,
+    PartialPiece,
+    Received,
+)
+from shoal.policy.piece_order import MAX_PRIORITY, PieceOrder, order_key
 from shoal.types import BLOCK_SIZE, BlockRef
-
-FREE = 0
-REQUESTED = 1
-RECEIVED = 2
-WRITTEN = 3
-
-
-@record
-class Received:
-    """What :meth:`PiecePicker.on_block_received` decided."""
-
-    accepted: bool  # False: duplicate or unwanted, drop the data
-    cancel: tuple[Hashable, ...]  # other peers that had requested this block: send them cancel
-    piece_complete: bool  # every block of the piece is now received: hash it
 
 
 class _LayoutLike(Protocol):
@@ -76,27 +73,6 @@ class _LayoutLike(Protocol):
     block_size: int
 
     def pad_blocks(self) -> list[tuple[int, int]]: ...
-
-
-_tuple_new = tuple.__new__
-_REQUESTED_RUN = bytes([REQUESTED]) * 256
-_REFUSED = REFUSED = Received(False, (), False)
-_ACCEPTED = ACCEPTED = Received(True, (), False)  # accepted, no cancels, the piece is not complete yet
-_COMPLETED = COMPLETED = Received(True, (), True)
-
-
-class _Partial:
-    __slots__ = ("cursor", "nblocks", "nfree", "nreceived", "requesters", "senders", "state")
-
-    def __init__(self, nblocks: int) -> None:
-        self.nblocks = nblocks
-        self.state = bytearray(nblocks)
-        # the peers a block is requested from: () unless REQUESTED; more than one only in end-game
-        self.requesters: list[tuple[Hashable, ...]] = [()] * nblocks
-        self.senders: list[Hashable | None] = [None] * nblocks
-        self.nfree = nblocks
-        self.cursor = 0  # no FREE block below this index
-        self.nreceived = 0
 
 
 class PiecePicker:
@@ -135,7 +111,7 @@ class PiecePicker:
         # peer -> partial piece -> how many of its blocks are requested from that peer (the requesters are the truth)
         self._mine: dict[Hashable, dict[int, int]] = {}
         self._free_parts: set[int] = set()  # partial pieces with at least one FREE block
-        self._partial: dict[int, _Partial] = {}
+        self._partial: dict[int, PartialPiece] = {}
         self._pad: dict[int, set[int]] = {}
         for piece, block in pad_blocks:
             self._pad.setdefault(piece, set()).add(block)
@@ -370,15 +346,15 @@ class PiecePicker:
             else:
                 counts.pop(piece, None)
 
-    def _sync_free(self, piece: int, part: _Partial) -> None:
+    def _sync_free(self, piece: int, part: PartialPiece) -> None:
         if part.nfree > 0:
             self._free_parts.add(piece)
         else:
             self._free_parts.discard(piece)
 
-    def _start(self, piece: int) -> _Partial:
+    def _start(self, piece: int) -> PartialPiece:
         self._bucket_remove(piece)
-        part = _Partial(self.blocks_in_piece(piece))
+        part = PartialPiece(self.blocks_in_piece(piece))
         for b in self._pad.get(piece, ()):
             part.state[b] = RECEIVED
             part.nfree -= 1
@@ -397,176 +373,16 @@ class PiecePicker:
             if counts is not None:
                 counts.pop(piece, None)
 
-    def _take_free(self, peer: Hashable, piece: int, part: _Partial, count: int, out: list[BlockRef]) -> int:
-        """Mark up to ``count`` FREE blocks of ``piece`` REQUESTED by ``peer`` (lowest first), appended to ``out``.
-
-        Works run by run (a run of FREE blocks is found with a few ``find`` calls and marked with slice
-        assignments), not block by block."""
-        state = part.state
-        reqs = part.requesters
-        nblocks = part.nblocks
-        size = self.piece_size(piece)
-        bs = self.block_size
-        find = state.find
-        new = _tuple_new  # BlockRef(...) without the namedtuple's Python-level __new__ (one frame per block)
-        only = (peer,)
-        taken = 0
-        b = find(FREE, part.cursor)
-        while b >= 0 and taken < count:
-            e = min(b + count - taken, nblocks)  # the run ends at the first block that is not FREE
-            for other in (REQUESTED, RECEIVED, WRITTEN):
-                x = find(other, b + 1, e)
-                if x >= 0:
-                    e = x
-            n = e - b
-            state[b:e] = _REQUESTED_RUN[:n] if n <= len(_REQUESTED_RUN) else bytes([REQUESTED]) * n
-            reqs[b:e] = [only] * n
-            out += [new(BlockRef, (piece, start, bs)) for start in range(b * bs, e * bs, bs)]
-            if e * bs > size:  # the piece's short last block
-                last = out[-1]
-                out[-1] = new(BlockRef, (piece, last[1], size - last[1]))
-            taken += n
-            b = find(FREE, e)
-        part.cursor = part.nblocks if b < 0 else b
-        if taken:
-            part.nfree -= taken
-            self._mine_add(peer, piece, taken)
-        self._sync_free(piece, part)
-        return taken
-
     def pick(self, peer: Hashable, count: int, *, only: Collection[int] | None = None) -> list[BlockRef]:
-        """Up to ``count`` blocks to request from ``peer``, marked REQUESTED by it.
+        """Up to ``count`` blocks to request from ``peer``, marked REQUESTED by it (the order of preference is in
+        the module docstring; the code in :mod:`shoal.policy.picking`).
 
         ``only`` restricts the choice to those pieces (allowed-fast pieces while the peer chokes us).
         """
-        out: list[BlockRef] = []
-        ph = self._av.get(peer)
-        if ph is None or count <= 0 or self._wanted_left == 0:
-            return out
-        if self._order.dirty:
-            self._rebuild()
-        prio = self._prio
-        allowed = None if only is None else set(only)
-        # 1. partial pieces this peer works on that still have free blocks (the smaller set is walked: with small
-        # pieces a peer works on a hundred pieces, nearly all fully requested)
-        mine = self._mine.get(peer)
-        free_parts = self._free_parts
-        if not mine or not free_parts:
-            own: list[int] = []
-        elif len(free_parts) < len(mine):
-            own = sorted(piece for piece in free_parts if piece in mine)
-        else:
-            own = sorted(piece for piece in mine if piece in free_parts)
-        for piece in own:
-            part = self._partial.get(piece)
-            if (
-                part is not None
-                and part.nfree
-                and prio[piece] > 0
-                and ph.has(piece)  # it may have said have-none / dont-have since
-                and (allowed is None or piece in allowed)
-            ):
-                count -= self._take_free(peer, piece, part, count, out)
-                if count <= 0:
-                    return out
-        # 2. partial pieces with free blocks that nobody works on, fullest first
-        idle: list[tuple[int, int, int]] = []
-        busy: list[tuple[int, int, int]] = []
-        for piece in self._free_parts:
-            part = self._partial[piece]
-            if prio[piece] <= 0 or not ph.has(piece):
-                continue
-            if allowed is not None and piece not in allowed:
-                continue
-            active = part.nblocks - part.nfree - part.nreceived
-            entry = (-prio[piece], -part.nreceived, piece)
-            (busy if active else idle).append(entry)
-        for _, _, piece in sorted(idle):
-            count -= self._take_free(peer, piece, self._partial[piece], count, out)
-            if count <= 0:
-                return out
-        # 3. new pieces, rarest first
-        while count > 0:
-            piece = self._pick_new(ph, allowed)
-            if piece < 0:
-                break
-            count -= self._take_free(peer, piece, self._start(piece), count, out)
-        if count <= 0:
-            return out
-        # 4. free blocks of pieces other peers work on
-        for _, _, piece in sorted(busy):
-            part = self._partial[piece]
-            if part.nfree:
-                count -= self._take_free(peer, piece, part, count, out)
-                if count <= 0:
-                    return out
-        # 5. end-game
-        if not out and self._endgame():
-            self._pick_endgame(peer, ph, count, allowed, out)
-        return out
-
-    def _pick_new(self, ph: PeerHave, allowed: set[int] | None) -> int:
-        if allowed is not None:
-            best = -1
-            best_key = 0
-            for piece in allowed:
-                key = self._order.key_of(piece) if 0 <= piece < self.num_pieces else -1
-                if key >= 0 and ph.has(piece) and (best < 0 or key < best_key):
-                    best, best_key = piece, key
-            return best
-        rng = self._rng
-        buckets = self._order.buckets
-        for key in self._order.keys:
-            if not ph.all and not key_availability(key):
-                continue  # a non-seed peer's pieces have availability >= 1
-            bucket = buckets[key]
-            n = len(bucket)
-            start = rng.randrange(n) if n > 1 else 0
-            if ph.all:
-                return bucket[start]
-            bits = ph.bits
-            for j in range(n):
-                piece = bucket[(start + j) % n]
-                if bits[piece >> 3] & (0x80 >> (piece & 7)):
-                    return piece
-        return -1
-
-    def _endgame(self) -> bool:
-        """True when no free block is left that some peer could serve."""
-        if self._order.dirty:
-            self._rebuild()
-        for key in self._order.keys:
-            if key_availability(key) or self._av.seeds:
-                return False
-        return not any(self._prio[p] > 0 and self.availability(p) > 0 for p in self._free_parts)
+        return picking.pick(self, peer, count, only)
 
     def in_endgame(self) -> bool:
-        return bool(self._partial) and self._endgame()
-
-    def _pick_endgame(
-        self, peer: Hashable, ph: PeerHave, count: int, allowed: set[int] | None, out: list[BlockRef]
-    ) -> None:
-        cands: list[tuple[int, int, int]] = []
-        for piece, part in self._partial.items():
-            if self._prio[piece] <= 0 or not ph.has(piece) or (allowed is not None and piece not in allowed):
-                continue
-            for b in range(part.nblocks):
-                reqs = part.requesters[b]
-                if (
-                    part.state[b] == REQUESTED
-                    and reqs
-                    and peer not in reqs
-                    and len(reqs) < self.endgame_max_requesters
-                ):
-                    cands.append((len(reqs), piece, b))
-        cands.sort()
-        for _, piece, b in cands[:count]:
-            part = self._partial[piece]
-            part.requesters[b] = (*part.requesters[b], peer)
-            self._mine_add(peer, piece)
-            out.append(self._ref(piece, b))
-
-    # --- block events --------------------------------------------------------------------------------------
+        return bool(self._partial) and picking.endgame(self)
 
     def _release(self, peer: Hashable, piece: int, block: int) -> None:
         part = self._partial.get(piece)
@@ -618,20 +434,20 @@ class PiecePicker:
         mine_sub = self._mine_sub
         bs = self.block_size
         current = -1
-        part: _Partial | None = None
+        part: PartialPiece | None = None
         for piece, offset, _, _ in blocks:
             if piece != current or part is None:
                 current = piece
                 part = partial.get(piece)
                 if part is None:
                     if not 0 <= piece < self.num_pieces or self._have[piece] or self._prio[piece] <= 0:
-                        append(_REFUSED)
+                        append(REFUSED)
                         continue
                     part = self._start(piece)
             b, rest = divmod(offset, bs)
             state = part.state
             if rest or not 0 <= b < part.nblocks or state[b] >= RECEIVED:
-                append(_REFUSED)  # a duplicate: its requesters were released when the first copy came
+                append(REFUSED)  # a duplicate: its requesters were released when the first copy came
                 continue
             requesters = part.requesters
             reqs = requesters[b]
@@ -648,7 +464,7 @@ class PiecePicker:
             if reqs and (len(reqs) > 1 or reqs[0] != peer):
                 append(Received(True, tuple(p for p in reqs if p != peer), n == part.nblocks))
             else:
-                append(_COMPLETED if n == part.nblocks else _ACCEPTED)
+                append(COMPLETED if n == part.nblocks else ACCEPTED)
         return results
 
     def on_block_written(self, block: BlockRef) -> None:
@@ -668,39 +484,9 @@ class PiecePicker:
 
     def invariant_errors(self) -> list[str]:
         """Internal consistency problems (empty when healthy); for tests and debugging, O(pieces)."""
-        errs: list[str] = []
-        for piece, part in self._partial.items():
-            free = [b for b in range(part.nblocks) if part.state[b] == FREE]
-            if len(free) != part.nfree:
-                errs.append(f"piece {piece}: nfree {part.nfree} but {len(free)} free blocks")
-            if free and free[0] < part.cursor:
-                errs.append(f"piece {piece}: free block {free[0]} below cursor {part.cursor}")
-            if (part.nfree > 0) != (piece in self._free_parts):
-                errs.append(f"piece {piece}: free-set membership wrong")
-            received = sum(1 for st in part.state if st >= RECEIVED)
-            if received != part.nreceived:
-                errs.append(f"piece {piece}: nreceived {part.nreceived} but {received}")
-            for b in range(part.nblocks):
-                reqs = part.requesters[b]
-                if (part.state[b] == REQUESTED) != bool(reqs):
-                    errs.append(f"piece {piece} block {b}: state {part.state[b]} with requesters {reqs}")
-                if len(set(reqs)) != len(reqs):
-                    errs.append(f"piece {piece} block {b}: a requester twice in {reqs}")
-        counted: dict[Hashable, dict[int, int]] = {}
-        for piece, part in self._partial.items():
-            for reqs in part.requesters:
-                for peer in reqs:
-                    per = counted.setdefault(peer, {})
-                    per[piece] = per.get(piece, 0) + 1
-        mine = {peer: counts for peer, counts in self._mine.items() if counts}
-        if mine != counted:
-            errs.append(f"request index {mine} differs from the requesters {counted}")
-        if not self._free_parts <= set(self._partial):
-            errs.append("free set holds pieces that are not partial")
-        for i in range(self.num_pieces):
-            if self.availability(i) < 0:
-                errs.append(f"piece {i}: availability {self.availability(i)}")
-        return errs
+        from shoal.policy.picker_invariants import invariant_errors
+
+        return invariant_errors(self)
 
     def on_piece_passed(self, piece: int) -> None:
         self.set_have(piece)

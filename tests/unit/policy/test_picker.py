@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shoal.errors import PeerProtocolError
-from shoal.policy.picker import FREE, RECEIVED, REQUESTED, PiecePicker
+from shoal.policy import picking
+from shoal.policy.blocks import FREE, RECEIVED, REQUESTED
+from shoal.policy.picker import PiecePicker
 from shoal.types import BLOCK_SIZE, BlockRef
 
 BS = BLOCK_SIZE
@@ -292,7 +294,7 @@ def test_invariants(script: list[tuple[int, int, int, int]], sd: int) -> None:
             model.pop(peer, None)
             outstanding.pop(peer, None)
         elif op == 5:
-            endgame_before = p.in_endgame() or p._endgame()
+            endgame_before = p.in_endgame() or picking.endgame(p)
             got = p.pick(peer, cnt)
             mine = outstanding.setdefault(peer, set())
             for b in got:
