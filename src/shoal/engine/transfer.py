@@ -99,12 +99,9 @@ class Transfer:
         """A torrent's transfer over its opened ``storage``: a picker for ``layout`` (pad blocks had already) and
         the read cache and write queue its settings ask for."""
         settings = task.settings
+        pads = layout.pad_blocks()
         picker = PiecePicker(
-            layout.num_pieces,
-            layout.piece_length,
-            layout.total_length,
-            rng=task.session.rng,
-            pad_blocks=layout.pad_blocks(),
+            layout.num_pieces, layout.piece_length, layout.total_length, rng=task.session.rng, pad_blocks=pads
         )
         return cls(
             task,
@@ -116,7 +113,7 @@ class Transfer:
             max_pending_writes=write_queue_pieces(
                 layout.piece_length, settings.max_pending_write_bytes, settings.max_pending_piece_writes
             ),
-            pad_blocks=layout.pad_blocks(),
+            pad_blocks=pads,
         )
 
     # --- download ------------------------------------------------------------------------------------------

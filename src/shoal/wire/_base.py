@@ -23,6 +23,14 @@ logger = logging.getLogger(__name__)
 
 _NO_PIECES: frozenset[int] = frozenset()
 
+
+def with_piece(pieces: AbstractSet[int], piece: int) -> set[int]:
+    """``pieces`` plus ``piece``, as a set of its own: the shared empty :data:`_NO_PIECES` is never changed."""
+    own = pieces if isinstance(pieces, set) else set(pieces)
+    own.add(piece)
+    return own
+
+
 Key = tuple[int, int, int]
 """A block as ``(piece, offset, length)``."""
 

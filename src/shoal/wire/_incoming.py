@@ -13,7 +13,7 @@ from shoal.errors import DisconnectReason, PeerProtocolError
 from shoal.policy.bitfield import Bitfield
 from shoal.wire import events as ev
 from shoal.wire import messages as m
-from shoal.wire._base import ConnectionBase
+from shoal.wire._base import ConnectionBase, with_piece
 from shoal.wire.extension import UT_METADATA, UT_PEX, decode_extension_handshake
 from shoal.wire.framing import KEEPALIVE_ID
 from shoal.wire.metadata import MetadataData, MetadataReject, MetadataRequest, decode_metadata_message
@@ -235,10 +235,7 @@ class IncomingMixin(ConnectionBase):
             or len(self._allowed_fast_in) >= self.settings.max_allowed_fast_received
         ):
             return None
-        fast = self._allowed_fast_in
-        if not isinstance(fast, set):
-            fast = self._allowed_fast_in = set(fast)  # the first: a set of its own (see _base.py)
-        fast.add(index)
+        self._allowed_fast_in = with_piece(self._allowed_fast_in, index)
         return ev.AllowedFastReceived(index)
 
     def _on_extended(self, start: int, end: int) -> ev.Event | None:

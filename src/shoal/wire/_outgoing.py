@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from shoal.errors import LocalProtocolError
 from shoal.policy.bitfield import Bitfield
 from shoal.wire import messages as m
-from shoal.wire._base import ConnectionBase
+from shoal.wire._base import ConnectionBase, with_piece
 from shoal.wire.extension import UT_METADATA, UT_PEX, encode_extension_handshake
 from shoal.wire.metadata import MetadataMessage, encode_metadata_message
 
@@ -96,10 +96,7 @@ class OutgoingMixin(ConnectionBase):
     def _send_fast_only(self, msg: m.Message) -> bytes:
         self._local_fast(msg)
         if isinstance(msg, m.AllowedFast):
-            fast = self._allowed_fast_out
-            if not isinstance(fast, set):
-                fast = self._allowed_fast_out = set(fast)  # the first: a set of its own (see _base.py)
-            fast.add(msg.piece)
+            self._allowed_fast_out = with_piece(self._allowed_fast_out, msg.piece)
         elif isinstance(msg, m.Reject):
             self._peer_requests.pop((msg.piece, msg.offset, msg.length), None)
         return msg.encode()
