@@ -12,7 +12,9 @@ measured with ``wait4``: MB/s = size / the downloader's wall time from process s
 start-up, the same for both); CPU s = user+sys of the measured process; peak RSS = its VmHWM (libtorrent maps
 files, so its RSS includes page cache of the data it touched); peak anon = sampled RssAnon (heap). Each download is
 compared byte for byte with the source. Which peer goes first changes between runs in a shuffled order (see
-``run_orders``); the median run per peer is reported.
+``run_orders``); the median run per peer is reported. "transfer MB/s" leaves start-up out: it is size / the seconds
+the payload took to cross, seen by the libtorrent peer both sides share (the seeders in cases 1 and 3, the
+downloader in case 2; benchmarks/transfer_phase.py), median of the runs.
 
 Run: ``shoal bench download [--size 256M] [--runs 3] [--workdir /tmp/shoal-bench]``
 or ``python -m benchmarks.bench_transfer download ...``.
@@ -44,6 +46,7 @@ from benchmarks.common import (
     scratch_dir,
     single_file_content,
 )
+from benchmarks.transfer_phase import TRACE_INTERVAL, read_trace, transfer_seconds
 from interop.harness import proc
 from interop.harness.libtorrent_peer import runner_command
 
@@ -103,8 +106,23 @@ def download_timeout(size: int) -> float:
 
 
 # -- peers ---------------------------------------------------------------------------------------------------
-def start_lt_seeder(bc: BenchContent, logdir: Path, n: int = 0) -> tuple[MeasuredProcess, int]:
-    cmd = runner_command("seed", bc.torrent.path, bc.data.parent, timeout=3600)
+def seed_trace(logdir: Path, n: int) -> Path:
+    return logdir / f"lt-seed-{n}.trace"
+
+
+def start_lt_seeder(
+    bc: BenchContent, logdir: Path, n: int = 0, *, traced: bool = False
+) -> tuple[MeasuredProcess, int]:
+    """A libtorrent seeder; ``traced``: it writes its trace to :func:`seed_trace` (cases 1 and 3, where it serves
+    both downloaders; never in case 2, where it is one of the peers compared)."""
+    cmd = runner_command(
+        "seed",
+        bc.torrent.path,
+        bc.data.parent,
+        timeout=3600,
+        trace=seed_trace(logdir, n) if traced else None,
+        trace_interval=TRACE_INTERVAL if traced else None,
+    )
     mp = MeasuredProcess(f"{LT} seeder {n}", cmd, log_path=logdir / f"lt-seed-{n}.log", env=child_env())
     try:
         ev = mp.wait_event("listening", timeout=60 + bc.size / 200e6)
@@ -146,8 +164,11 @@ def start_shoal_seeder(bc: BenchContent, logdir: Path) -> tuple[MeasuredProcess,
     return mp, port
 
 
-def run_downloader(kind: str, bc: BenchContent, seeders: list[int], work: Path, logdir: Path) -> Measured:
-    """Download ``bc`` from the seeders' ports with ``kind``; verify it; return the measurement."""
+def run_downloader(
+    kind: str, bc: BenchContent, seeders: list[int], work: Path, logdir: Path, *, trace: Path | None = None
+) -> Measured:
+    """Download ``bc`` from the seeders' ports with ``kind``; verify it; return the measurement. A libtorrent
+    downloader writes its ``--trace`` to ``trace`` if given."""
     peers = [("127.0.0.1", p) for p in seeders]
     with scratch_dir(work / f"dl-{kind}") as out:
         if kind.startswith(LT):
@@ -158,6 +179,8 @@ def run_downloader(kind: str, bc: BenchContent, seeders: list[int], work: Path, 
                 peers=peers,
                 timeout=download_timeout(bc.size),
                 disk_io_write_mode=lt_write_mode(kind),
+                trace=trace,
+                trace_interval=None if trace is None else TRACE_INTERVAL,
             )
         elif SHOAL_MODE["via"] == "api":
             extra = ["--timeout", str(download_timeout(bc.size))]
@@ -196,11 +219,23 @@ def run_orders(runs: int, kinds: int = 2) -> list[list[int]]:
     return orders
 
 
-def spread(runs: list[Measured], size: int) -> str:
-    """Every run's MB/s in run order, when there was more than one."""
+def spread(runs: list[Measured], size: int, transfer: list[float | None] | None = None) -> str:
+    """Every run's MB/s in run order, when there was more than one (and the transfer phase's, if measured)."""
     if len(runs) < 2:
         return ""
-    return "runs: " + " / ".join(f"{mb_s(size, m.wall):.0f}" for m in runs)
+    text = "runs: " + " / ".join(f"{mb_s(size, m.wall):.0f}" for m in runs)
+    if transfer and any(x is not None for x in transfer):
+        text += "; transfer: " + " / ".join("-" if x is None else f"{x:.0f}" for x in transfer)
+    return text
+
+
+def transfer_rate(size: int, seconds: float | None) -> float | None:
+    return None if seconds is None or seconds <= 0 else mb_s(size, seconds)
+
+
+def median_of(values: list[float | None]) -> float | None:
+    known = sorted(x for x in values if x is not None)
+    return known[(len(known) - 1) // 2] if known else None
 
 
 def median_run(runs: list[Measured]) -> Measured:
@@ -208,11 +243,27 @@ def median_run(runs: list[Measured]) -> Measured:
     return by_wall[(len(by_wall) - 1) // 2]
 
 
-def row(who: str, m: Measured | None, size: int, *, cpu_of: Measured | None = None, note: str = "") -> Row:
+def row(
+    who: str,
+    m: Measured | None,
+    size: int,
+    *,
+    cpu_of: Measured | None = None,
+    note: str = "",
+    transfer: float | None = None,
+) -> Row:
     if m is None:
         return Row(who, None, None, None, None, note)
     c = cpu_of or m
-    return Row(who, mb_s(size, m.wall), c.cpu, mib(c.peak_rss_kib), mib(c.peak_anon_kib), note)
+    return Row(
+        who,
+        mb_s(size, m.wall),
+        c.cpu,
+        mib(c.peak_rss_kib),
+        mib(c.peak_anon_kib),
+        note,
+        transfer_mb_s=transfer,
+    )
 
 
 # -- cases ---------------------------------------------------------------------------------------------------
@@ -234,7 +285,7 @@ def case_download(
     try:
         ports = []
         for i in range(n_seeders):
-            mp, port = start_lt_seeder(bc, logdir, i)
+            mp, port = start_lt_seeder(bc, logdir, i, traced=True)
             seeders.append(mp)
             ports.append(port)
         for r, order in enumerate(run_orders(runs, len(kinds))):
@@ -255,6 +306,17 @@ def case_download(
     finally:
         for mp in seeders:
             mp.stop()
+    # the seeders' traces are complete once they have exited: each run's transfer phase is in them
+    traces = [read_trace(seed_trace(logdir, i)) for i in range(len(seeders))]
+    transfers = {
+        kind: [
+            transfer_rate(
+                bc.size, transfer_seconds(traces, "up", bc.size, start=m.started_at, end=m.ended_at)
+            )
+            for m in ms
+        ]
+        for kind, ms in results.items()
+    }
     title = (
         f"{'download' if n_seeders == 1 else 'swarm'}: {n_seeders} libtorrent seeder(s) -> 1 downloader, "
         f"{human_size(bc.size)}, {bc.torrent.piece_length >> 20} MiB pieces, loopback TCP, {runs} run(s), median"
@@ -265,11 +327,24 @@ def case_download(
         if kind not in kinds:
             rows.append(Row(who, None, None, None, None, "not run"))
         elif results.get(kind):
-            rows.append(row(who, median_run(results[kind]), bc.size, note=spread(results[kind], bc.size)))
+            rows.append(
+                row(
+                    who,
+                    median_run(results[kind]),
+                    bc.size,
+                    note=spread(results[kind], bc.size, transfers[kind]),
+                    transfer=median_of(transfers[kind]),
+                )
+            )
         else:
             rows.append(Row(who, None, None, None, None, f"failed: {failures.get(kind, '?')}"))
     table = Table(
-        title, rows, notes=["CPU s and RSS are the downloader process's (wait4); MB/s over its lifetime"]
+        title,
+        rows,
+        notes=[
+            "CPU s and RSS are the downloader process's (wait4); MB/s over its lifetime; transfer MB/s from the "
+            "seeders' first byte to their last for it (their traces), start-up left out"
+        ],
     )
     table.notes.append(shoal_mode_note())
     ratio = table.ratio_row(f"{SHOAL} downloads", f"{LT} downloads", "ratio shoal/libtorrent")
@@ -288,7 +363,9 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
     kinds = [LT, SHOAL] if shoal and shoal_available() else [LT]
     dl: dict[str, list[Measured]] = {k: [] for k in kinds}
     seed: dict[str, list[Measured]] = {k: [] for k in kinds}
+    transfers: dict[str, list[float | None]] = {k: [] for k in kinds}
     failures: dict[str, str] = {}
+    trace = logdir / "lt-get.trace"
     starters: dict[str, Callable[[], tuple[MeasuredProcess, int]]] = {
         LT: lambda: start_lt_seeder(bc, logdir),
         SHOAL: lambda: start_shoal_seeder(bc, logdir),
@@ -301,9 +378,12 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
             try:
                 sp, port = starters[kind]()
                 try:
-                    m = run_downloader(LT, bc, [port], work, logdir)
+                    m = run_downloader(LT, bc, [port], work, logdir, trace=trace)
                 finally:
                     s = sp.stop()
+                seconds = transfer_seconds(
+                    [read_trace(trace)], "done", bc.size, start=m.started_at, end=m.ended_at
+                )
             except (RuntimeError, TimeoutError) as exc:
                 failures[kind] = str(exc).splitlines()[0][:200]
                 logger.warning("%s failed: %s", kind, exc)
@@ -311,6 +391,7 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
             logger.info("  %.1f MB/s, seeder %.2f CPU s", mb_s(bc.size, m.wall), s.cpu)
             dl[kind].append(m)
             seed[kind].append(s)
+            transfers[kind].append(transfer_rate(bc.size, seconds))
     rows = []
     for kind in [LT, SHOAL]:
         who = f"{kind} seeds"
@@ -318,7 +399,16 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
             rows.append(Row(who, None, None, None, None, "not run"))
         elif dl.get(kind):
             i = dl[kind].index(median_run(dl[kind]))
-            rows.append(row(who, dl[kind][i], bc.size, cpu_of=seed[kind][i], note=spread(dl[kind], bc.size)))
+            rows.append(
+                row(
+                    who,
+                    dl[kind][i],
+                    bc.size,
+                    cpu_of=seed[kind][i],
+                    note=spread(dl[kind], bc.size, transfers[kind]),
+                    transfer=median_of(transfers[kind]),
+                )
+            )
         else:
             rows.append(Row(who, None, None, None, None, f"failed: {failures.get(kind, '?')}"))
     table = Table(
@@ -327,7 +417,8 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
         rows,
         notes=[
             "MB/s is the libtorrent downloader's; CPU s and RSS are the seeder process's over its whole life "
-            "(start-up, checking the data, serving)"
+            "(start-up, checking the data, serving); transfer MB/s from the downloader's first payload byte to "
+            "its last (its trace), start-up and the wait for its first connection left out"
         ],
     )
     table.notes.append(shoal_mode_note())

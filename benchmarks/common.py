@@ -63,10 +63,13 @@ def _status_kib(pid: int, key: str) -> int:
 
 @dataclass
 class Measured:
-    """What one process cost: wall seconds from start to exit, CPU seconds, peak RSS."""
+    """What one process cost: wall seconds from start to exit, CPU seconds, peak RSS; and when it started and ended
+    by the wall clock (``time.time()``, to line up with other processes' traces)."""
 
     label: str
     wall: float = 0.0
+    started_at: float = 0.0
+    ended_at: float = 0.0
     cpu_user: float = 0.0
     cpu_sys: float = 0.0
     peak_rss_kib: int = 0
@@ -95,7 +98,7 @@ class MeasuredProcess:
     """
 
     def __init__(self, label: str, cmd: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None):
-        self.result = Measured(label)
+        self.result = Measured(label, started_at=time.time())
         self.log_path = log_path
         self._t0 = time.monotonic()
         self.p = proc.start(cmd, log_path=log_path, stdout=subprocess.PIPE, env=env)
@@ -172,6 +175,7 @@ class MeasuredProcess:
         if pid == 0:
             return False
         self.result.wall = time.monotonic() - self._t0
+        self.result.ended_at = time.time()
         self.result.returncode = os.waitstatus_to_exitcode(status)
         self.p.returncode = self.result.returncode
         self.result.cpu_user, self.result.cpu_sys = ru.ru_utime, ru.ru_stime
@@ -272,6 +276,8 @@ class Row:
     rss_mib: float | None
     anon_mib: float | None = None
     note: str = ""
+    transfer_mb_s: float | None = None
+    """MB/s of the transfer phase alone (benchmarks/transfer_phase.py); a column of its own when a row has it."""
 
 
 @dataclass
@@ -296,10 +302,12 @@ class Table:
             div(a.cpu_s, b.cpu_s),
             div(a.rss_mib, b.rss_mib),
             div(a.anon_mib, b.anon_mib),
+            transfer_mb_s=div(a.transfer_mb_s, b.transfer_mb_s),
         )
 
     def render(self, markdown: bool = False) -> str:
-        head = ("", *self.columns, "note")
+        transfer = any(r.transfer_mb_s is not None for r in self.rows)
+        head = ("", self.columns[0], *(["transfer MB/s"] if transfer else []), *self.columns[1:], "note")
 
         def cell(v: float | None, ratio: bool) -> str:
             if v is None:
@@ -313,6 +321,7 @@ class Table:
                 (
                     r.who,
                     cell(r.mb_s, ratio),
+                    *([cell(r.transfer_mb_s, ratio)] if transfer else []),
                     cell(r.cpu_s, ratio),
                     cell(r.rss_mib, ratio),
                     cell(r.anon_mib, ratio),
@@ -324,7 +333,8 @@ class Table:
             lines += ["| " + " | ".join(row) + " |" for row in body]
         else:
             widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
-            fmt = "  ".join(f"{{:<{w}}}" if i in (0, 5) else f"{{:>{w}}}" for i, w in enumerate(widths))
+            last = len(widths) - 1  # the note
+            fmt = "  ".join(f"{{:<{w}}}" if i in (0, last) else f"{{:>{w}}}" for i, w in enumerate(widths))
             lines = [self.title, fmt.format(*head).rstrip()]
             lines += [fmt.format(*row).rstrip() for row in body]
         if markdown and self.notes:

@@ -38,7 +38,7 @@ time) /usr/bin/time -f "shoal: %e s wall, %U user + %S sys CPU-s, peak RSS %M Ki
 lt) $py tests/interop/harness/lt_runner.py get "$torrent" "$out" --listen 127.0.0.1 --peer "127.0.0.1:$port" \
     --timeout 300 | grep -o '"seconds": [0-9.]*\|"cpu_user": [0-9.]*\|"cpu_sys": [0-9.]*' | tr "\n" " "; echo ;;
 perf) perf record -F 999 -g -o "$work/perf.data" -- $py "${get[@]}" ;;
-spy) .venv/bin/py-spy record --gil -r 250 -f raw -o "$work/spy.txt" -- $py "${get[@]}" ;;
+spy) .venv/bin/py-spy record --gil -r ${SPY_RATE:-250} -f raw -o "$work/spy.txt" -- $py "${get[@]}" ;;
 *) echo "unknown mode $mode (time, lt, perf, spy)" >&2; exit 2 ;;
 esac
 kill $seeder 2>/dev/null || true

@@ -271,8 +271,11 @@ def runner_command(
     connections_limit: int = 0,
     unchoke_slots: int = 0,
     disk_io_write_mode: str | None = None,
+    trace: Path | None = None,
+    trace_interval: float | None = None,
 ) -> list[str]:
-    """The command line of :mod:`lt_runner` (``mode`` "get", "seed" or "many") for ``harness.proc.start``."""
+    """The command line of :mod:`lt_runner` (``mode`` "get", "seed" or "many") for ``harness.proc.start``;
+    ``trace``: the runner's benchmark diagnostics go to that file (``--trace``)."""
     cmd = [python or sys.executable, str(RUNNER), mode, str(torrent), str(save_path), "--listen", listen_ip]
     cmd += ["--timeout", str(timeout)]
     for ip, port in peers or []:
@@ -285,4 +288,8 @@ def runner_command(
         cmd += ["--unchoke-slots", str(unchoke_slots)]
     if disk_io_write_mode:
         cmd += ["--disk-io-write-mode", disk_io_write_mode]
+    if trace is not None:
+        cmd += ["--trace", str(trace)]
+        if trace_interval is not None:
+            cmd += ["--trace-interval", str(trace_interval)]
     return cmd

@@ -11,7 +11,7 @@ Options for scale tests: ``--connections-limit N`` (libtorrent's default is 200)
 
 Diagnostics for benchmarks: ``--trace FILE`` writes one JSON line every ``--trace-interval`` seconds (default
 0.02; the loop then waits for alerts that long instead of 0.05 s) with the wall clock (``time.time()``, to line up
-with other processes), the payload bytes so far and, per peer, its request queue (``dl_queue``: requests we have
+with other processes), the payload bytes downloaded (``done``) and uploaded (``up``) so far and, per peer, its request queue (``dl_queue``: requests we have
 out to it; ``ul_queue``: its requests to us), queue bytes, speeds, buffer sizes and flags; plus one line per
 phase (``phase``: started, session, added, first-peer, unchoked, first-payload, seeding, flushed, exiting).
 
@@ -194,7 +194,15 @@ class Tracer:
             self.seen.add("first-payload")
             self.phase("first-payload")
         self.f.write(
-            json.dumps({"t": time.time(), "done": done, "wanted": int(st.total_wanted), "peers": peers})
+            json.dumps(
+                {
+                    "t": time.time(),
+                    "done": done,
+                    "up": int(st.total_payload_upload),
+                    "wanted": int(st.total_wanted),
+                    "peers": peers,
+                }
+            )
         )
         self.f.write("\n")
 
