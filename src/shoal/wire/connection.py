@@ -196,8 +196,10 @@ class PeerConnection(IncomingMixin, OutgoingMixin):
 
     def release_idle_buffer(self) -> None:
         """Every event so far has been handled: a quiet connection gives its receive buffer back (an idle peer
-        then costs no buffer; :meth:`FrameReader.release_if_quiet`)."""
-        if not self._events:
+        then costs no buffer; :meth:`FrameReader.release_if_quiet`). A peer we upload to (interested and
+        unchoked) keeps it: it asks again soon, and a buffer allocated and zeroed anew for each of its requests
+        cost ~8 % of serving a block to peers that ask for one at a time (issue 7 case 5: 40.7 -> 37.3 us)."""
+        if not self._events and (self.am_choking or not self.peer_interested):
             self._reader.release_if_quiet()
 
     def next_event(self) -> ev.Event | None:

@@ -46,3 +46,25 @@ def test_a_connection_whose_events_are_handled_holds_no_receive_buffer() -> None
     pair.a.receive_data(pair.b.send(m.Have(6))[:3], now=0.0)  # part of a message: kept
     pair.a.release_idle_buffer()
     assert len(pair.a._reader) == 3
+
+
+def test_a_peer_we_upload_to_keeps_its_receive_buffer_until_it_is_choked() -> None:
+    """Interested and unchoked, a peer asks again soon: its buffer stays (no allocation per request); choked or
+    not interested, it is an idle peer again and gives the buffer back."""
+    from shoal.wire import messages as m
+
+    pair = ConnectionPair(num_pieces=1000, piece_length=1 << 20)
+    pair.handshake()
+    pair.b_to_a(pair.b.send_have_state(Bitfield(1000)))
+    pair.b_to_a(pair.b.send(m.Interested()))
+    pair.a.send(m.Unchoke())
+    pair.b_to_a(pair.b.send(m.Have(5)))
+    pair.a.release_idle_buffer()
+    assert pair.a._reader.capacity > 0
+    pair.a.send(m.Choke())
+    pair.a.release_idle_buffer()
+    assert pair.a._reader.capacity == 0
+    pair.a.send(m.Unchoke())
+    pair.b_to_a(pair.b.send(m.NotInterested()))
+    pair.a.release_idle_buffer()
+    assert pair.a._reader.capacity == 0
