@@ -290,6 +290,10 @@ class PeerTask(asyncio.BufferedProtocol):
         conn = self.conn
         assert conn is not None
         handlers = _HANDLERS
+        # What the events send is flushed once, at the end: meanwhile a send schedules no flush callback of its own
+        # (one Handle and one loop callback per read saved, issue 7 case 5).
+        pending = self._flush_scheduled
+        self._flush_scheduled = True
         try:
             while not self.closed:
                 event = conn.next_event()
@@ -311,6 +315,8 @@ class PeerTask(asyncio.BufferedProtocol):
             logger.warning("%r: local protocol error: %s", self, exc)
             self.close(f"internal error: {exc}")
             return
+        finally:
+            self._flush_scheduled = pending
         if self._out:
             self.flush()
 
