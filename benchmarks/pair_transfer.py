@@ -145,7 +145,8 @@ def main() -> int:
         print(
             f"{run.kind:10s} wall {run.measured.wall:.2f} s, CPU {run.measured.cpu:.2f} s (main thread ran "
             f"{run.main_run:.2f}, waited {run.main_wait:.2f}); transfer {run.seconds or 0:.3f} s = {rate}; "
-            f"seeders {run.seeders_cpu:.2f} CPU-s",
+            f"seeders {run.seeders_cpu:.2f} CPU-s"
+            + (f"; exited {run.measured.returncode}" if run.measured.returncode else ""),
             flush=True,
         )
     return 0
