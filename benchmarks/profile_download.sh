@@ -9,7 +9,8 @@
 #   lt       libtorrent downloading instead, for a paired run: its seconds from adding the torrent to complete, and its
 #            CPU (user, sys)
 #   perf     shoal get under `perf record -F 999 -g` -> WORKDIR/perf.data
-#   spy      shoal get under `py-spy record --gil` (only the thread holding the GIL) -> WORKDIR/spy.txt (raw)
+#   spy      shoal get under `py-spy record --gil` (only the thread holding the GIL) -> WORKDIR/spy.txt (raw);
+#            SPY_RATE sets its samples per second (default 250)
 # SHOAL_ENTRY replaces "-m shoal" (e.g. a wrapper script that patches a setting first). The libtorrent seeder's own
 # CPU is printed after each run. Run it under `flock /tmp/shoal-heavy.lock` on a
 # shared machine, and alternate `time` and `lt` runs: a lone figure means little there.
