@@ -121,7 +121,7 @@ def start_lt_seeder(
         bc.data.parent,
         timeout=3600,
         trace=seed_trace(logdir, n) if traced else None,
-        trace_interval=TRACE_INTERVAL if traced else None,
+        trace_interval=TRACE_INTERVAL,
     )
     mp = MeasuredProcess(f"{LT} seeder {n}", cmd, log_path=logdir / f"lt-seed-{n}.log", env=child_env())
     try:
@@ -180,7 +180,7 @@ def run_downloader(
                 timeout=download_timeout(bc.size),
                 disk_io_write_mode=lt_write_mode(kind),
                 trace=trace,
-                trace_interval=None if trace is None else TRACE_INTERVAL,
+                trace_interval=TRACE_INTERVAL,
             )
         elif SHOAL_MODE["via"] == "api":
             extra = ["--timeout", str(download_timeout(bc.size))]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.bench_transfer import child_env, seed_trace, shoal_cmd, start_lt_seeder
-from benchmarks.common import Measured, MeasuredProcess, scratch_dir, single_file_content
+from benchmarks.common import Measured, MeasuredProcess, mb_s, scratch_dir, single_file_content
 from benchmarks.transfer_phase import read_trace, transfer_seconds
 from interop.harness.libtorrent_peer import runner_command
 
@@ -130,7 +130,7 @@ def main() -> int:
             run = Run(kind, m, main_thread.run, main_thread.wait, sum(mp.cpu_now() for mp in seeders) - cpu0)
             if args.fresh:
                 run.seconds = transfer_seconds(
-                    stop_seeders(), "up", bc.size, start=m.started_at, end=m.ended_at + 1
+                    stop_seeders(), "up", bc.size, start=m.started_at, end=m.ended_at
                 )
             runs.append(run)
             time.sleep(0.3)
@@ -140,8 +140,8 @@ def main() -> int:
     for run in runs:
         if run.seconds is None and traces:
             m = run.measured
-            run.seconds = transfer_seconds(traces, "up", bc.size, start=m.started_at, end=m.ended_at + 1)
-        rate = f"{bc.size / 1e6 / run.seconds:5.0f} MB/s" if run.seconds else "    - MB/s"
+            run.seconds = transfer_seconds(traces, "up", bc.size, start=m.started_at, end=m.ended_at)
+        rate = f"{mb_s(bc.size, run.seconds):5.0f} MB/s" if run.seconds else "    - MB/s"
         print(
             f"{run.kind:10s} wall {run.measured.wall:.2f} s, CPU {run.measured.cpu:.2f} s (main thread ran "
             f"{run.main_run:.2f}, waited {run.main_wait:.2f}); transfer {run.seconds or 0:.3f} s = {rate}; "

@@ -26,6 +26,11 @@ from typing import Any
 TRACE_INTERVAL = 0.01
 """Seconds between the libtorrent runner's trace samples in the transfer benchmarks."""
 
+END_SLACK = 0.5
+"""Seconds after ``end`` still looked at: a seeder's sample that shows the last byte sent may be written after the
+downloader has already exited (its last interval). Bytes of a later download do not count, as the window closes
+at the first sample that reaches ``size``."""
+
 
 def read_trace(path: Path) -> list[dict[str, Any]]:
     """The trace's sample lines (those with a ``t``), in file order; a missing file or a torn last line (a
@@ -58,7 +63,7 @@ def _series(samples: Sequence[dict[str, Any]], key: str) -> tuple[list[float], l
 def transfer_seconds(
     traces: Sequence[Sequence[dict[str, Any]]], key: str, size: int, *, start: float, end: float
 ) -> float | None:
-    """Seconds from the first sample in ``[start, end]`` where the sum over ``traces`` of ``key`` has grown past
+    """Seconds from the first sample in ``[start, end + END_SLACK]`` where the sum over ``traces`` of ``key`` has grown past
     its value at ``start``, to the first where it has grown by ``size``; None if it never did in that window.
 
     ``key`` is ``"up"`` for seeders (their counters run on from earlier downloads: only growth counts) or
@@ -68,7 +73,7 @@ def transfer_seconds(
     for times, values in series:
         i = bisect.bisect_right(times, start)
         base.append(values[i - 1] if i else 0)
-    moments = sorted({t for times, _ in series for t in times if start <= t <= end})
+    moments = sorted({t for times, _ in series for t in times if start <= t <= end + END_SLACK})
     first: float | None = None
     for moment in moments:
         grown = 0

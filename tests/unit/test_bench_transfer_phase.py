@@ -51,3 +51,9 @@ def test_read_trace_keeps_samples_and_survives_a_torn_last_line(tmp_path: Path) 
     path.write_text("\n".join(lines))
     assert [s["done"] for s in read_trace(path)] == [0, 5]
     assert read_trace(tmp_path / "missing.jsonl") == []
+
+
+def test_a_seeders_last_sample_after_the_downloader_exited_still_counts() -> None:
+    # the downloader's process ended at 2.0; the seeder's sample showing the whole torrent sent came at 2.008
+    trace = samples("up", [(1.0, 0), (1.2, 10 * MIB), (2.008, 64 * MIB)])
+    assert transfer_seconds([trace], "up", 64 * MIB, start=0.9, end=2.0) == pytest.approx(0.808)

@@ -275,7 +275,7 @@ def runner_command(
     trace_interval: float | None = None,
 ) -> list[str]:
     """The command line of :mod:`lt_runner` (``mode`` "get", "seed" or "many") for ``harness.proc.start``;
-    ``trace``: the runner's benchmark diagnostics go to that file (``--trace``)."""
+    ``trace``: the runner's benchmark diagnostics go to that file (``--trace``, every ``trace_interval`` s)."""
     cmd = [python or sys.executable, str(RUNNER), mode, str(torrent), str(save_path), "--listen", listen_ip]
     cmd += ["--timeout", str(timeout)]
     for ip, port in peers or []:

@@ -11,9 +11,10 @@ Options for scale tests: ``--connections-limit N`` (libtorrent's default is 200)
 
 Diagnostics for benchmarks: ``--trace FILE`` writes one JSON line every ``--trace-interval`` seconds (default
 0.02; the loop then waits for alerts that long instead of 0.05 s) with the wall clock (``time.time()``, to line up
-with other processes), the payload bytes downloaded (``done``) and uploaded (``up``) so far and, per peer, its request queue (``dl_queue``: requests we have
-out to it; ``ul_queue``: its requests to us), queue bytes, speeds, buffer sizes and flags; plus one line per
-phase (``phase``: started, session, added, first-peer, unchoked, first-payload, seeding, flushed, exiting).
+with other processes), the payload bytes downloaded (``done``) and uploaded (``up``) so far and, per peer, its
+request queue (``dl_queue``: requests we have out to it; ``ul_queue``: its requests to us), queue bytes, speeds,
+buffer sizes and flags; plus one line per phase (``phase``: started, session, added, first-peer, unchoked,
+first-payload, seeding, flushed, exiting).
 
 Lines printed (one JSON object each, flushed):
 
