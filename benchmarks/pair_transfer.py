@@ -13,7 +13,8 @@ seeders live through all the runs, as in the harness, unless ``--fresh`` starts 
 ``--delay`` seconds before the downloader starts (the phase of libtorrent's once-a-second tick then repeats from
 run to run). Each line: the downloader's wall time and CPU (``wait4``), its event-loop (main) thread's CPU and the
 time that thread waited for a CPU (``schedstat``), the transfer phase from the seeders' traces
-(:mod:`benchmarks.transfer_phase`), and the seeders' CPU during the run.
+(:mod:`benchmarks.transfer_phase`), the seeders' CPU during the run, and how often the downloader's receive queue
+was a megabyte or more deep (:mod:`benchmarks.receive_queue`: then the downloader, not the seeders, set the pace).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from benchmarks.bench_transfer import child_env, seed_trace, shoal_cmd, start_lt_seeder
 from benchmarks.common import Measured, MeasuredProcess, mb_s, scratch_dir, single_file_content
+from benchmarks.receive_queue import ReceiveQueueSampler, summary
 from benchmarks.transfer_phase import read_trace, transfer_seconds
 from interop.harness.libtorrent_peer import runner_command
 
@@ -38,6 +40,7 @@ class Run:
     main_run: float
     main_wait: float
     seeders_cpu: float
+    receive_queue: str
     seconds: float | None = None
 
 
@@ -125,9 +128,12 @@ def main() -> int:
                 cmd = downloader_command(name, bc.torrent.path, out, ports)
                 with MeasuredProcess(kind, cmd, log_path=logdir / "pair-get.log", env=env) as dl:
                     main_thread = MainThread(dl.pid)
+                    queues = ReceiveQueueSampler(ports)
                     m = dl.wait(400)
                     main_thread.join()
-            run = Run(kind, m, main_thread.run, main_thread.wait, sum(mp.cpu_now() for mp in seeders) - cpu0)
+                    queued = queues.stop()
+            seeders_cpu = sum(mp.cpu_now() for mp in seeders) - cpu0
+            run = Run(kind, m, main_thread.run, main_thread.wait, seeders_cpu, summary(queued))
             if args.fresh:
                 run.seconds = transfer_seconds(
                     stop_seeders(), "up", bc.size, start=m.started_at, end=m.ended_at
@@ -145,7 +151,7 @@ def main() -> int:
         print(
             f"{run.kind:10s} wall {run.measured.wall:.2f} s, CPU {run.measured.cpu:.2f} s (main thread ran "
             f"{run.main_run:.2f}, waited {run.main_wait:.2f}); transfer {run.seconds or 0:.3f} s = {rate}; "
-            f"seeders {run.seeders_cpu:.2f} CPU-s"
+            f"seeders {run.seeders_cpu:.2f} CPU-s; {run.receive_queue}"
             + (f"; exited {run.measured.returncode}" if run.measured.returncode else ""),
             flush=True,
         )

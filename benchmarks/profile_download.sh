@@ -10,7 +10,8 @@
 #            CPU (user, sys)
 #   perf     shoal get under `perf record -F 999 -g` -> WORKDIR/perf.data
 #   spy      shoal get under `py-spy record --gil` (only the thread holding the GIL) -> WORKDIR/spy.txt (raw);
-#            SPY_RATE sets its samples per second (default 250)
+#            SPY_RATE sets its samples per second (default 250), SPY_FLAGS replaces `--gil` (`--threads`: every
+#            thread, each stack under its thread's name, e.g. to see the event-loop thread alone)
 # SHOAL_ENTRY replaces "-m shoal" (e.g. a wrapper script that patches a setting first). The libtorrent seeder's own
 # CPU is printed after each run. Run it under `flock /tmp/shoal-heavy.lock` on a
 # shared machine, and alternate `time` and `lt` runs: a lone figure means little there.
@@ -39,7 +40,7 @@ time) /usr/bin/time -f "shoal: %e s wall, %U user + %S sys CPU-s, peak RSS %M Ki
 lt) $py tests/interop/harness/lt_runner.py get "$torrent" "$out" --listen 127.0.0.1 --peer "127.0.0.1:$port" \
     --timeout 300 | grep -o '"seconds": [0-9.]*\|"cpu_user": [0-9.]*\|"cpu_sys": [0-9.]*' | tr "\n" " "; echo ;;
 perf) perf record -F 999 -g -o "$work/perf.data" -- $py "${get[@]}" ;;
-spy) .venv/bin/py-spy record --gil -r ${SPY_RATE:-250} -f raw -o "$work/spy.txt" -- $py "${get[@]}" ;;
+spy) .venv/bin/py-spy record ${SPY_FLAGS:---gil} -r ${SPY_RATE:-250} -f raw -o "$work/spy.txt" -- $py "${get[@]}" ;;
 *) echo "unknown mode $mode (time, lt, perf, spy)" >&2; exit 2 ;;
 esac
 kill $seeder 2>/dev/null || true
