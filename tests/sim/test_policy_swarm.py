@@ -116,6 +116,7 @@ class Swarm:
                     continue
                 tr = a.trackers[b.name]
                 for blk in tr.timed_out(now):
+                    tr.cancelled(blk)
                     a.picker.abort(b.name, blk)
                 if a.name not in b.unchoked:
                     continue

@@ -34,11 +34,8 @@ class DownloadMixin:
         tr = self.task.transfer
         if tr is None:
             return
-        for piece, offset, length in event.dropped:
-            block = BlockRef(piece, offset, length)
-            if peer.tracker is not None:
-                peer.tracker.cancelled(block)
-            tr.picker.abort(peer, block)
+        for piece, offset, length in event.dropped:  # out of the wire's ledger (the tracker's) already
+            tr.picker.abort(peer, BlockRef(piece, offset, length))
 
     def _on_unchoked(self, peer: PeerTask, event: ev.PeerUnchoked) -> None:
         self.fill(peer)
@@ -55,7 +52,7 @@ class DownloadMixin:
         now = self.session.clock.now()
         tracker = peer.tracker
         if tracker is not None:
-            tracker.received_blocks(blocks, now)
+            tracker.block_arrived(now)  # the wire took them out of its ledger, which is the tracker's
         n = tr.on_blocks(peer, data, blocks)
         if peer.slow_start:
             peer.depth = min(peer.depth + len(blocks), self.settings.max_outstanding_requests, peer.reqq)
@@ -100,16 +97,14 @@ class DownloadMixin:
         peer.starved = len(blocks) < want
         if not blocks:
             return
-        tracker.sent_many(blocks, self.session.clock.now())
-        peer.send_requests(blocks)
+        now = self.session.clock.now()
+        tracker.requesting(now)
+        peer.send_requests(blocks, now)  # the wire enters them in its ledger, which is the tracker's
 
     def _on_rejected(self, peer: PeerTask, event: ev.Rejected) -> None:
         tr = self.task.transfer
-        block = BlockRef(event.piece, event.offset, event.length)
-        if peer.tracker is not None:
-            peer.tracker.cancelled(block)
-        if tr is not None:
-            tr.picker.abort(peer, block)
+        if tr is not None:  # out of the wire's ledger (the tracker's) already
+            tr.picker.abort(peer, BlockRef(event.piece, event.offset, event.length))
 
     def _expire_requests(self, peer: PeerTask, now: float) -> None:
         tr = self.task.transfer
@@ -117,5 +112,5 @@ class DownloadMixin:
         if tr is None or tracker is None:
             return
         for block in tracker.timed_out(now):
-            peer.send_cancel(block)
+            peer.send_cancel(block)  # out of the ledger
             tr.picker.abort(peer, block)

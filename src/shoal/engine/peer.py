@@ -384,16 +384,22 @@ class PeerTask(asyncio.BufferedProtocol):
             self._arm_timer()
 
     def make_tracker(self, now: float) -> None:
+        """The request tracker, reading the wire connection's ledger of our requests (one ledger, kept by the wire:
+        a request enters it when encoded and leaves when answered, rejected, cancelled or choked away)."""
         s = self.session.settings
-        self.tracker = RequestTracker(request_timeout=s.request_timeout, snub_timeout=s.snub_timeout, now=now)
-
-    def send_requests(self, blocks: list[BlockRef]) -> None:
         assert self.conn is not None
-        self._send(self.conn.request_many(blocks))
+        self.tracker = RequestTracker(
+            request_timeout=s.request_timeout,
+            snub_timeout=s.snub_timeout,
+            now=now,
+            ledger=self.conn.request_ledger,
+        )
+
+    def send_requests(self, blocks: list[BlockRef], now: float) -> None:
+        assert self.conn is not None
+        self._send(self.conn.request_many(blocks, now))
 
     def send_cancel(self, block: BlockRef) -> None:
-        if self.tracker is not None:
-            self.tracker.cancelled(block)
         if self.conn is None or self.closed:
             return
         self._send(self.conn.cancel(block.piece, block.offset, block.length))

@@ -143,10 +143,8 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
         if peer.conn is not None and not peer.conn.am_choking:
             self.slot_freed = True  # given to a waiting peer on the next tick
         tr = self.task.transfer
-        if tr is not None:
+        if tr is not None:  # its requests go back to the picker (their ledger goes with its connection)
             tr.picker.peer_left(peer)
-        if peer.tracker is not None:
-            peer.tracker.clear()
         if self.task.magnet is not None:
             self.task.magnet.peer_lost(peer)
         if peer.initiator:

@@ -8,20 +8,25 @@ many* to keep in flight to a peer and what to do about slow ones.
   gets 1.
 - :class:`RequestTracker` (one per peer): when each request was sent, the last time a block arrived;
   ``timed_out(now)`` returns requests older than ``request_timeout`` (abort them in the picker so others can
-  take them), ``snubbed(now)`` is true when requests are outstanding and nothing arrived for ``snub_timeout``.
+  take them, and cancel them), ``snubbed(now)`` is true when requests are outstanding and nothing arrived for
+  ``snub_timeout``. Its ledger (request -> time sent) is its own, or one kept by somebody else: the engine gives
+  it the wire connection's (:attr:`shoal.wire.connection.PeerConnection.request_ledger`), which enters each
+  request it encodes and drops each that is answered, rejected, cancelled or choked away, so the engine tells the
+  tracker only the times (:meth:`~RequestTracker.requesting`, :meth:`~RequestTracker.block_arrived`): one
+  ledger, not two kept in step block by block.
 - :func:`plan_requests`: the whole step: given the picker, peer, tracker and the peer's state, pick and record
   new requests. While the peer chokes us only its allowed-fast pieces (BEP 6) are asked for.
 
 Typical engine use on each block arrival / unchoke / timer tick::
 
-    for b in tracker.timed_out(now): picker.abort(peer, b); tracker.cancelled(b)   # then send cancel
+    for b in tracker.timed_out(now): picker.abort(peer, b); tracker.cancelled(b)   # then send a cancel
     new = plan_requests(picker, peer, tracker, rate=down_rate, now=now, settings=s,
                         peer_choking=choked, allowed_fast=fast_set, peer_reqq=reqq)
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable, MutableMapping
 
 from shoal.config import Settings
 from shoal.policy.picker import PiecePicker
@@ -48,15 +53,26 @@ def pipeline_depth(
     return max(1, depth)
 
 
+Ledger = MutableMapping[tuple[int, int, int], float]
+"""Outstanding requests ``(piece, offset, length)`` -> the time each was sent."""
+
+
 class RequestTracker:
-    """Outstanding requests to one peer, with their send times."""
+    """Outstanding requests to one peer, with their send times.
+
+    ``ledger``: the requests and their times, kept by the caller (the wire connection's in the engine); the
+    tracker then only reads it, and is told the times by :meth:`requesting` and :meth:`block_arrived`. Without
+    one it keeps its own, entered by :meth:`sent` / :meth:`sent_many` and cleared by :meth:`received`,
+    :meth:`received_blocks`, :meth:`cancelled` and :meth:`clear` (the policy simulation and the tests)."""
 
     __slots__ = ("_sent", "last_block_at", "request_timeout", "snub_timeout")
 
-    def __init__(self, *, request_timeout: float, snub_timeout: float, now: float = 0.0) -> None:
+    def __init__(
+        self, *, request_timeout: float, snub_timeout: float, now: float = 0.0, ledger: Ledger | None = None
+    ) -> None:
         self.request_timeout = request_timeout
         self.snub_timeout = snub_timeout
-        self._sent: dict[BlockRef, float] = {}
+        self._sent: Ledger = {} if ledger is None else ledger
         self.last_block_at = now
 
     def __len__(self) -> int:
@@ -66,26 +82,33 @@ class RequestTracker:
         return block in self._sent
 
     def outstanding(self) -> list[BlockRef]:
-        return list(self._sent)
+        return [BlockRef._make(key) for key in self._sent]
+
+    def requesting(self, now: float) -> None:
+        """Requests are about to be sent at ``now``: with none outstanding, the snub clock starts."""
+        if not self._sent:
+            self.last_block_at = max(self.last_block_at, now)
+
+    def block_arrived(self, now: float) -> None:
+        """A block we asked for arrived at ``now`` (the snub clock starts again)."""
+        self.last_block_at = now
 
     def sent(self, block: BlockRef, now: float) -> None:
-        if not self._sent:
-            self.last_block_at = max(self.last_block_at, now)  # the snub clock starts with the first request
+        self.requesting(now)
         self._sent[block] = now
 
     def sent_many(self, blocks: Iterable[BlockRef], now: float) -> None:
         """:meth:`sent` for a batch of requests made at ``now``."""
-        if not self._sent:
-            self.last_block_at = max(self.last_block_at, now)
+        self.requesting(now)
         self._sent.update(dict.fromkeys(blocks, now))
 
     def received_blocks(self, blocks: Iterable[tuple[int, int, int, int]], now: float) -> None:
         """Record arrivals given as ``(piece, offset, start, end)`` (a wire ``BlocksReceived`` batch; the length
         is ``end - start``); unknown ones are ignored."""
-        self.last_block_at = now
+        self.block_arrived(now)
         pop = self._sent.pop
         for piece, offset, start, end in blocks:
-            pop((piece, offset, end - start), None)  # type: ignore[call-overload]
+            pop((piece, offset, end - start), None)
 
     def received(self, block: BlockRef, now: float) -> bool:
         """Record an arrival; False if we had not requested it (unsolicited, or already timed out)."""
@@ -97,17 +120,15 @@ class RequestTracker:
 
     def clear(self) -> list[BlockRef]:
         """Forget everything (peer choked us without the fast extension, or left); returns what was pending."""
-        out = list(self._sent)
+        out = self.outstanding()
         self._sent.clear()
         return out
 
     def timed_out(self, now: float) -> list[BlockRef]:
-        """Requests older than ``request_timeout``; they are forgotten here."""
+        """Requests older than ``request_timeout``, still in the ledger: the caller cancels each (:meth:`cancelled`,
+        or with a shared ledger its keeper, which sends the cancel)."""
         limit = now - self.request_timeout
-        old = [b for b, t in self._sent.items() if t <= limit]
-        for b in old:
-            del self._sent[b]
-        return old
+        return [BlockRef._make(key) for key, t in self._sent.items() if t <= limit]
 
     def snubbed(self, now: float) -> bool:
         return bool(self._sent) and now - self.last_block_at >= self.snub_timeout

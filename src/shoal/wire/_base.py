@@ -141,7 +141,7 @@ class ConnectionBase:
         self._peer_have_raw: tuple[bytes | bool | None, bytearray] = (None, bytearray())
         self._got_bitfield = False
         self._our_have: Bitfield | None = None
-        self._our_requests: dict[Key, None] = {}
+        self._our_requests: dict[Key, float] = {}  # request -> when it was made (request_ledger)
         self._late: dict[Key, None] = {}
         self._peer_requests: dict[Key, None] = {}
         # BEP 6 allowed-fast pieces each way: most peers never send any, so both start as one shared empty
@@ -180,6 +180,14 @@ class ConnectionBase:
     def our_requests(self) -> list[Key]:
         """Our requests the peer has not answered, as ``(piece, offset, length)``."""
         return list(self._our_requests)
+
+    @property
+    def request_ledger(self) -> dict[Key, float]:
+        """The live ledger of our unanswered requests, ``(piece, offset, length)`` -> the time each was made (the
+        ``now`` given to :meth:`request_many`, else the time of the last input). The connection alone changes it
+        (a request enters; an answer, a reject, a cancel or a choke without BEP 6 drops it); the engine's
+        :class:`~shoal.policy.requests.RequestTracker` reads it for time-outs, so the two never disagree."""
+        return self._our_requests
 
     @property
     def peer_requests(self) -> list[Key]:

@@ -136,8 +136,9 @@ class OutgoingMixin(ConnectionBase):
 
     # ----------------------------------------------------------------- conveniences (hot paths avoid dataclasses)
 
-    def request(self, piece: int, offset: int, length: int) -> bytes:
-        """Request a block; it enters the ledger so its piece is accepted when it arrives. b"" if already pending."""
+    def request(self, piece: int, offset: int, length: int, now: float | None = None) -> bytes:
+        """Request a block; it enters the ledger (made at ``now``, by default the time of the last input) so its
+        piece is accepted when it arrives. b"" if already pending."""
         self._check_open()
         if self.peer_choking and piece not in self._allowed_fast_in:
             raise LocalProtocolError(f"request for piece {piece} while the peer chokes us (not allowed fast)")
@@ -149,18 +150,18 @@ class OutgoingMixin(ConnectionBase):
         key = (piece, offset, length)
         if key in self._our_requests:
             return b""
-        self._our_requests[key] = None
+        self._our_requests[key] = self._now if now is None else now
         return self._stamp(m.encode_request(m.REQUEST, piece, offset, length))
 
-    def request_many(self, blocks: Iterable[tuple[int, int, int]]) -> bytes:
+    def request_many(self, blocks: Iterable[tuple[int, int, int]], now: float | None = None) -> bytes:
         """:meth:`request` for each ``(piece, offset, length)``, as one bytes (the per-block path of the engine).
 
         All or nothing: the whole batch is checked first (choke and allowed-fast, queue room), then entered."""
         self._check_open()
         ours = self._our_requests
-        new = dict.fromkeys(blocks)  # in order, once each
+        new = dict.fromkeys(blocks, self._now if now is None else now)  # in order, once each
         if not ours.keys().isdisjoint(new):
-            new = {key: None for key in new if key not in ours}
+            new = {key: made for key, made in new.items() if key not in ours}
         if self.peer_choking:
             fast = self._allowed_fast_in
             for piece, _, _ in new:

@@ -229,7 +229,7 @@ class FrameReader:
         return (msg_id, start + 5, end)
 
     def take_pieces(
-        self, out: list[tuple[int, int, int, int]], requested: dict[Any, None], late: dict[Any, None]
+        self, out: list[tuple[int, int, int, int]], requested: dict[Any, float], late: dict[Any, None]
     ) -> None:
         """Consume the complete piece messages at the read position that answer a request: appends ``(piece,
         offset, block_start, block_end)`` for each to ``out``, and removes its ``(piece, offset, length)`` from
@@ -245,13 +245,13 @@ class FrameReader:
         longest = min(self._hi[PIECE] + 1, self.max_message_size)  # message length = id byte + payload
         unpack = _PIECE_HEAD.unpack_from
         append = out.append
-        pop = requested.pop  # its values are None: pop(key, 0) is not None when key is not there
+        pop = requested.pop  # its values are times, never None: pop(key, None) is None when key is not there
         while stop - pos >= 13:
             length, msg_id, piece, offset = unpack(buf, pos)
             end = pos + 4 + length
             if msg_id != PIECE or not 9 <= length <= longest or end > stop:
                 break
-            if pop((piece, offset, length - 9), 0) is not None:  # one lookup, not ``in`` and ``del``
+            if pop((piece, offset, length - 9), None) is None:  # one lookup, not ``in`` and ``del``
                 key = (piece, offset, length - 9)
                 if key not in late:
                     break

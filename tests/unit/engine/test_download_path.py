@@ -67,10 +67,12 @@ class Peers(DownloadMixin):
 
 
 class Peer:
-    """The PeerTask fields the download path uses; requests are recorded instead of sent."""
+    """The PeerTask fields the download path uses; requests are recorded instead of sent. ``ledger`` plays the wire
+    connection's ledger of our requests, which the tracker reads."""
 
     def __init__(self) -> None:
-        self.tracker = RequestTracker(request_timeout=30.0, snub_timeout=60.0)
+        self.ledger: dict[tuple[int, int, int], float] = {}
+        self.tracker = RequestTracker(request_timeout=30.0, snub_timeout=60.0, ledger=self.ledger)
         self.conn = SimpleNamespace(am_interested=True, peer_choking=False, allowed_fast=frozenset())
         self.depth = 4
         self.reqq = 250
@@ -82,8 +84,9 @@ class Peer:
         self.down_window = 0
         self.sent: list[BlockRef] = []
 
-    def send_requests(self, blocks: list[BlockRef]) -> None:
+    def send_requests(self, blocks: list[BlockRef], now: float) -> None:
         self.sent += blocks
+        self.ledger.update(dict.fromkeys(blocks, now))
 
     def pause_reading(self) -> None:
         raise AssertionError("nothing should pause reading here")
@@ -101,10 +104,12 @@ def setup(settings: Settings | None = None) -> tuple[Peers, Peer, Task, Storage]
 
 
 def answer(peer: Peer, count: int) -> tuple[memoryview, list[tuple[int, int, int, int]]]:
-    """The next ``count`` requested blocks as one receive buffer with 13-byte headers in between."""
+    """The next ``count`` requested blocks as one receive buffer with 13-byte headers in between (out of the
+    ledger, as the wire takes each piece message that answers a request)."""
     buf = bytearray()
     blocks = []
     for ref in peer.sent[:count]:
+        del peer.ledger[ref]
         buf += bytes(13)
         blocks.append((ref.piece, ref.offset, len(buf), len(buf) + ref.length))
         buf += content(ref.piece)[ref.offset : ref.offset + ref.length]

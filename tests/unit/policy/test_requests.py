@@ -39,7 +39,9 @@ def test_tracker_timeouts_and_snub() -> None:
     assert t.next_deadline() == 130.0
     assert not t.snubbed(150.0)
     assert t.timed_out(135.0) == [a]
-    assert len(t) == 1 and b in t
+    assert len(t) == 2  # still outstanding until the caller cancels it
+    t.cancelled(a)
+    assert len(t) == 1 and b in t and t.timed_out(135.0) == []
     assert t.snubbed(160.0)
     assert t.received(b, 161.0)
     assert not t.received(b, 161.0)  # unsolicited now

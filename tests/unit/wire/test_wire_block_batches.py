@@ -105,11 +105,11 @@ def test_take_pieces_takes_the_requested_ones() -> None:
     data = piece(2, 0, 1, 10) + piece(2, 10, 2, 10) + piece(2, 20, 3, 10) + m.Have(1).encode()
     reader.feed(data)
     out: list[tuple[int, int, int, int]] = []
-    requested: dict[tuple[int, int, int], None] = {(2, 0, 10): None, (5, 0, 10): None}
+    requested: dict[tuple[int, int, int], float] = {(2, 0, 10): 1.0, (5, 0, 10): 2.0}  # the ledger: times
     late: dict[tuple[int, int, int], None] = {(2, 10, 10): None}
     reader.take_pieces(out, requested, late)
     assert [(p, o, e - s) for p, o, s, e in out] == [(2, 0, 10), (2, 10, 10)]  # asked for, then cancelled
-    assert requested == {(5, 0, 10): None} and not late
+    assert requested == {(5, 0, 10): 2.0} and not late
     assert len(reader) == len(data) - 2 * (13 + 10)  # the third, asked for by nobody, is left for next_frame
     frame = reader.next_frame()
     assert frame is not None and frame[0] == m.PIECE
@@ -145,3 +145,23 @@ def test_request_many_while_choked_only_allowed_fast() -> None:
     with pytest.raises(LocalProtocolError, match="chokes us"):
         pair.a.request_many([(4, BLOCK, BLOCK), (5, 0, BLOCK)])
     assert pair.a.our_requests == [(4, 0, BLOCK)]
+
+
+def test_the_request_ledger_is_the_trackers() -> None:
+    """One ledger: the engine's RequestTracker reads the connection's, which enters a request when it is encoded
+    (at the time given) and drops it when answered, cancelled, rejected or choked away."""
+    from shoal.policy.requests import RequestTracker
+
+    pair = serving()
+    tracker = RequestTracker(request_timeout=30.0, snub_timeout=60.0, ledger=pair.a.request_ledger)
+    keys = [(0, 0, BLOCK), (0, BLOCK, BLOCK), (1, 0, BLOCK), (2, 0, BLOCK)]
+    pair.a.request_many(keys[:2], 5.0)
+    pair.a.request_many(keys[2:], 20.0)
+    assert len(tracker) == 4 and tracker.next_deadline() == 35.0
+    assert tracker.timed_out(40.0) == keys[:2]  # still outstanding: the engine cancels them on the wire
+    pair.a.cancel(*keys[0])
+    pair.b_to_a(piece(0, BLOCK, 1))
+    assert tracker.outstanding() == keys[2:]
+    assert pair.a.fast  # BEP 6 both ways: a choke keeps the requests, each is rejected
+    pair.b_to_a(pair.b.send(m.Choke()) + m.encode_request(m.REJECT, *keys[2]))
+    assert tracker.outstanding() == keys[3:] and tracker.timed_out(1000.0) == keys[3:]
