@@ -60,8 +60,10 @@ def measure(piece_length: int) -> dict[str, float]:
 
 def run_in(src: str | None, piece_length: int) -> dict[str, float]:
     env = dict(os.environ)
-    if src is not None:
-        env["PYTHONPATH"] = src
+    # "this tree" is the one this script is in, not whatever the environment would import
+    env["PYTHONPATH"] = (
+        src if src is not None else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    )
     out = subprocess.run(
         [sys.executable, __file__, "--one", str(piece_length)],
         env=env,

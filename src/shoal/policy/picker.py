@@ -337,10 +337,10 @@ class PiecePicker:
             counts = self._mine[peer] = {}
         counts[piece] = counts.get(piece, 0) + n
 
-    def _mine_sub(self, peer: Hashable, piece: int) -> None:
+    def _mine_sub(self, peer: Hashable, piece: int, n: int = 1) -> None:
         counts = self._mine.get(peer)
         if counts is not None:
-            left = counts.get(piece, 0) - 1
+            left = counts.get(piece, 0) - n
             if left > 0:
                 counts[piece] = left
             else:
@@ -368,6 +368,8 @@ class PiecePicker:
         if part is None:
             return
         self._free_parts.discard(piece)
+        if not any(part.requesters):  # a piece that passed: every block's requesters went when it arrived
+            return
         for peer in {p for reqs in part.requesters for p in reqs}:
             counts = self._mine.get(peer)
             if counts is not None:
@@ -435,8 +437,12 @@ class PiecePicker:
         bs = self.block_size
         current = -1
         part: PartialPiece | None = None
+        own = 0  # blocks of ``current`` asked of ``peer`` alone: its count in _mine drops once per piece
         for piece, offset, _, _ in blocks:
             if piece != current or part is None:
+                if own:
+                    mine_sub(peer, current, own)
+                    own = 0
                 current = piece
                 part = partial.get(piece)
                 if part is None:
@@ -453,8 +459,11 @@ class PiecePicker:
             reqs = requesters[b]
             if reqs:
                 requesters[b] = ()
-                for p in reqs:
-                    mine_sub(p, piece)
+                if len(reqs) == 1 and reqs[0] == peer:
+                    own += 1
+                else:
+                    for p in reqs:
+                        mine_sub(p, piece)
             else:  # FREE: nobody had asked for it (a late answer to a request we gave up)
                 part.nfree -= 1
                 self._sync_free(piece, part)
@@ -465,6 +474,8 @@ class PiecePicker:
                 append(Received(True, tuple(p for p in reqs if p != peer), n == part.nblocks))
             else:
                 append(COMPLETED if n == part.nblocks else ACCEPTED)
+        if own:
+            mine_sub(peer, current, own)
         return results
 
     def on_block_written(self, block: BlockRef) -> None:
