@@ -369,7 +369,7 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
                 self._size_pipeline(peer, tracker, now, limit)
             if peer.read_paused and t.rates.can_down(now):
                 tr = t.transfer
-                if tr is None or not tr.write_backlog:
+                if tr is None or tr.write_backlog_drained:
                     peer.resume_reading()
             if peer.upload_queue and not peer.write_paused and not upload_limited:
                 self.serve(peer)

@@ -371,7 +371,7 @@ class TorrentTask:
                 self._set_state(TorrentState.DOWNLOADING)
 
     def resume_reading_if_idle(self) -> None:
-        if self.transfer is not None and not self.transfer.write_backlog:
+        if self.transfer is not None and self.transfer.write_backlog_drained:
             self.peers.resume_reading()
 
     # --- trackers ---------------------------------------------------------------------------------------------

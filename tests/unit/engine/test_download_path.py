@@ -220,6 +220,18 @@ async def test_a_full_write_queue_stops_reading_the_peer_until_a_write_finishes(
     assert resumed == [1]  # the torrent is told it may read again
 
 
+async def test_reading_resumes_once_the_write_queue_is_back_to_half() -> None:
+    """Pause at the bound, resume at half of it: not a pause and a resume of every peer per piece written."""
+    _, _, task, storage = setup()
+    picker = PiecePicker(PIECES, PIECE, PIECES * PIECE, rng=random.Random(1))
+    tr = Transfer(task, picker, storage, lambda i: b"", max_pending_writes=4)  # type: ignore[arg-type]
+    states = []
+    for pending in (4, 3, 2, 0):
+        tr.pending_writes = pending
+        states.append((tr.write_backlog, tr.write_backlog_drained))
+    assert states == [(True, False), (False, False), (False, True), (False, True)]
+
+
 def test_the_write_queue_is_a_byte_budget_bounded_in_pieces() -> None:
     from shoal.engine.transfer import write_queue_pieces
 
