@@ -9,6 +9,8 @@
 #   lt       libtorrent downloading instead, for a paired run: its seconds from adding the torrent to complete, and its
 #            CPU (user, sys)
 #   perf     shoal get under `perf record -F 999 -g` -> WORKDIR/perf.data
+#   disk     shoal get with benchmarks/disk_stage_probe first on PYTHONPATH: at its exit, how long pieces waited for a
+#            disk thread, their hash and write times, and how long reading was paused (a full write queue)
 #   spy      shoal get under `py-spy record --gil` (only the thread holding the GIL) -> WORKDIR/spy.txt (raw);
 #            SPY_RATE sets its samples per second (default 250), SPY_FLAGS replaces `--gil` (`--threads`: every
 #            thread, each stack under its thread's name, e.g. to see the event-loop thread alone)
@@ -40,8 +42,9 @@ time) /usr/bin/time -f "shoal: %e s wall, %U user + %S sys CPU-s, peak RSS %M Ki
 lt) $py tests/interop/harness/lt_runner.py get "$torrent" "$out" --listen 127.0.0.1 --peer "127.0.0.1:$port" \
     --timeout 300 | grep -o '"seconds": [0-9.]*\|"cpu_user": [0-9.]*\|"cpu_sys": [0-9.]*' | tr "\n" " "; echo ;;
 perf) perf record -F 999 -g -o "$work/perf.data" -- $py "${get[@]}" ;;
+disk) PYTHONPATH=benchmarks/disk_stage_probe:${PYTHONPATH:-src} $py "${get[@]}" ;;
 spy) .venv/bin/py-spy record ${SPY_FLAGS:---gil} -r ${SPY_RATE:-250} -f raw -o "$work/spy.txt" -- $py "${get[@]}" ;;
-*) echo "unknown mode $mode (time, lt, perf, spy)" >&2; exit 2 ;;
+*) echo "unknown mode $mode (time, lt, perf, spy, disk)" >&2; exit 2 ;;
 esac
 kill $seeder 2>/dev/null || true
 wait $seeder 2>/dev/null || true

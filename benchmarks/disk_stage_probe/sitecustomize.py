@@ -1,0 +1,106 @@
+"""A probe of a download's disk stage, loaded by Python at start-up when this folder is first on ``PYTHONPATH``.
+
+    PYTHONPATH=benchmarks/disk_stage_probe:src .venv/bin/python -m shoal get ...   (or profile_download.sh ... disk)
+
+At exit it prints to stderr, for the pieces hashed and written: how long each waited for a disk thread after it was
+handed over, how long its hash and its write took (median, 90th percentile, maximum), and how often and for how
+long reading from peers was paused (a full write queue, or a rate limit). It wraps
+``FileStorage.submit_hash_and_write_many`` and ``_hash_write``, the ``piece_digest`` it calls, and ``PeerTask.pause_reading`` /
+``resume_reading`` once ``shoal.engine.session`` is imported; nothing else changes. For measurements only, never a
+setting: the wrappers cost a little per piece.
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import statistics
+import sys
+import threading
+import time
+from typing import Any
+
+
+def _install() -> None:
+    from shoal.engine import peer as peer_module
+    from shoal.storage import files
+
+    pauses = {"count": 0, "seconds": 0.0}
+    paused_at: dict[int, float] = {}
+    pause, resume = peer_module.PeerTask.pause_reading, peer_module.PeerTask.resume_reading
+
+    def pause_reading(self: Any) -> None:
+        if not self.read_paused:
+            pauses["count"] += 1
+            paused_at[id(self)] = time.perf_counter()
+        pause(self)
+
+    def resume_reading(self: Any) -> None:
+        if self.read_paused and id(self) in paused_at:
+            pauses["seconds"] += time.perf_counter() - paused_at.pop(id(self))
+        resume(self)
+
+    peer_module.PeerTask.pause_reading = pause_reading  # type: ignore[method-assign]
+    peer_module.PeerTask.resume_reading = resume_reading  # type: ignore[method-assign]
+
+    handed: dict[int, float] = {}
+    timings: list[tuple[float, float, float]] = []  # (wait for a thread, hash, write) per piece
+    hashing = threading.local()
+    submit, digest, hash_write = (
+        files.FileStorage.submit_hash_and_write_many,
+        files.piece_digest,
+        files.FileStorage._hash_write,
+    )
+
+    def submit_hash_and_write_many(self: Any, items: Any, done: Any, algo: str = "sha1") -> None:
+        now = time.perf_counter()
+        for piece, _, _ in items:
+            handed[piece] = now
+        submit(self, items, done, algo)
+
+    def timed_digest(*args: Any) -> bytes:
+        t0 = time.perf_counter()
+        try:
+            return digest(*args)
+        finally:
+            hashing.seconds = time.perf_counter() - t0
+
+    def timed_hash_write(self: Any, piece: int, data: Any, expected: bytes, algo: str) -> bool:
+        t0 = time.perf_counter()
+        hashing.seconds = 0.0
+        ok = bool(hash_write(self, piece, data, expected, algo))
+        spent = time.perf_counter() - t0
+        timings.append((t0 - handed.pop(piece, t0), hashing.seconds, spent - hashing.seconds))
+        return ok
+
+    files.FileStorage.submit_hash_and_write_many = submit_hash_and_write_many  # type: ignore[method-assign]
+    files.piece_digest = timed_digest  # the name _hash_write calls
+    files.FileStorage._hash_write = timed_hash_write  # type: ignore[method-assign]
+
+    def report() -> None:
+        def spread(values: list[float]) -> str:
+            values = sorted(values)
+            p90 = values[int(len(values) * 0.9)]
+            return f"median {statistics.median(values) * 1e3:.2f}, p90 {p90 * 1e3:.2f}, max {values[-1] * 1e3:.2f} ms"
+
+        out = [f"disk stage probe: reading paused {pauses['count']} times, {pauses['seconds']:.3f} s in all"]
+        if timings:
+            out.append(f"  {len(timings)} pieces; wait for a disk thread {spread([t[0] for t in timings])}")
+            out.append(f"  hash {spread([t[1] for t in timings])}; write {spread([t[2] for t in timings])}")
+        sys.stderr.write("\n".join(out) + "\n")
+
+    atexit.register(report)
+
+
+_import = builtins.__import__
+
+
+def _hook(name: str, *args: Any, **kwargs: Any) -> Any:
+    module = _import(name, *args, **kwargs)
+    if name == "shoal.engine.session" and builtins.__import__ is _hook:
+        builtins.__import__ = _import
+        _install()
+    return module
+
+
+builtins.__import__ = _hook
