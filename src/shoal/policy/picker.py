@@ -65,6 +65,8 @@ from shoal.policy.blocks import (
 from shoal.policy.piece_order import MAX_PRIORITY, PieceOrder, order_key
 from shoal.types import BLOCK_SIZE, BlockRef
 
+EXTENT_BYTES = 4 * 1024 * 1024  # a run of new pieces stays inside one aligned extent of this size
+
 
 class _LayoutLike(Protocol):
     num_pieces: int
@@ -100,6 +102,10 @@ class PiecePicker:
         self.block_size = block_size
         self.endgame_max_requesters = endgame_max_requesters
         self._rng = rng
+        # new pieces follow the last one started while they stay in its extent and in its rarity bucket, so that
+        # neighbours finish together and go to disk as one write (picking.pick_new, storage/write_runs.py)
+        self._extent = max(1, EXTENT_BYTES // piece_length)
+        self._last_new = -1
         self._nbytes = (num_pieces + 7) // 8
         self._have = bytearray(num_pieces)
         self._have_bits = bytearray(self._nbytes)

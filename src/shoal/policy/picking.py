@@ -145,19 +145,30 @@ def pick_new(p: PiecePicker, ph: PeerHave, allowed: set[int] | None) -> int:
                 best, best_key = piece, key
         return best
     rng = p._rng
-    buckets = p._order.buckets
-    for key in p._order.keys:
+    order = p._order
+    buckets = order.buckets
+    last = p._last_new
+    follow = last + 1  # the next piece, while it is in the extent of the last one started
+    if follow >= p.num_pieces or follow // p._extent != last // p._extent:
+        follow = -1
+    follow_key = order.key_of(follow) if follow >= 0 else -1
+    bits = ph.bits
+    for key in order.keys:
         if not ph.all and not key_availability(key):
             continue  # a non-seed peer's pieces have availability >= 1
         bucket = buckets[key]
+        if key == follow_key and (ph.all or bits[follow >> 3] & (0x80 >> (follow & 7))):
+            p._last_new = follow  # as rare as any the peer has: its neighbour, for one write to disk
+            return follow
         n = len(bucket)
         start = rng.randrange(n) if n > 1 else 0
         if ph.all:
+            p._last_new = bucket[start]
             return bucket[start]
-        bits = ph.bits
         for j in range(n):
             piece = bucket[(start + j) % n]
             if bits[piece >> 3] & (0x80 >> (piece & 7)):
+                p._last_new = piece
                 return piece
     return -1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 
@@ -62,7 +63,34 @@ def test_rarest_first() -> None:
     s = seed(p)
     assert pieces_of(p.pick(s, 4)) == [3]
     assert pieces_of(p.pick(s, 4)) == [1]
-    assert pieces_of(p.pick(s, 8)) == [0, 2] or pieces_of(p.pick(s, 8)) == [2, 0]
+    assert pieces_of(p.pick(s, 8)) == [2, 0]  # 2, as rare as 0, follows 1 (extent affinity)
+
+
+def test_new_pieces_follow_the_last_one_inside_its_extent_and_its_rarity() -> None:
+    """After a new piece, the next one is its neighbour while that is as rare as any the peer has and in the same
+    aligned extent (so neighbours finish together and go to disk as one write); else rarest first, at random."""
+    from shoal.policy.bitfield import Bitfield
+    from shoal.policy.picker import EXTENT_BYTES
+
+    per_extent = EXTENT_BYTES // (1 << 20)
+    n = 3 * per_extent
+    p = PiecePicker(n, 1 << 20, n * (1 << 20), rng=random.Random(5))
+    s = seed(p)
+    blocks = (1 << 20) // BLOCK_SIZE
+    order = [pieces_of(p.pick(s, blocks))[0] for _ in range(n)]
+    assert sorted(order) == list(range(n))
+    for i, (a, b) in enumerate(itertools.pairwise(order)):
+        if (a + 1) % per_extent and a + 1 not in order[: i + 1]:  # a free neighbour in its extent comes next
+            assert b == a + 1, order
+    rare = PiecePicker(8, 1 << 20, 8 << 20, rng=random.Random(5))
+    rare.peer_have_all("S")
+    rare.peer_bitfield("T", Bitfield.from_bytes(bytes([0b11111110]), 8))  # piece 7 is the rarest
+    first = pieces_of(rare.pick("S", blocks))[0]
+    assert first == 7
+    rare.peer_bitfield(
+        "U", Bitfield.from_bytes(bytes([0b11011111]), 8)
+    )  # now piece 2 is rarer than piece 0's kin
+    assert pieces_of(rare.pick("S", blocks))[0] == 2  # rarity first: no neighbour of 7 is left in its extent
 
 
 def test_never_picks_had_pieces() -> None:
