@@ -3,9 +3,11 @@
     PYTHONPATH=benchmarks/disk_stage_probe:src .venv/bin/python -m shoal get ...   (or profile_download.sh ... disk)
 
 At exit it prints to stderr, for the pieces hashed and written: how long each waited for a disk thread after it was
-handed over, how long its hash and its write took (median, 90th percentile, maximum), and how often and for how
-long reading from peers was paused (a full write queue, or a rate limit). It wraps
-``FileStorage.submit_hash_and_write_many`` and ``_hash_write``, the ``piece_digest`` it calls, and ``PeerTask.pause_reading`` /
+handed over, how long its hash and its write took (median, 90th percentile, maximum), how many writes carried
+several pieces (storage/write_runs.py), and how often and for how long reading from peers was paused (a full
+write queue, or a rate limit). It wraps
+``FileStorage.submit_hash_and_write_many``, the ``hash_and_write`` and ``piece_digest`` its disk threads call (a
+run's hash and write time is shared out over its pieces), and ``PeerTask.pause_reading`` /
 ``resume_reading`` once ``shoal.engine.session`` is imported; nothing else changes. For measurements only, never a
 setting: the wrappers cost a little per piece.
 """
@@ -45,11 +47,12 @@ def _install() -> None:
 
     handed: dict[int, float] = {}
     timings: list[tuple[float, float, float]] = []  # (wait for a thread, hash, write) per piece
+    runs: list[int] = []  # pieces per run written
     hashing = threading.local()
-    submit, digest, hash_write = (
+    submit, digest, hash_and_write = (
         files.FileStorage.submit_hash_and_write_many,
         files.piece_digest,
-        files.FileStorage._hash_write,
+        files.hash_and_write,
     )
 
     def submit_hash_and_write_many(self: Any, items: Any, done: Any, algo: str = "sha1") -> None:
@@ -63,19 +66,23 @@ def _install() -> None:
         try:
             return digest(*args)
         finally:
-            hashing.seconds = time.perf_counter() - t0
+            hashing.seconds += time.perf_counter() - t0
 
-    def timed_hash_write(self: Any, piece: int, data: Any, expected: bytes, algo: str) -> bool:
+    def timed_hash_and_write(run: Any, *args: Any) -> None:
         t0 = time.perf_counter()
         hashing.seconds = 0.0
-        ok = bool(hash_write(self, piece, data, expected, algo))
+        hash_and_write(run, *args)
         spent = time.perf_counter() - t0
-        timings.append((t0 - handed.pop(piece, t0), hashing.seconds, spent - hashing.seconds))
-        return ok
+        pieces = [piece for job in run for piece, _, _ in job.items]
+        if pieces:  # a call that found the queue empty wrote nothing
+            runs.append(len(pieces))
+        for piece in pieces:  # a run's hash and write time shared out evenly over its pieces
+            n = len(pieces)
+            timings.append((t0 - handed.pop(piece, t0), hashing.seconds / n, (spent - hashing.seconds) / n))
 
     files.FileStorage.submit_hash_and_write_many = submit_hash_and_write_many  # type: ignore[method-assign]
-    files.piece_digest = timed_digest  # the name _hash_write calls
-    files.FileStorage._hash_write = timed_hash_write  # type: ignore[method-assign]
+    files.piece_digest = timed_digest  # the names FileStorage's write path calls
+    files.hash_and_write = timed_hash_and_write
 
     def report() -> None:
         def spread(values: list[float]) -> str:
@@ -87,6 +94,9 @@ def _install() -> None:
         if timings:
             out.append(f"  {len(timings)} pieces; wait for a disk thread {spread([t[0] for t in timings])}")
             out.append(f"  hash {spread([t[1] for t in timings])}; write {spread([t[2] for t in timings])}")
+            out.append(
+                f"  {len(runs)} writes, {sum(1 for n in runs if n > 1)} of several pieces (at most {max(runs)})"
+            )
         sys.stderr.write("\n".join(out) + "\n")
 
     atexit.register(report)

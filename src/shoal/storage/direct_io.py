@@ -120,3 +120,25 @@ def write_direct(fd: int, data: memoryview, file_offset: int) -> int:
         if w % ALIGN:
             break
     return done
+
+
+def write_direct_run(fd: int, views: list[memoryview], file_offset: int) -> int:
+    """Write ``views`` (each aligned in memory and a multiple of :data:`ALIGN` long) one after the other at
+    ``file_offset`` through ``fd`` (opened with ``O_DIRECT``) with ``pwritev``, as few calls as the kernel takes;
+    return the bytes written, fewer only after a short write that left the rest unaligned. ``OSError`` is the
+    caller's, as for :func:`write_direct`."""
+    done = 0
+    rest = list(views)
+    while rest:
+        w = os.pwritev(fd, rest, file_offset + done)
+        if w <= 0:
+            break
+        done += w
+        while rest and w >= len(rest[0]):
+            w -= len(rest[0])
+            rest.pop(0)
+        if w:
+            if w % ALIGN:
+                break
+            rest[0] = rest[0][w:]
+    return done

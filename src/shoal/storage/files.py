@@ -51,6 +51,7 @@ from shoal.storage.hasher import PieceSpace, hash_run_pooled
 from shoal.storage.layout import Layout, Span
 from shoal.storage.span_writer import SpanWriter, map_os_error
 from shoal.storage.write_behind import DEFAULT_WINDOW
+from shoal.storage.write_runs import Job, Place, WriteQueue, hash_and_write, run_place
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,9 @@ class FileStorage:
             direct_writes=direct_writes,
             max_open_files=max_open_files,
         )
+        self._waiting = (
+            WriteQueue()
+        )  # handed-over pieces; neighbours go out as one write (storage/write_runs.py)
 
     def _parked_from(self, priorities: Sequence[int] | None) -> frozenset[int]:
         if priorities is None:
@@ -423,23 +427,27 @@ class FileStorage:
         worker threads, which calls ``done`` there once, with a result per piece in order: True/False (hash
         matched and written / mismatch) or the exception. For a caller that collects the results itself
         (``engine.transfer``) and wants neither a task nor a loop round trip per piece; several small pieces in
-        one job are one hand-off to a worker and one wake-up of the loop."""
+        one job are one hand-off to a worker and one wake-up of the loop. Pieces waiting together that lie next
+        to each other in a file are written as one (:mod:`shoal.storage.write_runs`)."""
         for piece, data, _ in items:
             if len(data) != self.layout.piece_size(piece):
                 raise ValueError(
                     f"piece {piece} data is {len(data)} bytes, not {self.layout.piece_size(piece)}"
                 )
+        self._waiting.put(Job(items, done, algo, self._run_place(items)))
+        self._executor.submit(self._write_next)
 
-        def job() -> None:
-            results: list[bool | BaseException] = []
-            for piece, data, expected in items:
-                try:
-                    results.append(self._hash_write(piece, data, expected, algo))
-                except BaseException as exc:  # handed over, never lost in the executor
-                    results.append(exc)
-            done(results)
+    def _run_place(self, items: Sequence[tuple[int, Buffer, bytes]]) -> Place | None:
+        return run_place(self.layout, self._writer.takes_direct, items)
 
-        self._executor.submit(job)
+    def _write_next(self) -> None:
+        """(Worker thread) the next run of handed-over jobs (:func:`shoal.storage.write_runs.hash_and_write`)."""
+        hash_and_write(
+            self._waiting.take_run(),
+            lambda piece, data, algo: piece_digest(self.layout, piece, data, algo),
+            lambda place, views: self._writer.write_run(place.file_index, views, place.offset),
+            lambda piece, data: self._write_spans(self.layout.spans(piece), data),
+        )
 
     async def hash_piece(self, piece: int, algo: str = "sha1") -> bytes:
         return await self._run(self._hash_read, piece, algo)

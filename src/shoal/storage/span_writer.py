@@ -24,7 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shoal.errors import DiskFullError, StorageError
-from shoal.storage.direct_io import aligned_part, direct_io_works, reopen_direct, write_direct
+from shoal.storage.direct_io import (
+    aligned_part,
+    direct_io_works,
+    reopen_direct,
+    write_direct,
+    write_direct_run,
+)
 from shoal.storage.fd_cache import FdCache
 from shoal.storage.layout import Span
 from shoal.storage.write_behind import WriteBehind, advise_dontneed, write_behind_works
@@ -95,6 +101,46 @@ class SpanWriter:
                 for a, length in buffered:
                     old += self._behind.written(index, off + a, length)
                 self._drop_behind(old)
+
+    def takes_direct(self, index: int) -> bool:
+        """Whether file ``index`` is written with ``O_DIRECT`` (until its filesystem refuses)."""
+        return self._direct_ok(index)
+
+    def write_run(self, index: int, views: list[memoryview], file_offset: int) -> bool:
+        """Write ``views`` (aligned pieces, next to each other in file ``index`` from ``file_offset``) as one direct
+        write (:mod:`shoal.storage.write_runs`). False, with nothing written, when the file takes no direct
+        writes; the caller then writes the pieces one by one. What a short write leaves goes out buffered."""
+        if not self._direct_ok(index):
+            return False
+        total = sum(len(v) for v in views)
+        lock: threading.Lock | contextlib.nullcontext[None] = _UNLOCKED
+        if total >= LOCKED_SPAN_MIN:
+            lock = self.locks.get(index) or self.locks.setdefault(index, threading.Lock())
+        assert self._direct_fds is not None
+        with lock:
+            try:
+                fd, cached = self._direct_fds.acquire(index, True)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise map_os_error(exc, f"write {self._paths[index]}") from exc
+                self._refused(index, exc)
+                return False
+            try:
+                written = write_direct_run(fd, views, file_offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise map_os_error(exc, f"write {self._paths[index]}") from exc
+                self._refused(index, exc)
+                return False
+            finally:
+                self._direct_fds.release(index, fd, cached)
+            at = 0
+            for v in views:  # the rest of a short write
+                if at + len(v) > written:
+                    skip = max(0, written - at)
+                    self._write_buffered(index, v[skip:], file_offset + at + skip)
+                at += len(v)
+        return True
 
     def forget(self, index: int) -> None:
         """The file moved (a part file became the real one, or back): its direct descriptor goes."""
