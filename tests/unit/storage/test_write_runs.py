@@ -4,6 +4,7 @@ which jobs make a run, and the real path on tmp_path: one pwritev, every byte in
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shoal.errors import DiskFullError
 from shoal.storage import direct_io
 from shoal.storage.direct_io import aligned_buffer
 from shoal.storage.files import FileStorage
@@ -130,5 +132,34 @@ async def test_neighbours_go_out_as_one_pwritev_and_a_bad_piece_alone(
     for i in (0, 1, 2, 3, 4, 6, 7):
         assert content[i * PL : (i + 1) * PL] == bytes([i + 1]) * PL
     assert content[5 * PL : 6 * PL] != bytes([6]) * PL
+    await st.close()
+    disk.shutdown()
+
+
+@needs_direct
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EINVAL])
+async def test_a_run_that_fails_fails_its_pieces_or_falls_back(
+    tmp_path: Path, monkeypatch: Any, error: int
+) -> None:
+    """No space: every piece of the run gets the error (the torrent stops, nothing is lost that was verified
+    before). A filesystem that refuses O_DIRECT: the pieces are written one by one instead, every byte in place."""
+    lay = Layout.from_files([(("f",), 4 * PL, False)], PL, block_size=16 << 10)
+    disk = ThreadPoolExecutor(max_workers=1)
+    st = FileStorage(lay, tmp_path, executor=disk)
+    await st.open()
+
+    def pwritev(fd: int, buffers: Any, offset: int) -> int:
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(os, "pwritev", pwritev)
+    data = [piece_data(i) for i in range(4)]
+    gate = threading.Event()
+    disk.submit(gate.wait, 10)
+    results = await submit_all(st, gate, [(i, data[i], hashlib.sha1(data[i]).digest()) for i in range(4)])
+    if error == errno.ENOSPC:
+        assert all(len(r) == 1 and isinstance(r[0], DiskFullError) for r in results), results
+    else:
+        assert results == [[True]] * 4
+        assert (tmp_path / "f").read_bytes() == b"".join(bytes([i + 1]) * PL for i in range(4))
     await st.close()
     disk.shutdown()
