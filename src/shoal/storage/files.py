@@ -139,9 +139,8 @@ class FileStorage:
             direct_writes=direct_writes,
             max_open_files=max_open_files,
         )
-        self._waiting = (
-            WriteQueue()
-        )  # handed-over pieces; neighbours go out as one write (storage/write_runs.py)
+        # handed-over pieces, made at the first (an idle seeding torrent has none); neighbours go out as one write
+        self._waiting: WriteQueue | None = None
 
     def _parked_from(self, priorities: Sequence[int] | None) -> frozenset[int]:
         if priorities is None:
@@ -434,16 +433,19 @@ class FileStorage:
                 raise ValueError(
                     f"piece {piece} data is {len(data)} bytes, not {self.layout.piece_size(piece)}"
                 )
-        self._waiting.put(Job(items, done, algo, self._run_place(items)))
-        self._executor.submit(self._write_next)
+        waiting = self._waiting
+        if waiting is None:
+            waiting = self._waiting = WriteQueue()
+        waiting.put(Job(items, done, algo, self._run_place(items)))
+        self._executor.submit(self._write_next, waiting)
 
     def _run_place(self, items: Sequence[tuple[int, Buffer, bytes]]) -> Place | None:
         return run_place(self.layout, self._writer.takes_direct, items)
 
-    def _write_next(self) -> None:
+    def _write_next(self, waiting: WriteQueue) -> None:
         """(Worker thread) the next run of handed-over jobs (:func:`shoal.storage.write_runs.hash_and_write`)."""
         hash_and_write(
-            self._waiting.take_run(),
+            waiting.take_run(),
             lambda piece, data, algo: piece_digest(self.layout, piece, data, algo),
             lambda place, views: self._writer.write_run(place.file_index, views, place.offset),
             lambda piece, data: self._write_spans(self.layout.spans(piece), data),
