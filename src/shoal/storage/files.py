@@ -436,8 +436,13 @@ class FileStorage:
         waiting = self._waiting
         if waiting is None:
             waiting = self._waiting = WriteQueue()
-        waiting.put(Job(items, done, algo, self._run_place(items)))
-        self._executor.submit(self._write_next, waiting)
+        job = Job(items, done, algo, self._run_place(items))
+        waiting.put(job)
+        try:
+            self._executor.submit(self._write_next, waiting)
+        except BaseException:  # a shut-down executor: the caller reports the job failed, so it must not run
+            waiting.discard(job)
+            raise
 
     def _run_place(self, items: Sequence[tuple[int, Buffer, bytes]]) -> Place | None:
         return run_place(self.layout, self._writer.takes_direct, items)

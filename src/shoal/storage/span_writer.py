@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shoal.errors import DiskFullError, StorageError
@@ -36,6 +37,11 @@ from shoal.storage.layout import Span
 from shoal.storage.write_behind import WriteBehind, advise_dontneed, write_behind_works
 
 logger = logging.getLogger(__name__)
+
+
+def _write_direct_at(fd: int, *, data: memoryview, at: int) -> int:
+    return write_direct(fd, data, at)
+
 
 LOCKED_SPAN_MIN = 1 << 20  # spans at least this long are written under their file's writer lock
 _UNLOCKED = contextlib.nullcontext()
@@ -89,7 +95,10 @@ class SpanWriter:
             off = s.file_offset
             head, n = aligned_part(off, s.length) if self._direct_ok(index) else (0, 0)
             with lock:
-                if n and self._write_direct(index, view[pos + head : pos + head + n], off + head) == n:
+                middle = functools.partial(
+                    _write_direct_at, data=view[pos + head : pos + head + n], at=off + head
+                )
+                if n and self._write_direct(index, middle) == n:
                     buffered = [(0, head), (head + n, s.length - head - n)]  # the ends of the span
                 else:  # no aligned middle, or direct writes refused: the whole span
                     buffered = [(0, s.length)]
@@ -116,24 +125,10 @@ class SpanWriter:
         lock: threading.Lock | contextlib.nullcontext[None] = _UNLOCKED
         if total >= LOCKED_SPAN_MIN:
             lock = self.locks.get(index) or self.locks.setdefault(index, threading.Lock())
-        assert self._direct_fds is not None
         with lock:
-            try:
-                fd, cached = self._direct_fds.acquire(index, True)
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise map_os_error(exc, f"write {self._paths[index]}") from exc
-                self._refused(index, exc)
-                return False
-            try:
-                written = write_direct_run(fd, views, file_offset)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise map_os_error(exc, f"write {self._paths[index]}") from exc
-                self._refused(index, exc)
-                return False
-            finally:
-                self._direct_fds.release(index, fd, cached)
+            written = self._write_direct(index, lambda fd: write_direct_run(fd, views, file_offset))
+            if not written and not self._direct_ok(index):
+                return False  # refused: the caller writes the pieces one by one
             at = 0
             for v in views:  # the rest of a short write
                 if at + len(v) > written:
@@ -171,9 +166,10 @@ class SpanWriter:
         finally:
             self._fds.release(index, fd, cached)
 
-    def _write_direct(self, index: int, data: memoryview, off: int) -> int:
-        """Write ``data`` (aligned) with O_DIRECT; return the bytes written. Fewer than asked: the caller writes
-        the span buffered (on EINVAL this file's filesystem refused O_DIRECT: not tried again for it)."""
+    def _write_direct(self, index: int, write: Callable[[int], int]) -> int:
+        """Run ``write`` (aligned data out through the descriptor it is given) on file ``index``'s O_DIRECT
+        descriptor; return the bytes written. Fewer than asked: the caller writes the rest buffered (on EINVAL
+        this file's filesystem refused O_DIRECT: not tried again for it)."""
         assert self._direct_fds is not None
         try:
             fd, cached = self._direct_fds.acquire(index, True)
@@ -183,7 +179,7 @@ class SpanWriter:
             self._refused(index, exc)
             return 0
         try:
-            return write_direct(fd, data, off)
+            return write(fd)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise map_os_error(exc, f"write {self._paths[index]}") from exc

@@ -72,6 +72,12 @@ class WriteQueue:
         with self._lock:
             self._jobs.append(job)
 
+    def discard(self, job: Job) -> None:
+        """Take ``job`` back if no disk thread has taken it (its hand-over failed: the caller reports it)."""
+        with self._lock:
+            if job in self._jobs:
+                self._jobs.remove(job)
+
     def take_run(self) -> list[Job]:
         """The oldest job and the waiting ones that continue its place in its file on either side, in file order
         (one job when it has no place, or nothing continues it); empty when nothing waits."""

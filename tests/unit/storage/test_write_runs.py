@@ -163,3 +163,16 @@ async def test_a_run_that_fails_fails_its_pieces_or_falls_back(
         assert (tmp_path / "f").read_bytes() == b"".join(bytes([i + 1]) * PL for i in range(4))
     await st.close()
     disk.shutdown()
+
+
+async def test_a_hand_over_to_a_stopped_executor_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The caller reports a failed hand-over itself; the job must not also be written by a later one."""
+    lay = Layout.from_files([(("f",), 4 * PL, False)], PL, block_size=16 << 10)
+    disk = ThreadPoolExecutor(max_workers=1)
+    st = FileStorage(lay, tmp_path, executor=disk)
+    await st.open()
+    disk.shutdown()
+    data = piece_data(0)
+    with pytest.raises(RuntimeError):
+        st.submit_hash_and_write_many([(0, data, hashlib.sha1(data).digest())], lambda results: None)
+    assert st._waiting is not None and len(st._waiting) == 0
