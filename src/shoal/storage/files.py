@@ -51,7 +51,7 @@ from shoal.storage.hasher import PieceSpace, hash_run_pooled
 from shoal.storage.layout import Layout, Span
 from shoal.storage.span_writer import SpanWriter, map_os_error
 from shoal.storage.write_behind import DEFAULT_WINDOW
-from shoal.storage.write_runs import Job, Place, WriteQueue, hash_and_write, run_place
+from shoal.storage.write_runs import Job, WriteQueue, hash_and_write, run_place
 
 logger = logging.getLogger(__name__)
 
@@ -436,16 +436,13 @@ class FileStorage:
         waiting = self._waiting
         if waiting is None:
             waiting = self._waiting = WriteQueue()
-        job = Job(items, done, algo, self._run_place(items))
+        job = Job(items, done, algo, run_place(self.layout, self._writer.takes_direct, items))
         waiting.put(job)
         try:
             self._executor.submit(self._write_next, waiting)
         except BaseException:  # a shut-down executor: the caller reports the job failed, so it must not run
             waiting.discard(job)
             raise
-
-    def _run_place(self, items: Sequence[tuple[int, Buffer, bytes]]) -> Place | None:
-        return run_place(self.layout, self._writer.takes_direct, items)
 
     def _write_next(self, waiting: WriteQueue) -> None:
         """(Worker thread) the next run of handed-over jobs (:func:`shoal.storage.write_runs.hash_and_write`)."""

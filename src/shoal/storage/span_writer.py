@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from shoal.errors import DiskFullError, StorageError
 from shoal.storage.direct_io import (
@@ -37,10 +37,6 @@ from shoal.storage.layout import Span
 from shoal.storage.write_behind import WriteBehind, advise_dontneed, write_behind_works
 
 logger = logging.getLogger(__name__)
-
-
-def _write_direct_at(fd: int, *, data: memoryview, at: int) -> int:
-    return write_direct(fd, data, at)
 
 
 LOCKED_SPAN_MIN = 1 << 20  # spans at least this long are written under their file's writer lock
@@ -95,10 +91,8 @@ class SpanWriter:
             off = s.file_offset
             head, n = aligned_part(off, s.length) if self._direct_ok(index) else (0, 0)
             with lock:
-                middle = functools.partial(
-                    _write_direct_at, data=view[pos + head : pos + head + n], at=off + head
-                )
-                if n and self._write_direct(index, middle) == n:
+                middle = view[pos + head : pos + head + n]
+                if n and self._write_direct(index, write_direct, middle, off + head) == n:
                     buffered = [(0, head), (head + n, s.length - head - n)]  # the ends of the span
                 else:  # no aligned middle, or direct writes refused: the whole span
                     buffered = [(0, s.length)]
@@ -126,7 +120,7 @@ class SpanWriter:
         if total >= LOCKED_SPAN_MIN:
             lock = self.locks.get(index) or self.locks.setdefault(index, threading.Lock())
         with lock:
-            written = self._write_direct(index, lambda fd: write_direct_run(fd, views, file_offset))
+            written = self._write_direct(index, write_direct_run, views, file_offset)
             if not written and not self._direct_ok(index):
                 return False  # refused: the caller writes the pieces one by one
             at = 0
@@ -166,10 +160,10 @@ class SpanWriter:
         finally:
             self._fds.release(index, fd, cached)
 
-    def _write_direct(self, index: int, write: Callable[[int], int]) -> int:
-        """Run ``write`` (aligned data out through the descriptor it is given) on file ``index``'s O_DIRECT
-        descriptor; return the bytes written. Fewer than asked: the caller writes the rest buffered (on EINVAL
-        this file's filesystem refused O_DIRECT: not tried again for it)."""
+    def _write_direct(self, index: int, write: Callable[..., int], *args: Any) -> int:
+        """Run ``write(fd, *args)`` (aligned data out through ``fd``) on file ``index``'s O_DIRECT descriptor;
+        return the bytes written. Fewer than asked: the caller writes the rest buffered (on EINVAL this file's
+        filesystem refused O_DIRECT: not tried again for it)."""
         assert self._direct_fds is not None
         try:
             fd, cached = self._direct_fds.acquire(index, True)
@@ -179,7 +173,7 @@ class SpanWriter:
             self._refused(index, exc)
             return 0
         try:
-            return write(fd)
+            return write(fd, *args)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise map_os_error(exc, f"write {self._paths[index]}") from exc

@@ -93,25 +93,21 @@ class WriteQueue:
             size = place.length
             start, end = place.offset, place.offset + place.length
             while size < self.max_run_bytes:
-                follower = self._find(place.file_index, starts=end)
-                if follower is None:
+                found = self._find(place.file_index, starts=end, ends=start)
+                if found is None:
                     break
-                run.append(follower)
-                assert follower.place is not None
-                end += follower.place.length
-                size += follower.place.length
-            while size < self.max_run_bytes:
-                leader = self._find(place.file_index, ends=start)
-                if leader is None:
-                    break
-                run.appendleft(leader)
-                assert leader.place is not None
-                start = leader.place.offset
-                size += leader.place.length
+                job, p = found
+                if p.offset == end:  # it follows the run
+                    run.append(job)
+                    end += p.length
+                else:  # it leads the run
+                    run.appendleft(job)
+                    start = p.offset
+                size += p.length
             return list(run)
 
-    def _find(self, file_index: int, *, starts: int = -1, ends: int = -1) -> Job | None:
-        """Take the waiting job whose place in file ``file_index`` starts at ``starts`` (or ends at ``ends``)."""
+    def _find(self, file_index: int, *, starts: int, ends: int) -> tuple[Job, Place] | None:
+        """Take the waiting job whose place in file ``file_index`` starts at ``starts`` or ends at ``ends``."""
         for job in self._jobs:
             p = job.place
             if (
@@ -120,7 +116,7 @@ class WriteQueue:
                 and (p.offset == starts or p.offset + p.length == ends)
             ):
                 self._jobs.remove(job)
-                return job
+                return job, p
         return None
 
 
