@@ -97,11 +97,19 @@ def test_fuzz_finding_raw_value_with_non_string_key() -> None:
             bencode.raw_value(data, b"info")
 
 
-@pytest.mark.xfail(
-    reason="no token limit in shoal.codec.bencode: 400 KB of empty lists costs ~12 MB of Python objects "
-    "(libtorrent caps bdecode at 3,000,000 tokens; case 5)",
-    strict=True,
-)
-def test_token_bomb_memory_is_bounded() -> None:
+def test_token_bomb_over_the_cap_is_refused_before_any_value_is_built() -> None:
+    """Case 5: a document of tiny values (two bytes per empty list, ~30x that in Python objects) is counted by the
+    structure scan first; over ``max_tokens`` it is refused with no decoded value ever built."""
     data = b"l" + b"le" * 200_000 + b"e"
-    assert peak_memory(lambda: bencode.decode(data)) < 16 * len(data)
+    with pytest.raises(BencodeError, match="max_tokens"):
+        bencode.decode(data, max_tokens=100_000)
+    assert peak_memory(lambda: bencode.decode(data, max_tokens=100_000, strict=False)) < len(data) + 1_000_000
+
+
+def test_token_bomb_under_the_cap_costs_bounded_memory_per_value() -> None:
+    """Under the cap, a decoded value costs a bounded number of bytes, so the default cap (libtorrent's 3,000,000)
+    bounds the worst document: at most ``DEFAULT_MAX_TOKENS`` times this, ~200 MB, whatever its byte size."""
+    tokens = 200_000
+    data = b"l" + b"le" * tokens + b"e"
+    assert len(bencode.decode(data)) == tokens
+    assert peak_memory(lambda: bencode.decode(data)) < 72 * tokens
