@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,34 @@ def test_run_orders_put_each_peer_in_each_slot_equally_often() -> None:
         for slot in range(kinds):
             assert sorted(o[slot] for o in orders) == sorted(list(range(kinds)) * (6 // kinds))
     assert bench_transfer.run_orders(5, 3) == bench_transfer.run_orders(5, 3)  # a fixed seed
+
+
+def test_create_benchmark_runs_small_and_prints_the_hashing_floor(tmp_path: Path) -> None:
+    peers.require_libtorrent()
+    peers.require_binary("mktorrent")
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_create.py"
+    cmd = [
+        sys.executable,
+        str(script),
+        "--size-mib",
+        "4",
+        "--rounds",
+        "1",
+        "--workdir",
+        str(tmp_path / "work"),
+    ]
+    before = _children()
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "| shoal hybrid |" in out and "| libtorrent hybrid |" in out, out
+    assert "hashing floor (hashlib, one core, best of 1): v1 " in out, out
+    assert "shoal hybrid / libtorrent hybrid:" in out and "the floor)" in out, out
+    assert not (tmp_path / "work").exists()  # its scratch folder is removed
+    assert _children() <= before
