@@ -24,9 +24,8 @@
   loop never blocks. ``hashlib`` releases the GIL, so hashing runs in parallel with the loop.
 - ``ENOSPC``/``EDQUOT`` -> :class:`~shoal.errors.DiskFullError`; other ``OSError`` -> :class:`StorageError`.
 - Unwanted files (priority 0, via ``file_priorities=`` or :meth:`FileStorage.set_file_priorities`) are not
-  created: the bytes of theirs that share a piece with a wanted file go to a sparse part file
-  ``root/.shoal.parts/<key>/<file index>.part`` (reads, hashing and ``file_stats`` use it), and are moved into
-  the real file if it becomes wanted. An unwanted file that already exists on disk is used as is.
+  created: their bytes that share a piece with a wanted file go to a part file (:mod:`shoal.storage.part_files`;
+  reads, hashing and ``file_stats`` use it). An unwanted file that already exists on disk is used as is.
 
 Use: ``st = FileStorage(layout, root); await st.open(); ok = await st.hash_and_write_piece(i, data, sha1)``.
 """
@@ -35,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import logging
 import os
 import threading
@@ -49,6 +47,7 @@ from shoal.storage.backend import FileStat, piece_digest
 from shoal.storage.fd_cache import FdCache
 from shoal.storage.hasher import PieceSpace, hash_run_pooled
 from shoal.storage.layout import Layout, Span
+from shoal.storage.part_files import PARTS_DIR, copy_written, default_parts_key, parked_files
 from shoal.storage.span_writer import SpanWriter, map_os_error
 from shoal.storage.write_behind import DEFAULT_WINDOW
 from shoal.storage.write_runs import Job, WriteQueue, hash_and_write, run_place
@@ -61,8 +60,6 @@ Buffer = bytes | bytearray | memoryview
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
-
-PARTS_DIR = ".shoal.parts"
 
 WRITE_CHUNK = 128 * 1024
 """Bytes per ``pwrite`` (see the module docstring for why not whole pieces); ``Settings.disk_write_chunk``."""
@@ -78,14 +75,6 @@ def shared_executor(workers: int = 4) -> ThreadPoolExecutor:
         if _shared_executor is None:
             _shared_executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shoal-disk")
         return _shared_executor
-
-
-def default_parts_key(layout: Layout) -> str:
-    """A short name for this torrent's part files, stable across runs (from the file list)."""
-    h = hashlib.sha1()
-    for f in layout.files:
-        h.update("/".join(f.path).encode("utf-8", "surrogateescape") + b"\0" + str(f.length).encode() + b"\0")
-    return h.hexdigest()[:16]
 
 
 def check_component(part: str) -> None:
@@ -143,15 +132,7 @@ class FileStorage:
         self._waiting: WriteQueue | None = None
 
     def _parked_from(self, priorities: Sequence[int] | None) -> frozenset[int]:
-        if priorities is None:
-            return frozenset()
-        if len(priorities) != len(self.layout.files):
-            raise ValueError(f"{len(priorities)} file priorities for {len(self.layout.files)} files")
-        return frozenset(
-            i
-            for i, (f, p) in enumerate(zip(self.layout.files, priorities, strict=True))
-            if p <= 0 and not f.is_pad
-        )
+        return parked_files(self.layout, priorities)
 
     def part_path(self, file_index: int) -> Path:
         return self._part_dir / f"{file_index}.part"
@@ -477,24 +458,7 @@ class FileStorage:
         try:
             fd, cached = self._fds.acquire(index, True)
             try:
-                size = os.fstat(src).st_size
-                pos = 0
-                while pos < size:
-                    try:
-                        pos = os.lseek(src, pos, os.SEEK_DATA)
-                        end = os.lseek(src, pos, os.SEEK_HOLE)
-                    except OSError as exc:
-                        if exc.errno == errno.ENXIO:
-                            break  # only holes left
-                        end = size  # no SEEK_DATA support: copy everything
-                    while pos < end:
-                        chunk = os.pread(src, min(end - pos, 1 << 20), pos)
-                        if not chunk:
-                            break
-                        written = 0
-                        while written < len(chunk):
-                            written += os.pwrite(fd, memoryview(chunk)[written:], pos + written)
-                        pos += len(chunk)
+                copy_written(src, fd)
             except OSError as exc:
                 raise map_os_error(exc, f"move {part} to {self._paths[index]}") from exc
             finally:

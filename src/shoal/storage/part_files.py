@@ -1,0 +1,58 @@
+"""Part files: where :class:`~shoal.storage.files.FileStorage` keeps the bytes of an unwanted file (priority 0) that
+share a piece with a wanted one, so the unwanted file itself is never created. They live under
+``root/.shoal.parts/<key>/<file index>.part`` (sparse: only the shared pieces are written), and when such a file
+becomes wanted, what its part file holds is copied into it and the part file removed."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from collections.abc import Sequence
+
+from shoal.storage.layout import Layout
+
+PARTS_DIR = ".shoal.parts"
+COPY_CHUNK = 1 << 20
+
+
+def default_parts_key(layout: Layout) -> str:
+    """A short name for this torrent's part files, stable across runs (from the file list)."""
+    h = hashlib.sha1()
+    for f in layout.files:
+        h.update("/".join(f.path).encode("utf-8", "surrogateescape") + b"\0" + str(f.length).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def parked_files(layout: Layout, priorities: Sequence[int] | None) -> frozenset[int]:
+    """The files kept in part files for these priorities: those at 0 or below (pad files never are)."""
+    if priorities is None:
+        return frozenset()
+    if len(priorities) != len(layout.files):
+        raise ValueError(f"{len(priorities)} file priorities for {len(layout.files)} files")
+    return frozenset(
+        i for i, (f, p) in enumerate(zip(layout.files, priorities, strict=True)) if p <= 0 and not f.is_pad
+    )
+
+
+def copy_written(src: int, dst: int) -> None:
+    """Copy what was written into the (sparse) file ``src`` to the same offsets of ``dst``, skipping holes where the
+    file system tells them (``SEEK_DATA``; else everything is copied). Raises OSError."""
+    size = os.fstat(src).st_size
+    pos = 0
+    while pos < size:
+        try:
+            pos = os.lseek(src, pos, os.SEEK_DATA)
+            end = os.lseek(src, pos, os.SEEK_HOLE)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                break  # only holes left
+            end = size  # no SEEK_DATA support: copy everything
+        while pos < end:
+            chunk = os.pread(src, min(end - pos, COPY_CHUNK), pos)
+            if not chunk:
+                break
+            written = 0
+            while written < len(chunk):
+                written += os.pwrite(dst, memoryview(chunk)[written:], pos + written)
+            pos += len(chunk)
