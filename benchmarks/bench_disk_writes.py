@@ -7,9 +7,11 @@ disk threads, as it does against one thing turned off:
   ``src/shoal/storage/write_behind.py``);
 * ``--compare direct``: with ``direct_writes=False``, so every piece is written buffered (with write-behind)
   instead of its aligned part with ``O_DIRECT`` (``src/shoal/storage/direct_io.py``). The piece is written from a
-  page-aligned buffer, as a download's piece buffers are.
+  page-aligned buffer, as a download's piece buffers are;
+* ``--compare preallocate``: with ``preallocate=False``, so the file is sparse and its direct writes allocate
+  blocks, one writer at a time (``src/shoal/storage/preallocate.py``).
 
-Run: ``.venv/bin/python benchmarks/bench_disk_writes.py [--compare lock|write-behind|direct] [--mib 1024]
+Run: ``.venv/bin/python benchmarks/bench_disk_writes.py [--compare lock|write-behind|direct|preallocate] [--mib 1024]
 [--piece-kib 1024] [--rounds 6] [--workdir /tmp/bench-writes]``
 
 The two variants take turns in a shuffled order; each round writes a fresh file (what a download does) and deletes it. Prints each
@@ -79,6 +81,8 @@ async def one_round(
         st = FileStorage(lay, workdir, disk_threads=4, write_behind=0)
     elif compare == "direct" and not as_is:
         st = FileStorage(lay, workdir, disk_threads=4, direct_writes=False)
+    elif compare == "preallocate" and not as_is:
+        st = FileStorage(lay, workdir, disk_threads=4, preallocate=False)
     else:
         st = FileStorage(lay, workdir, disk_threads=4)
     if compare == "lock" and not as_is:
@@ -133,7 +137,10 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
-        "--compare", choices=["lock", "write-behind", "direct"], default="lock", help="what to turn off"
+        "--compare",
+        choices=["lock", "write-behind", "direct", "preallocate"],
+        default="lock",
+        help="what to turn off",
     )
     ap.add_argument("--mib", type=int, default=1024, help="MiB to write per round")
     ap.add_argument("--piece-kib", type=int, default=1024, help="piece size in KiB")

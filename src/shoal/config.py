@@ -78,6 +78,9 @@ class Settings:
     disk_write_behind: int = 64 << 20
     # the aligned parts of verified pieces bypass the page cache (storage/direct_io.py)
     disk_direct_writes: bool = True
+    # a new file gets all its blocks at once, so direct writes to it run side by side (storage/preallocate.py);
+    # off: sparse files
+    disk_preallocate: bool = True
     max_open_files: int = 64  # cached file descriptors per storage
     resume_checkpoint_pieces: int = 64  # checkpoint after this many newly verified pieces...
     resume_checkpoint_interval: float = 30.0  # ...or this many seconds, whichever first

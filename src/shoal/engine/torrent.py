@@ -255,6 +255,7 @@ class TorrentTask:
             write_chunk=self.settings.disk_write_chunk,
             write_behind=self.settings.disk_write_behind,
             direct_writes=self.settings.disk_direct_writes,
+            preallocate=self.settings.disk_preallocate,
         )
 
     def conn_geometry(self, with_metadata_size: bool = True) -> dict[str, Any]:
@@ -296,6 +297,9 @@ class TorrentTask:
         if len(priorities) != len(self.layout.files):
             raise ConfigError(f"{len(priorities)} file priorities for {len(self.layout.files)} files")
         self.transfer.picker.set_priorities(self.layout.piece_priorities(priorities))
+        unwanted = getattr(self.transfer.storage, "set_unwanted_files", None)  # FileStorage: not preallocated
+        if unwanted is not None:
+            unwanted(i for i, p in enumerate(priorities) if p <= 0)
 
     def _recount(self) -> None:
         """Recompute wanted/done byte totals (priorities changed or checking finished)."""

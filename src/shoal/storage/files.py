@@ -3,9 +3,11 @@
 - Every target path is checked to stay inside ``root``: components may not be empty, ``.``, ``..``, absolute or
   contain a separator or NUL; each parent folder is resolved and must lie inside the resolved root (a planted
   symlink pointing out is refused); the file itself is opened with ``O_NOFOLLOW``.
-- Files are created lazily on the first write and made sparse (``ftruncate`` to their final size); empty files
-  and their folders are created by :meth:`FileStorage.open`. Pad files (BEP 47) never touch the disk: they read
-  as zeros and writes to them are dropped.
+- Files are created lazily on the first write, with all their blocks allocated at once (``fallocate``:
+  :mod:`shoal.storage.preallocate`); sparse (``ftruncate`` to their final size) where that is refused, with
+  ``preallocate=False``, for part files and for :meth:`FileStorage.set_unwanted_files`. Empty files and their
+  folders are created by :meth:`FileStorage.open`. Pad files (BEP 47) never touch the disk: they read as zeros and
+  writes to them are dropped.
 - I/O uses ``os.pread``/``os.preadv``/``os.pwrite`` on cached descriptors (a bounded LRU with reference counts, so
   a descriptor in use by a worker is never closed under it).
 - Buffered writes go out ``write_chunk`` bytes (128 KiB) per ``pwrite`` (direct ones 1 MiB). Measured on the
@@ -14,7 +16,8 @@
   (``copy_folio_from_iter_atomic``; not proven why: a large write is given large folios); a whole 1 GiB download
   spent 0.6-0.75 s in the kernel with 128 KiB writes against 2.3-3.1 s with 1 MiB writes (5 runs each,
   alternated). A write costs the worker a GIL hand-back per chunk, so chunks are not made smaller than needed.
-- One thread writes to a file at a time (a lock per file, held for a span): :mod:`shoal.storage.span_writer`.
+- One thread writes to a file at a time (a lock per file, held for a span), except direct writes to a file whose
+  blocks are all allocated: :mod:`shoal.storage.span_writer`.
 - Written data does not pile up in the page cache. The aligned middle of each span (all of a piece, in a single-
   file torrent) is written with ``O_DIRECT`` through a bounce buffer (:mod:`shoal.storage.direct_io`;
   ``Settings.disk_direct_writes``); what is written buffered is handed to writeback at once and dropped from the
@@ -37,7 +40,7 @@ import errno
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -48,6 +51,7 @@ from shoal.storage.fd_cache import FdCache
 from shoal.storage.hasher import PieceSpace, hash_run_pooled
 from shoal.storage.layout import Layout, Span
 from shoal.storage.part_files import PARTS_DIR, copy_written, default_parts_key, parked_files
+from shoal.storage.preallocate import allocate, fully_allocated
 from shoal.storage.span_writer import SpanWriter, map_os_error
 from shoal.storage.write_behind import DEFAULT_WINDOW
 from shoal.storage.write_runs import Job, WriteQueue, hash_and_write, run_place
@@ -106,8 +110,11 @@ class FileStorage:
         write_chunk: int = WRITE_CHUNK,
         write_behind: int = DEFAULT_WINDOW,
         direct_writes: bool = True,
+        preallocate: bool = True,
     ) -> None:
         self.layout = layout
+        self._preallocate = preallocate
+        self._unwanted: frozenset[int] = frozenset()  # files never preallocated (set_unwanted_files)
         self._root_arg = Path(root)
         self._root = Path(os.path.abspath(root))
         self._real_root: str | None = None  # resolved on a worker thread (open, or the first path check)
@@ -194,10 +201,18 @@ class FileStorage:
             raise map_os_error(exc, f"open {path}") from exc
         if writable:
             try:
-                size = os.fstat(fd).st_size
+                st = os.fstat(fd)
                 want = self.layout.files[index].length
-                if size < want:
+                real = index not in self._parked  # a part file stays sparse: most of it is never written
+                if st.st_size < want and self._preallocate and real and index not in self._unwanted:
+                    whole = allocate(fd, want)
+                elif st.st_size < want:
                     os.ftruncate(fd, want)
+                    whole = False
+                else:
+                    whole = real and fully_allocated(st)
+                if whole:
+                    self._writer.allocated.add(index)  # its direct writes need no lock of ours
             except OSError as exc:
                 os.close(fd)
                 raise map_os_error(exc, f"resize {path}") from exc
@@ -466,6 +481,12 @@ class FileStorage:
         finally:
             os.close(src)
         os.unlink(part)
+
+    def set_unwanted_files(self, files: Iterable[int]) -> None:
+        """Files the user does not want: created real and sparse if a piece they share with a wanted file is written,
+        never preallocated (selecting one small file of a torrent must not reserve its big neighbours' space).
+        Unlike :meth:`set_file_priorities` nothing is parked in part files."""
+        self._unwanted = frozenset(files)
 
     async def set_file_priorities(self, priorities: Sequence[int]) -> None:
         """Files at priority 0 are not created: bytes of theirs that share a piece with a wanted file go to a part

@@ -1,12 +1,14 @@
-"""Writing a verified piece's spans into their files (worker threads): one writer per file at a time, the
-aligned middle of each span with ``O_DIRECT`` (:mod:`shoal.storage.direct_io`), the rest buffered with
-write-behind (:mod:`shoal.storage.write_behind`). :class:`shoal.storage.files.FileStorage` owns the files and the
-descriptor cache; this is its write path.
+"""Writing a verified piece's spans into their files (worker threads): the aligned middle of each span with
+``O_DIRECT`` (:mod:`shoal.storage.direct_io`), the rest buffered with write-behind
+(:mod:`shoal.storage.write_behind`), one writer per file at a time where the kernel would take turns anyway.
+:class:`shoal.storage.files.FileStorage` owns the files and the descriptor cache; this is its write path.
 
-One writer per file at a time, for spans of :data:`LOCKED_SPAN_MIN` and more: ext4 serialises buffered writes to a
-file on its inode lock anyway, and threads that meet there spin on it (``rwsem_spin_on_owner`` was 12 % of a 1 GiB
-download's CPU with 4 disk threads); waiting on a lock of ours sleeps instead, and hashing on the other threads
-goes on in parallel. Smaller spans are written without it: the lock is held across the GIL hand-offs of the write
+One writer per file at a time, for spans of :data:`LOCKED_SPAN_MIN` and more. ext4 serialises buffered writes to a
+file on its inode lock, and direct writes that allocate blocks too, and threads that meet there spin on it
+(``rwsem_spin_on_owner`` was 12 % of a 1 GiB download's CPU with 4 disk threads); waiting on a lock of ours sleeps
+instead, and hashing on the other threads goes on in parallel. Direct writes to a file whose blocks are all
+allocated (:mod:`shoal.storage.preallocate`: the files a download creates) are overwrites, which the kernel runs side
+by side, so they take no lock. Smaller spans are written without it: the lock is held across the GIL hand-offs of the write
 (each ``pwrite`` gives the GIL up and has to win it back from a busy event loop), so with small pieces the writers
 queued behind one that waited for the GIL. A 1 GiB download in 32 KiB pieces from libtorrent took 12.7-14.3 s with
 the lock and 9.2-11.3 s without it (2 cores; docs/PERFORMANCE.md); ``benchmarks/bench_disk_writes.py --compare
@@ -77,6 +79,9 @@ class SpanWriter:
         )
         self._no_direct: set[int] = set()  # files whose filesystem refused O_DIRECT
         self.locks: dict[int, threading.Lock] = {}  # file index -> its writer's lock (long spans only)
+        # files with every block allocated (storage/preallocate.py): their direct writes are overwrites, which the
+        # kernel runs side by side, so they take no lock of ours (the file's owner adds to it when it opens one)
+        self.allocated: set[int] = set()
 
     def write_spans(self, spans: list[Span], view: memoryview) -> None:
         """Write ``view`` (a piece) into its spans; pad spans are dropped."""
@@ -84,12 +89,13 @@ class SpanWriter:
             if s.is_pad:
                 continue
             index = s.file_index
+            direct = self._direct_ok(index)
             lock: threading.Lock | contextlib.nullcontext[None] = _UNLOCKED
-            if s.length >= LOCKED_SPAN_MIN:
+            if s.length >= LOCKED_SPAN_MIN and not (direct and index in self.allocated):
                 lock = self.locks.get(index) or self.locks.setdefault(index, threading.Lock())
             pos = s.data_offset
             off = s.file_offset
-            head, n = aligned_part(off, s.length) if self._direct_ok(index) else (0, 0)
+            head, n = aligned_part(off, s.length) if direct else (0, 0)
             with lock:
                 middle = view[pos + head : pos + head + n]
                 if n and self._write_direct(index, write_direct, middle, off + head) == n:
@@ -117,7 +123,7 @@ class SpanWriter:
             return False
         total = sum(len(v) for v in views)
         lock: threading.Lock | contextlib.nullcontext[None] = _UNLOCKED
-        if total >= LOCKED_SPAN_MIN:
+        if total >= LOCKED_SPAN_MIN and index not in self.allocated:
             lock = self.locks.get(index) or self.locks.setdefault(index, threading.Lock())
         with lock:
             written = self._write_direct(index, write_direct_run, views, file_offset)
@@ -132,7 +138,9 @@ class SpanWriter:
         return True
 
     def forget(self, index: int) -> None:
-        """The file moved (a part file became the real one, or back): its direct descriptor goes."""
+        """The file moved (a part file became the real one, or back): its direct descriptor goes, and what was known
+        of its blocks."""
+        self.allocated.discard(index)
         if self._direct_fds is not None:
             self._direct_fds.forget(index)
 

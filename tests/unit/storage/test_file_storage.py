@@ -1,4 +1,5 @@
-"""FileStorage on tmp_path: confinement, sparse and empty files, spans across files, pad files, errors."""
+"""FileStorage on tmp_path: confinement, sparse and empty files, spans across files, pad files, errors
+(preallocation: test_preallocate.py)."""
 
 from __future__ import annotations
 
@@ -82,10 +83,10 @@ async def test_block_writes_and_wrong_hash_not_written(tmp_path: Path) -> None:
     await st.close()
 
 
-async def test_files_are_sparse(tmp_path: Path) -> None:
+async def test_files_are_sparse_without_preallocation(tmp_path: Path) -> None:
     size = 64 * 1024 * 1024
     lay = Layout.from_files([(("big",), size, False)], 1024 * 1024)
-    st = FileStorage(lay, tmp_path)
+    st = FileStorage(lay, tmp_path, preallocate=False)
     await st.open()
     await st.write_block(63, 0, b"q" * 16384)
     s = (tmp_path / "big").stat()
@@ -303,7 +304,8 @@ async def test_a_write_to_one_file_does_not_wait_for_another_files_writer(
 ) -> None:
     monkeypatch.setattr(span_writer, "LOCKED_SPAN_MIN", 1)  # every span is written under its file's lock
     lay = Layout.from_files([(("a",), PL, False), (("b",), PL, False)], PL, block_size=16)
-    st = FileStorage(lay, tmp_path / "dl", disk_threads=2)
+    # sparse files: a preallocated one takes direct writes side by side, without the lock (test_preallocate.py)
+    st = FileStorage(lay, tmp_path / "dl", disk_threads=2, preallocate=False)
     await st.open()
     await st.write_piece(0, payload(PL))  # file a has its lock now
     with st._writer.locks[0]:  # a writer of file a is mid-write
