@@ -13,8 +13,8 @@ default.
 How: Linux ``fallocate(2)`` with mode 0 through ``ctypes`` (the standard library has no binding; glibc's
 ``posix_fallocate`` would instead write a zero into every block on a file system without ``fallocate``). The file
 reads as zeros where nothing was written, as a sparse one does. Where the call is missing or refused (another OS,
-a file system without it, a full disk, a quota), the file is made sparse with ``ftruncate`` as before: a full disk
-then shows at the write that needs the space, as it did.
+a file system without it, less free space than the file needs, a quota), the file is made sparse with
+``ftruncate`` as before: a full disk then shows at the write that needs the space, as it did.
 
 Whether a file's blocks are all allocated (:func:`fully_allocated`) tells the span writer that its direct writes
 need no lock of ours; a file preallocated in an earlier session counts too.
@@ -51,9 +51,11 @@ _fallocate = _libc_fallocate()
 
 def allocate(fd: int, length: int) -> bool:
     """Make the file of ``fd`` ``length`` bytes long with every block allocated; True if it was. Otherwise (no
-    ``fallocate`` here, refused, no space) it is made ``length`` bytes long and sparse, and False is returned; an
-    error of that ``ftruncate`` is raised as OSError."""
-    if _fallocate is not None and length > 0:
+    ``fallocate`` here, refused, not enough free space) it is made ``length`` bytes long and sparse, and False is
+    returned; an error of that ``ftruncate`` is raised as OSError. The free space is checked first: a
+    ``fallocate`` that runs out of it keeps the blocks it got (ext4, XFS), which would leave the disk full for
+    everything else."""
+    if _fallocate is not None and length > 0 and _free_bytes(fd) >= length:
         if _fallocate(fd, 0, 0, length) == 0:
             return True
         err = ctypes.get_errno()
@@ -61,6 +63,15 @@ def allocate(fd: int, length: int) -> bool:
             logger.debug("fallocate failed: %s", os.strerror(err))
     os.ftruncate(fd, length)
     return False
+
+
+def _free_bytes(fd: int) -> int:
+    """Bytes an unprivileged writer may still use on the file system of ``fd`` (0 if it cannot be told)."""
+    try:
+        vfs = os.fstatvfs(fd)
+    except (OSError, AttributeError):
+        return 0
+    return vfs.f_bavail * vfs.f_frsize
 
 
 def fully_allocated(st: os.stat_result) -> bool:

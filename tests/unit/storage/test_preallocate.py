@@ -59,6 +59,21 @@ def test_a_refused_fallocate_leaves_a_sparse_file_of_the_size(
         os.close(fd)
 
 
+def test_a_file_larger_than_the_free_space_is_left_sparse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fallocate keeps what it got when it runs out of space: it is not even tried, or the disk would be left full."""
+    calls: list[int] = []
+    monkeypatch.setattr(preallocate, "_fallocate", lambda fd, mode, offset, length: calls.append(length) or 0)
+    monkeypatch.setattr(preallocate, "_free_bytes", lambda fd: 8 * MIB - 1)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        assert not allocate(fd, 8 * MIB)
+        assert os.fstat(fd).st_size == 8 * MIB and calls == []
+    finally:
+        os.close(fd)
+
+
 def test_without_fallocate_the_file_is_sparse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(preallocate, "_fallocate", None)  # another OS
     fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
