@@ -3,16 +3,17 @@
 (:mod:`shoal.storage.write_behind`), one writer per file at a time where the kernel would take turns anyway.
 :class:`shoal.storage.files.FileStorage` owns the files and the descriptor cache; this is its write path.
 
-One writer per file at a time, for spans of :data:`LOCKED_SPAN_MIN` and more. ext4 serialises buffered writes to a
-file on its inode lock, and direct writes that allocate blocks too, and threads that meet there spin on it
-(``rwsem_spin_on_owner`` was 12 % of a 1 GiB download's CPU with 4 disk threads); waiting on a lock of ours sleeps
-instead, and hashing on the other threads goes on in parallel. Direct writes to a file whose blocks are all
-allocated (:mod:`shoal.storage.preallocate`: the files a download creates) are overwrites, which the kernel runs side
-by side, so they take no lock. Smaller spans are written without it: the lock is held across the GIL hand-offs of the write
-(each ``pwrite`` gives the GIL up and has to win it back from a busy event loop), so with small pieces the writers
-queued behind one that waited for the GIL. A 1 GiB download in 32 KiB pieces from libtorrent took 12.7-14.3 s with
-the lock and 9.2-11.3 s without it (2 cores; docs/PERFORMANCE.md); ``benchmarks/bench_disk_writes.py --compare
-lock``: 32 KiB pieces 1.31x the wall time with the lock, 256 KiB 1.08x, 512 KiB 1.33x, 1 MiB 0.87x.
+One writer per file at a time, for spans of :data:`LOCKED_SPAN_MIN` and more (:meth:`SpanWriter._lock_for`).
+ext4 serialises buffered writes to a file on its inode lock, and direct writes that allocate blocks too, and
+threads that meet there spin on it (``rwsem_spin_on_owner`` was 12 % of a 1 GiB download's CPU with 4 disk
+threads); waiting on a lock of ours sleeps instead, and hashing on the other threads goes on in parallel.
+Direct writes to a file whose blocks are all allocated (:mod:`shoal.storage.preallocate`: the files a download
+creates) are overwrites, which the kernel runs side by side, so they take no lock. Smaller spans are written
+without it: the lock is held across the GIL hand-offs of the write (each ``pwrite`` gives the GIL up and has
+to win it back from a busy event loop), so with small pieces the writers queued behind one that waited for the
+GIL. A 1 GiB download in 32 KiB pieces from libtorrent took 12.7-14.3 s with the lock and 9.2-11.3 s without
+it (2 cores; docs/PERFORMANCE.md); ``benchmarks/bench_disk_writes.py --compare lock``: 32 KiB pieces 1.31x the
+wall time with the lock, 256 KiB 1.08x, 512 KiB 1.33x, 1 MiB 0.87x.
 """
 
 from __future__ import annotations
@@ -90,9 +91,7 @@ class SpanWriter:
                 continue
             index = s.file_index
             direct = self._direct_ok(index)
-            lock: threading.Lock | contextlib.nullcontext[None] = _UNLOCKED
-            if s.length >= LOCKED_SPAN_MIN and not (direct and index in self.allocated):
-                lock = self.locks.get(index) or self.locks.setdefault(index, threading.Lock())
+            lock = self._lock_for(index, s.length, direct)
             pos = s.data_offset
             off = s.file_offset
             head, n = aligned_part(off, s.length) if direct else (0, 0)
@@ -111,6 +110,15 @@ class SpanWriter:
                     old += self._behind.written(index, off + a, length)
                 self._drop_behind(old)
 
+    def _lock_for(
+        self, index: int, length: int, direct: bool
+    ) -> threading.Lock | contextlib.nullcontext[None]:
+        """The lock a write of ``length`` bytes to file ``index`` holds: its file's writer lock for a long write,
+        unless it goes out direct to a file with every block allocated; else none."""
+        if length < LOCKED_SPAN_MIN or (direct and index in self.allocated):
+            return _UNLOCKED
+        return self.locks.get(index) or self.locks.setdefault(index, threading.Lock())
+
     def takes_direct(self, index: int) -> bool:
         """Whether file ``index`` is written with ``O_DIRECT`` (until its filesystem refuses)."""
         return self._direct_ok(index)
@@ -121,11 +129,7 @@ class SpanWriter:
         writes; the caller then writes the pieces one by one. What a short write leaves goes out buffered."""
         if not self._direct_ok(index):
             return False
-        total = sum(len(v) for v in views)
-        lock: threading.Lock | contextlib.nullcontext[None] = _UNLOCKED
-        if total >= LOCKED_SPAN_MIN and index not in self.allocated:
-            lock = self.locks.get(index) or self.locks.setdefault(index, threading.Lock())
-        with lock:
+        with self._lock_for(index, sum(len(v) for v in views), direct=True):
             written = self._write_direct(index, write_direct_run, views, file_offset)
             if not written and not self._direct_ok(index):
                 return False  # refused: the caller writes the pieces one by one
