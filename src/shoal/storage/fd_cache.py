@@ -1,12 +1,19 @@
 """A bounded LRU of open file descriptors, shared by a storage's worker threads: an entry in use is never closed
-under its user (reference counts); one forgotten while in use is closed when its last user releases it."""
+under its user (reference counts); one forgotten while in use is closed when its last user releases it.
+
+:meth:`FdCache.holding` takes files out of use for a while (a part file moving into its real file:
+:meth:`shoal.storage.files.FileStorage.set_file_priorities`): it waits until every descriptor of theirs handed out
+is released, and meanwhile :meth:`FdCache.acquire` of one of them waits (:meth:`FdCache.try_acquire`, for the event
+loop, gives up instead).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 
 
 class FdCache:
@@ -18,16 +25,38 @@ class FdCache:
         self.lock = threading.Lock()
         self.entries: OrderedDict[int, list[int]] = OrderedDict()  # file index -> [fd, writable, refs]
         self.doomed: dict[int, int] = {}  # fd -> refs, forgotten while in use
+        self.held: frozenset[int] = frozenset()  # files out of use (holding)
+        self._users: dict[int, int] = {}  # file index -> descriptors handed out (cached or not), not released
+        self._changed = threading.Condition(self.lock)  # a file's last user left, or a hold ended
 
     def acquire(self, index: int, writable: bool) -> tuple[int, bool]:
-        """``(fd, cached)``; pass both back to :meth:`release`."""
+        """``(fd, cached)``; pass both back to :meth:`release`. Waits while the file is held."""
+        got = self._acquire(index, writable, wait=True)
+        assert got is not None
+        return got
+
+    def try_acquire(self, index: int, writable: bool) -> tuple[int, bool] | None:
+        """Like :meth:`acquire`, but None at once where that would wait for a hold (the event loop's reads)."""
+        return self._acquire(index, writable, wait=False)
+
+    def _acquire(self, index: int, writable: bool, *, wait: bool) -> tuple[int, bool] | None:
         with self.lock:
+            while index in self.held:
+                if not wait:
+                    return None
+                self._changed.wait()
+            self._users[index] = self._users.get(index, 0) + 1
             entry = self.entries.get(index)
             if entry is not None and (entry[1] or not writable):
                 entry[2] += 1
                 self.entries.move_to_end(index)
                 return entry[0], True
-        fd = self.opener(index, writable)
+        try:
+            fd = self.opener(index, writable)
+        except BaseException:
+            with self.lock:
+                self._left(index)
+            raise
         with self.lock:
             old = self.entries.get(index)
             if old is not None:
@@ -39,10 +68,11 @@ class FdCache:
         return fd, True
 
     def release(self, index: int, fd: int, cached: bool) -> None:
-        if not cached:
-            os.close(fd)
-            return
         with self.lock:
+            self._left(index)
+            if not cached:
+                os.close(fd)
+                return
             entry = self.entries.get(index)
             if entry is not None and entry[0] == fd:
                 entry[2] -= 1
@@ -52,6 +82,42 @@ class FdCache:
                     del self.doomed[fd]
                     os.close(fd)
             self._evict()
+
+    def _left(self, index: int) -> None:
+        """(Lock held) one user of file ``index`` is done with it."""
+        n = self._users[index] - 1
+        if n:
+            self._users[index] = n
+        else:
+            del self._users[index]
+            if index in self.held:
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def holding(self, indices: Collection[int]) -> Iterator[None]:
+        """Take files ``indices`` out of use: wait until every descriptor of theirs handed out is released, keep
+        :meth:`acquire` of them waiting meanwhile, and let them go when the block ends. One hold at a time; the
+        caller takes no descriptor of these files from this cache while it holds them (it would wait forever)."""
+        if not indices:
+            yield
+            return
+        with self.lock:
+            if self.held:
+                raise RuntimeError("FdCache.holding is not reentrant")
+            self.held = frozenset(indices)
+            try:
+                while any(i in self._users for i in self.held):
+                    self._changed.wait()
+            except BaseException:
+                self.held = frozenset()
+                self._changed.notify_all()
+                raise
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.held = frozenset()
+                self._changed.notify_all()
 
     def forget(self, index: int) -> None:
         """Drop a file's descriptor from the cache; closed now, or when its last user releases it."""

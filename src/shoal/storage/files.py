@@ -36,6 +36,7 @@ Use: ``st = FileStorage(layout, root); await st.open(); ok = await st.hash_and_w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -239,6 +240,16 @@ class FileStorage:
             if make and not os.path.lexists(self._paths[i]):
                 fd = self._open(i, writable=True)
                 os.close(fd)
+        if os.path.isdir(self._part_dir):  # part files of an earlier session whose files are wanted now
+            for i, f in enumerate(self.layout.files):
+                if not f.is_pad and i not in self._parked:
+                    self._unpark(i)
+            self._remove_part_dirs()
+
+    def _remove_part_dirs(self) -> None:
+        for d in (self._part_dir, self._part_dir.parent):
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only when empty
 
     async def open(self) -> None:
         """Create the root, folders of empty files and the empty files; check that every path stays inside."""
@@ -350,11 +361,7 @@ class FileStorage:
                 pass
             except OSError as exc:
                 raise map_os_error(exc, f"delete {self.part_path(i)}") from exc
-        for d in (self._part_dir, self._part_dir.parent):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
+        self._remove_part_dirs()
 
     # --- Storage API ---------------------------------------------------------------------------------------
 
@@ -382,7 +389,10 @@ class FileStorage:
         with fds.lock:
             if s.file_index not in fds.entries:
                 return None  # opening a file may block
-        fd, cached = fds.acquire(s.file_index, False)
+        got = fds.try_acquire(s.file_index, False)
+        if got is None:
+            return None  # the file is held (its part file moving): waiting would block
+        fd, cached = got
         buf = into if into is not None and len(into) == s.length else bytearray(s.length)
         try:
             n = os.preadv(fd, [buf], s.file_offset, flag)
@@ -453,16 +463,23 @@ class FileStorage:
         return await self._run(self._hash_read, piece, algo)
 
     def _reprioritize(self, parked: frozenset[int]) -> None:
-        leaving = self._parked - parked
-        for i in self._parked ^ parked:
-            self._writer.forget(i)
-            self._fds.forget(i)
-        self._parked = parked
-        for i in sorted(leaving):
-            self._unpark(i)
+        """(Worker thread) park and unpark files. The files that change are held meanwhile: reads and writes of
+        theirs already under way finish first, new ones wait, so none reads a part file half moved or writes into
+        one already copied (the direct descriptors first: opening one takes a plain one)."""
+        changed = self._parked ^ parked
+        with self._writer.holding(changed), self._fds.holding(changed):
+            for i in changed:
+                self._writer.forget(i)
+                self._fds.forget(i)
+            self._parked = parked
+            for i in sorted(changed - parked):
+                self._unpark(i)
+        if not parked:
+            self._remove_part_dirs()
 
     def _unpark(self, index: int) -> None:
-        """Move what a part file holds into the real file (now wanted), then remove the part file."""
+        """Move what a part file holds into the real file (now wanted), then remove the part file. The caller
+        holds the file's descriptors, so this opens its own."""
         part = self.part_path(index)
         try:
             src = os.open(part, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
@@ -471,13 +488,13 @@ class FileStorage:
         except OSError as exc:
             raise map_os_error(exc, f"open {part}") from exc
         try:
-            fd, cached = self._fds.acquire(index, True)
+            fd = self._open(index, True)
             try:
                 copy_written(src, fd)
             except OSError as exc:
                 raise map_os_error(exc, f"move {part} to {self._paths[index]}") from exc
             finally:
-                self._fds.release(index, fd, cached)
+                os.close(fd)
         finally:
             os.close(src)
         os.unlink(part)

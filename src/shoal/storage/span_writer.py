@@ -23,7 +23,7 @@ import errno
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,12 @@ class SpanWriter:
                     self._write_buffered(index, v[skip:], file_offset + at + skip)
                 at += len(v)
         return True
+
+    def holding(self, indices: Collection[int]) -> contextlib.AbstractContextManager[None]:
+        """Hold the direct descriptors of files ``indices`` (:meth:`FdCache.holding`) while they move."""
+        if self._direct_fds is None:
+            return contextlib.nullcontext()
+        return self._direct_fds.holding(indices)
 
     def forget(self, index: int) -> None:
         """The file moved (a part file became the real one, or back): its direct descriptor goes, and what was known

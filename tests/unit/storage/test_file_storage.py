@@ -329,3 +329,73 @@ async def test_short_spans_are_written_without_their_files_lock(tmp_path: Path) 
         await asyncio.wait_for(st.write_piece(1, payload(PL)), 10)  # a short one does not wait for it
     assert (tmp_path / "dl" / "a").read_bytes()[PL:] == payload(PL)
     await st.close()
+
+
+# --- part files moving into their files: never under a read or write of that file, and at open ---
+
+PARKED_B = [1, 0, 0, 1, 1]  # a.bin, empty, sub/b.bin, pad, c.bin: b.bin unwanted
+
+
+async def write_piece_0(st: FileStorage, data: bytes) -> None:
+    chunk = data[:PL]  # a.bin 0-10 and b.bin 10-32
+    assert await st.hash_and_write_piece(0, chunk, hashlib.sha1(chunk).digest())
+
+
+async def test_a_part_file_moves_only_after_the_write_under_way(tmp_path: Path) -> None:
+    lay = multi_layout()
+    data = content(lay)
+    st = FileStorage(lay, tmp_path, file_priorities=PARKED_B, direct_writes=False, write_behind=0)
+    await st.open()
+    await write_piece_0(st, data)
+    b = tmp_path / "t" / "sub" / "b.bin"
+    assert st.part_path(2).exists() and not b.exists()
+    assert st.read_nowait(0, 16, 16) == data[16:32]  # from the part file, in the page cache
+
+    fd, cached = st._fds.acquire(2, True)  # a disk thread in the middle of a write to the part file
+    moving = asyncio.ensure_future(st.set_file_priorities([1] * 5))
+    await asyncio.sleep(0.3)
+    assert not moving.done()  # it waits for the write
+    assert not b.exists() and st.part_path(2).exists()
+    assert st.read_nowait(0, 16, 16) is None  # the event loop's read does not wait for the move
+    os.pwrite(fd, b"ZZZZ", 40 - 10)  # the write lands (b.bin's bytes 30-34: file offset 40 of the torrent)
+    st._fds.release(2, fd, cached)
+    await asyncio.wait_for(moving, 5)
+
+    assert not st.part_path(2).exists()
+    assert not (tmp_path / ".shoal.parts").exists()  # nothing parked any more
+    assert b.read_bytes()[:22] == data[10:32]
+    assert b.read_bytes()[30:34] == b"ZZZZ"  # the write under way was moved too
+    assert await st.read_block(0, 16, 16) == data[16:32]  # reads go to b.bin now
+    await st.close()
+
+
+async def test_open_moves_in_the_part_files_of_files_wanted_now(tmp_path: Path) -> None:
+    lay = multi_layout()
+    data = content(lay)
+    first = FileStorage(lay, tmp_path, file_priorities=PARKED_B)
+    await first.open()
+    await write_piece_0(first, data)
+    await first.close()
+    assert first.part_path(2).exists()
+
+    again = FileStorage(lay, tmp_path)  # every file wanted in the next session
+    await again.open()
+    assert (tmp_path / "t" / "sub" / "b.bin").read_bytes()[:22] == data[10:32]
+    assert not (tmp_path / ".shoal.parts").exists()
+    assert await again.hash_piece(0) == hashlib.sha1(data[:PL]).digest()
+    await again.close()
+
+
+async def test_open_keeps_the_part_files_of_files_still_unwanted(tmp_path: Path) -> None:
+    lay = multi_layout()
+    data = content(lay)
+    first = FileStorage(lay, tmp_path, file_priorities=PARKED_B)
+    await first.open()
+    await write_piece_0(first, data)
+    await first.close()
+
+    again = FileStorage(lay, tmp_path, file_priorities=PARKED_B)
+    await again.open()
+    assert again.part_path(2).exists() and not (tmp_path / "t" / "sub" / "b.bin").exists()
+    assert await again.hash_piece(0) == hashlib.sha1(data[:PL]).digest()  # read from the part file
+    await again.close()
