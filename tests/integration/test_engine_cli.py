@@ -198,10 +198,9 @@ def test_get_selected_files_only(multi: tuple[Path, Path], tmp_path: Path) -> No
     assert (out / "multi" / "sub" / "deeper" / "tail.dat").read_bytes() == (
         src / "sub" / "deeper" / "tail.dat"
     ).read_bytes()
-    big = out / "multi" / "sub" / "big.bin"
-    assert (
-        not big.exists() or big.stat().st_blocks * 512 < big.stat().st_size
-    )  # untouched apart from shared pieces
+    # big.bin is never created: its bytes of the piece it shares with tail.dat wait in a part file
+    assert not (out / "multi" / "sub" / "big.bin").exists()
+    assert [p.name for p in (out / ".shoal.parts").glob("*/*")] == ["2.part"]
 
 
 def test_get_bad_file_index(

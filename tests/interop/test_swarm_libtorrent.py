@@ -71,6 +71,30 @@ def test_shoal_downloads_from_libtorrent(
     content.assert_same_tree(sample.path, tmp_path / "dl" / sample.name)
 
 
+def test_shoal_downloads_selected_files_from_libtorrent(
+    tmp_path: Path,
+    sample: content.Content,
+    make_tracker: Callable[..., OpenTracker],
+    make_lt: Callable[..., LtSession],
+) -> None:
+    """``shoal get --files 3`` (tail.dat alone): the file it shares a piece with (big.bin) is never created; its
+    share of that piece waits in a part file."""
+    ot = make_tracker()
+    t = _torrent(tmp_path, sample, ot)
+    seeder = make_lt()
+    hs = seeder.add(t.path, sample.parent, seed=True)
+    seeder.wait_announced(hs, timeout=15)
+    dl = tmp_path / "dl"
+    with shoal_get(t.path, dl, tmp_path / "shoal", "--no-seed", "--timeout", "90", "--files", "3") as sh:
+        code = sh.wait_exit(timeout=120)
+        assert code == 0, sh.log()
+    tail = "sub/deeper/tail.dat"
+    assert (dl / sample.name / tail).read_bytes() == (sample.path / tail).read_bytes()
+    assert not (dl / sample.name / "sub" / "big.bin").exists()
+    assert not (dl / sample.name / "small.bin").exists()
+    assert [p.name for p in (dl / ".shoal.parts").glob("*/*")] == ["2.part"]
+
+
 def test_libtorrent_downloads_from_shoal(
     tmp_path: Path,
     sample: content.Content,

@@ -75,13 +75,14 @@ class DialMixin:
 
     def reachable_addresses(self) -> list[PeerAddr]:
         """Where our current peers can be dialed: outgoing ones at their address, incoming at their listen port."""
-        out = []
-        for p in self.active:
-            if p.initiator:
-                out.append(p.addr)
-            elif p.listen_port:
-                out.append(PeerAddr(p.addr.host, p.listen_port))
-        return out
+        return [a for a in map(self.dial_address, self.active) if a is not None]
+
+    @staticmethod
+    def dial_address(peer: PeerTask) -> PeerAddr | None:
+        """Where a peer can be dialed: an outgoing one at its address, an incoming one at its listen port."""
+        if peer.initiator:
+            return peer.addr
+        return PeerAddr(peer.addr.host, peer.listen_port) if peer.listen_port else None
 
     def redial(self, addrs: Iterable[PeerAddr]) -> None:
         """Make these known peers candidates again right now (after a pause), then connect."""

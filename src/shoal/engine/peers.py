@@ -69,6 +69,8 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
         # under an upload limit: how many peers were waiting to be served at the last tick
         self._serve_sharing = 1
         self.slot_freed = False  # an unchoked peer left or lost interest since the last choke round
+        # seeds we left because we were finished too: dialed again at once if more files are selected
+        self.seeds_left: list[PeerAddr] = []
 
     # --- counts ----------------------------------------------------------------------------------------------
 
@@ -153,6 +155,8 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
             self.book.on_disconnected(PeerAddr(peer.addr.host, peer.listen_port), self.session.clock.now())
         self.session.post(al.PeerDisconnected(self.task.info_hash, peer.key, peer.close_reason))
         t = self.task
+        if self.seeds_left and not t.is_finished:
+            self.redial_seeds_left()
         if (
             peer.downloaded > 0
             and peer.close_reason in (DisconnectReason.CLOSED_BY_PEER.value, DisconnectReason.INACTIVE.value)
@@ -223,7 +227,21 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
             if conn.am_interested and not peer.closed:
                 peer.send_message(conn.send(m.NotInterested()))
             if peer.is_seed or not self.task.params.seed or self.task.state.value == "finished":
+                self._leave_seed(peer)
                 peer.close("both sides are seeds" if peer.is_seed else "done")
+
+    def _leave_seed(self, peer: PeerTask) -> None:
+        addr = self.dial_address(peer)
+        if peer.is_seed and addr is not None and len(self.seeds_left) < self.settings.max_peers_per_torrent:
+            self.seeds_left.append(addr)
+
+    def redial_seeds_left(self) -> None:
+        """More files were selected after the download finished: the seeds we left are dialed again now (those
+        whose connection is still closing, once it is gone: :meth:`detach`)."""
+        gone = [a for a in self.seeds_left if a not in self.by_addr]
+        if gone:
+            self.seeds_left = [a for a in self.seeds_left if a in self.by_addr]
+            self.redial(gone)
 
     def broadcast_have(self, indices: list[int]) -> None:
         for peer in self.active:
@@ -297,6 +315,7 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
             peer.is_seed = True
             tr.picker.peer_have_all(peer)
             if self.task.is_finished and self.task.state.value != "checking":
+                self._leave_seed(peer)
                 peer.close("both sides are seeds")
                 return False
         else:

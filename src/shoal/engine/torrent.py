@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal.engine import alerts as al
+from shoal.engine import file_selection
 from shoal.engine.checking import ResumeCheckpoints, check_existing, save_resume
 from shoal.engine.handle import AddTorrentParams, TorrentState, TorrentStatus
 from shoal.engine.lazy_event import LazyEvent
 from shoal.engine.peers import PeerSet
 from shoal.engine.sources import ResolvedSource
 from shoal.engine.transfer import Transfer
-from shoal.errors import ConfigError, MetainfoError, ShoalError
+from shoal.errors import MetainfoError, ShoalError
 from shoal.policy.bitfield import Bitfield
 from shoal.storage.layout import Layout
 from shoal.types import PeerAddr
@@ -54,6 +55,7 @@ class TorrentTask:
         "_file_priorities",
         "_metadata",
         "_metadata_server",
+        "_parts_moving",
         "_paused_peers",
         "_stopped",
         "_tasks",
@@ -121,6 +123,7 @@ class TorrentTask:
         self.magnet: Any = None
         self._metadata_server: Any = None
         self._paused_peers: list[PeerAddr] = []
+        self._parts_moving: asyncio.Task[Any] | None = None  # the storage's last file-priority change
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -215,16 +218,21 @@ class TorrentTask:
         self.name = info.name
         self.layout = layout = self._make_layout(info)
         self._metadata.set()
+        prios = self._file_priorities = file_selection.resolve(
+            self._file_priorities, layout, self.source.magnet
+        )
         storage = self._make_storage(layout)
+        if prios is not None:  # before open and check: unwanted files are not created, part files are read
+            await storage.set_file_priorities(prios)
         await storage.open()
+        if self._file_priorities is not prios:  # set again while the storage opened (``shoal get --files``)
+            prios = self._file_priorities = file_selection.resolve(self._file_priorities, layout, None)
+            await storage.set_file_priorities(prios or [1] * len(layout.files))
         self.transfer = transfer = Transfer.for_torrent(self, layout, storage, info.piece_hash_v1)
         picker = transfer.picker
         self.have = Bitfield(layout.num_pieces)
-        link = self.source.magnet
-        if self._file_priorities is None and link is not None and link.select_only is not None:
-            self._file_priorities = [1 if link.selects(i) else 0 for i in range(len(layout.files))]
-        if self._file_priorities is not None:
-            self._apply_priorities(self._file_priorities)
+        if prios is not None:
+            file_selection.apply(transfer, layout, prios)
         self._set_state(TorrentState.CHECKING)
         async with self.session.checking_slots:
             have = await check_existing(self, storage, layout, force=self.params.force_recheck)
@@ -285,21 +293,20 @@ class TorrentTask:
         return 0 if self.info is None else len(self.info.files)
 
     def set_file_priorities(self, priorities: Sequence[int]) -> None:
-        self._file_priorities = list(priorities)
-        if self.transfer is not None:
-            self._apply_priorities(self._file_priorities)
-            self._recount()
-            self._after_progress()
-            self.peers.refresh_interest()
-
-    def _apply_priorities(self, priorities: list[int]) -> None:
-        assert self.layout is not None and self.transfer is not None
-        if len(priorities) != len(self.layout.files):
-            raise ConfigError(f"{len(priorities)} file priorities for {len(self.layout.files)} files")
-        self.transfer.picker.set_priorities(self.layout.piece_priorities(priorities))
-        unwanted = getattr(self.transfer.storage, "set_unwanted_files", None)  # FileStorage: not preallocated
-        if unwanted is not None:
-            unwanted(i for i, p in enumerate(priorities) if p <= 0)
+        """Priority 0: not downloaded (:mod:`shoal.engine.file_selection`). Before the metadata is known the
+        priorities wait for it."""
+        if self.layout is not None:
+            file_selection.check(priorities, self.layout)
+        prios = self._file_priorities = list(priorities)
+        if self.transfer is None or self.layout is None:
+            return
+        file_selection.apply(self.transfer, self.layout, prios)
+        self._parts_moving = self.spawn(
+            file_selection.move_parts(self.transfer.storage, self._parts_moving, prios)
+        )
+        self._recount()
+        self._after_progress()
+        self.peers.refresh_interest()
 
     def _recount(self) -> None:
         """Recompute wanted/done byte totals (priorities changed or checking finished)."""
@@ -373,6 +380,7 @@ class TorrentTask:
             self._complete.clear()  # new files were selected
             if self.state in (TorrentState.SEEDING, TorrentState.FINISHED):
                 self._set_state(TorrentState.DOWNLOADING)
+            self.peers.redial_seeds_left()
 
     def resume_reading_if_idle(self) -> None:
         if self.transfer is not None and self.transfer.write_backlog_drained:
