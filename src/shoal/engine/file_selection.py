@@ -23,6 +23,7 @@ from shoal.errors import ConfigError
 
 if TYPE_CHECKING:
     from shoal.engine.transfer import Transfer
+    from shoal.policy.picker import PiecePicker
     from shoal.storage.layout import Layout
 
 
@@ -48,6 +49,18 @@ def apply(transfer: Transfer, layout: Layout, priorities: Sequence[int]) -> None
     unwanted = getattr(transfer.storage, "set_unwanted_files", None)  # FileStorage: never preallocated
     if unwanted is not None:
         unwanted(i for i, p in enumerate(priorities) if p <= 0)
+
+
+def wanted_bytes(picker: PiecePicker, layout: Layout) -> tuple[int, int]:
+    """(bytes of the wanted pieces, bytes of those verified): the torrent's progress over what the user wants."""
+    wanted = done = 0
+    for i in range(layout.num_pieces):
+        if picker.priority(i) > 0:
+            size = layout.piece_size(i)
+            wanted += size
+            if picker.have(i):
+                done += size
+    return wanted, done
 
 
 async def move_parts(storage: Any, before: asyncio.Task[Any] | None, priorities: list[int]) -> None:

@@ -311,16 +311,7 @@ class TorrentTask:
     def _recount(self) -> None:
         """Recompute wanted/done byte totals (priorities changed or checking finished)."""
         assert self.layout is not None and self.transfer is not None
-        picker = self.transfer.picker
-        wanted = done = 0
-        for i in range(self.layout.num_pieces):
-            if picker.priority(i) > 0 or picker.have(i):
-                size = self.layout.piece_size(i)
-                if picker.priority(i) > 0:
-                    wanted += size
-                    if picker.have(i):
-                        done += size
-        self.wanted_total, self.done_total = wanted, done
+        self.wanted_total, self.done_total = file_selection.wanted_bytes(self.transfer.picker, self.layout)
 
     # --- pieces ----------------------------------------------------------------------------------------------
 

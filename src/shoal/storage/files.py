@@ -28,7 +28,10 @@
 - ``ENOSPC``/``EDQUOT`` -> :class:`~shoal.errors.DiskFullError`; other ``OSError`` -> :class:`StorageError`.
 - Unwanted files (priority 0, via ``file_priorities=`` or :meth:`FileStorage.set_file_priorities`) are not
   created: their bytes that share a piece with a wanted file go to a part file (:mod:`shoal.storage.part_files`;
-  reads, hashing and ``file_stats`` use it). An unwanted file that already exists on disk is used as is.
+  reads, hashing and ``file_stats`` use it). An unwanted file that already exists on disk is used as is. A part
+  file moves into its file when that becomes wanted (while no read or write of the file is under way:
+  :meth:`FdCache.holding <shoal.storage.fd_cache.FdCache.holding>`), and at :meth:`FileStorage.open` for the
+  files wanted now that an earlier session had parked.
 
 Use: ``st = FileStorage(layout, root); await st.open(); ok = await st.hash_and_write_piece(i, data, sha1)``.
 """
@@ -51,7 +54,7 @@ from shoal.storage.backend import FileStat, piece_digest
 from shoal.storage.fd_cache import FdCache
 from shoal.storage.hasher import PieceSpace, hash_run_pooled
 from shoal.storage.layout import Layout, Span
-from shoal.storage.part_files import PARTS_DIR, copy_written, default_parts_key, parked_files
+from shoal.storage.part_files import PARTS_DIR, default_parts_key, move_part_into, parked_files
 from shoal.storage.preallocate import allocate, fully_allocated
 from shoal.storage.span_writer import SpanWriter, map_os_error
 from shoal.storage.write_behind import DEFAULT_WINDOW
@@ -480,24 +483,7 @@ class FileStorage:
     def _unpark(self, index: int) -> None:
         """Move what a part file holds into the real file (now wanted), then remove the part file. The caller
         holds the file's descriptors, so this opens its own."""
-        part = self.part_path(index)
-        try:
-            src = os.open(part, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise map_os_error(exc, f"open {part}") from exc
-        try:
-            fd = self._open(index, True)
-            try:
-                copy_written(src, fd)
-            except OSError as exc:
-                raise map_os_error(exc, f"move {part} to {self._paths[index]}") from exc
-            finally:
-                os.close(fd)
-        finally:
-            os.close(src)
-        os.unlink(part)
+        move_part_into(self.part_path(index), lambda: self._open(index, True), self._paths[index])
 
     def set_unwanted_files(self, files: Iterable[int]) -> None:
         """Files the user does not want: created real and sparse if a piece they share with a wanted file is written,

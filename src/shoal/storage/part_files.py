@@ -8,9 +8,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from shoal.storage.layout import Layout
+from shoal.storage.span_writer import map_os_error
 
 PARTS_DIR = ".shoal.parts"
 COPY_CHUNK = 1 << 20
@@ -56,3 +58,25 @@ def copy_written(src: int, dst: int) -> None:
             while written < len(chunk):
                 written += os.pwrite(dst, memoryview(chunk)[written:], pos + written)
             pos += len(chunk)
+
+
+def move_part_into(part: Path, open_real: Callable[[], int], real: Path) -> None:
+    """Copy what part file ``part`` holds into the descriptor ``open_real()`` gives (the real file, closed here),
+    then remove the part file; nothing when there is no part file. :class:`StorageError` on failure."""
+    try:
+        src = os.open(part, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise map_os_error(exc, f"open {part}") from exc
+    try:
+        fd = open_real()
+        try:
+            copy_written(src, fd)
+        except OSError as exc:
+            raise map_os_error(exc, f"move {part} to {real}") from exc
+        finally:
+            os.close(fd)
+    finally:
+        os.close(src)
+    os.unlink(part)
