@@ -4,10 +4,12 @@ part file), selecting it later moves that in and downloads the rest, and a resta
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from shoal.config import Settings
-from shoal.engine.handle import TorrentState
+from shoal.engine.handle import Torrent, TorrentState
 from shoal.engine.session import Session
 from shoal.types import PeerAddr
 from swarm_helpers import MULTI_FILE_SPEC, make_payload, make_torrent
@@ -25,38 +27,41 @@ def parts(root: Path) -> list[str]:
     return sorted(p.name for p in (root / ".shoal.parts").glob("*/*"))
 
 
-async def test_an_unselected_file_stays_off_disk_until_it_is_selected(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def all_but_big(tmp_path: Path) -> AsyncIterator[tuple[Path, bytes, Torrent]]:
+    """A Shoal seeder and a leecher that has downloaded every file but big.bin into ``tmp_path / "dl"``: (the
+    source folder, the torrent, the leecher's torrent), both sessions open."""
     src = make_payload(tmp_path / "src" / "multi", MULTI_FILE_SPEC)
     raw = make_torrent(src, piece_length=PIECE)
-    dl = tmp_path / "dl"
     async with Session(settings(), listen=("127.0.0.1", 0)) as seeder:
         await (await seeder.add(raw, save_path=src.parent)).wait_complete(timeout=10)
         peer = PeerAddr("127.0.0.1", seeder.listen_port)
         async with Session(settings(), listen=("127.0.0.1", 0)) as leecher:
-            t = await leecher.add(raw, save_path=dl, file_priorities=NOT_BIG, peers=[peer])
-            status = await t.wait_complete(timeout=30)
-            assert status.total_wanted < 3 * PIECE + 100_000  # small.bin and tail.dat, with their pieces
-            for name in ("empty.txt", "small.bin", "sub/deeper/tail.dat"):
-                assert (dl / "multi" / name).read_bytes() == (src / name).read_bytes()
-            assert not (dl / "multi" / "sub" / "big.bin").exists()
-            assert parts(dl) == ["2.part"]  # big.bin's bytes of the pieces it shares with its neighbours
-
-            t.set_file_priorities([1, 1, 1, 1])
+            t = await leecher.add(raw, save_path=tmp_path / "dl", file_priorities=NOT_BIG, peers=[peer])
             await t.wait_complete(timeout=30)
-            assert (dl / "multi" / "sub" / "big.bin").read_bytes() == (src / "sub" / "big.bin").read_bytes()
-            assert not (dl / ".shoal.parts").exists()
+            yield src, raw, t
+
+
+async def test_an_unselected_file_stays_off_disk_until_it_is_selected(tmp_path: Path) -> None:
+    dl = tmp_path / "dl"
+    async with all_but_big(tmp_path) as (src, _, t):
+        status = t.status()
+        assert status.total_wanted < 3 * PIECE + 100_000  # small.bin and tail.dat, with their pieces
+        for name in ("empty.txt", "small.bin", "sub/deeper/tail.dat"):
+            assert (dl / "multi" / name).read_bytes() == (src / name).read_bytes()
+        assert not (dl / "multi" / "sub" / "big.bin").exists()
+        assert parts(dl) == ["2.part"]  # big.bin's bytes of the pieces it shares with its neighbours
+
+        t.set_file_priorities([1, 1, 1, 1])
+        await t.wait_complete(timeout=30)
+        assert (dl / "multi" / "sub" / "big.bin").read_bytes() == (src / "sub" / "big.bin").read_bytes()
+        assert not (dl / ".shoal.parts").exists()
 
 
 async def test_a_restart_keeps_what_the_part_files_hold(tmp_path: Path) -> None:
-    src = make_payload(tmp_path / "src" / "multi", MULTI_FILE_SPEC)
-    raw = make_torrent(src, piece_length=PIECE)
     dl = tmp_path / "dl"
-    async with Session(settings(), listen=("127.0.0.1", 0)) as seeder:
-        await (await seeder.add(raw, save_path=src.parent)).wait_complete(timeout=10)
-        peer = PeerAddr("127.0.0.1", seeder.listen_port)
-        async with Session(settings(), listen=("127.0.0.1", 0)) as leecher:
-            t = await leecher.add(raw, save_path=dl, file_priorities=NOT_BIG, peers=[peer])
-            await t.wait_complete(timeout=30)
+    async with all_but_big(tmp_path) as (src, raw, _):
+        pass
 
     # the same choice again, without resume data and without peers: every wanted piece is found on disk, the
     # shared ones in the part file

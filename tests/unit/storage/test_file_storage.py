@@ -369,15 +369,21 @@ async def test_a_part_file_moves_only_after_the_write_under_way(tmp_path: Path) 
     await st.close()
 
 
-async def test_open_moves_in_the_part_files_of_files_wanted_now(tmp_path: Path) -> None:
+async def parked_session(root: Path) -> bytes:
+    """A first session that wrote piece 0 with b.bin unwanted (b.bin's share in its part file); the content."""
     lay = multi_layout()
     data = content(lay)
-    first = FileStorage(lay, tmp_path, file_priorities=PARKED_B)
+    first = FileStorage(lay, root, file_priorities=PARKED_B)
     await first.open()
     await write_piece_0(first, data)
     await first.close()
     assert first.part_path(2).exists()
+    return data
 
+
+async def test_open_moves_in_the_part_files_of_files_wanted_now(tmp_path: Path) -> None:
+    data = await parked_session(tmp_path)
+    lay = multi_layout()
     again = FileStorage(lay, tmp_path)  # every file wanted in the next session
     await again.open()
     assert (tmp_path / "t" / "sub" / "b.bin").read_bytes()[:22] == data[10:32]
@@ -387,13 +393,8 @@ async def test_open_moves_in_the_part_files_of_files_wanted_now(tmp_path: Path) 
 
 
 async def test_open_keeps_the_part_files_of_files_still_unwanted(tmp_path: Path) -> None:
+    data = await parked_session(tmp_path)
     lay = multi_layout()
-    data = content(lay)
-    first = FileStorage(lay, tmp_path, file_priorities=PARKED_B)
-    await first.open()
-    await write_piece_0(first, data)
-    await first.close()
-
     again = FileStorage(lay, tmp_path, file_priorities=PARKED_B)
     await again.open()
     assert again.part_path(2).exists() and not (tmp_path / "t" / "sub" / "b.bin").exists()
