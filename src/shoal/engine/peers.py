@@ -232,8 +232,14 @@ class PeerSet(DialMixin, DownloadMixin, UploadMixin):
 
     def _leave_seed(self, peer: PeerTask) -> None:
         addr = self.dial_address(peer)
-        if peer.is_seed and addr is not None and len(self.seeds_left) < self.settings.max_peers_per_torrent:
-            self.seeds_left.append(addr)
+        left = self.seeds_left
+        if (
+            peer.is_seed
+            and addr is not None
+            and addr not in left
+            and len(left) < self.settings.max_peers_per_torrent
+        ):
+            left.append(addr)
 
     def redial_seeds_left(self) -> None:
         """More files were selected after the download finished: the seeds we left are dialed again now (those

@@ -225,7 +225,7 @@ class TorrentTask:
         if prios is not None:  # before open and check: unwanted files are not created, part files are read
             await storage.set_file_priorities(prios)
         await storage.open()
-        if self._file_priorities is not prios:  # set again while the storage opened (``shoal get --files``)
+        while self._file_priorities is not prios:  # set again meanwhile (``shoal get --files``)
             prios = self._file_priorities = file_selection.resolve(self._file_priorities, layout, None)
             await storage.set_file_priorities(prios or [1] * len(layout.files))
         self.transfer = transfer = Transfer.for_torrent(self, layout, storage, info.piece_hash_v1)
