@@ -3,8 +3,8 @@ under its user (reference counts); one forgotten while in use is closed when its
 
 :meth:`FdCache.holding` takes files out of use for a while (a part file moving into its real file:
 :meth:`shoal.storage.files.FileStorage.set_file_priorities`): it waits until every descriptor of theirs handed out
-is released, and meanwhile :meth:`FdCache.acquire` of one of them waits (:meth:`FdCache.try_acquire`, for the event
-loop, gives up instead).
+is released, and meanwhile :meth:`FdCache.acquire` of one of them waits (for the event loop it raises
+:class:`FileHeld` instead).
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
+
+
+class FileHeld(Exception):
+    """:meth:`FdCache.acquire` without waiting, of a file held out of use."""
 
 
 class FdCache:
@@ -26,31 +30,25 @@ class FdCache:
         self.entries: OrderedDict[int, list[int]] = OrderedDict()  # file index -> [fd, writable, refs]
         self.doomed: dict[int, int] = {}  # fd -> refs, forgotten while in use
         self.held: frozenset[int] = frozenset()  # files out of use (holding)
-        self._users: dict[int, int] = {}  # file index -> descriptors handed out (cached or not), not released
-        self._changed = threading.Condition(self.lock)  # a file's last user left, or a hold ended
+        # file index -> users not counted by the references of its entry: being opened, or given a descriptor kept
+        # out of the cache or doomed (rare; the hot path, a cached descriptor, counts in its entry only)
+        self._others: dict[int, int] = {}
+        self._changed = threading.Condition(self.lock)  # a held file's last user left, or a hold ended
 
-    def acquire(self, index: int, writable: bool) -> tuple[int, bool]:
-        """``(fd, cached)``; pass both back to :meth:`release`. Waits while the file is held."""
-        got = self._acquire(index, writable, wait=True)
-        assert got is not None
-        return got
-
-    def try_acquire(self, index: int, writable: bool) -> tuple[int, bool] | None:
-        """Like :meth:`acquire`, but None at once where that would wait for a hold (the event loop's reads)."""
-        return self._acquire(index, writable, wait=False)
-
-    def _acquire(self, index: int, writable: bool, *, wait: bool) -> tuple[int, bool] | None:
+    def acquire(self, index: int, writable: bool, wait: bool = True) -> tuple[int, bool]:
+        """``(fd, cached)``; pass both back to :meth:`release`. Waits while the file is held; with ``wait=False``
+        (the event loop's reads) raises :class:`FileHeld` instead."""
         with self.lock:
             while index in self.held:
                 if not wait:
-                    return None
+                    raise FileHeld(index)
                 self._changed.wait()
-            self._users[index] = self._users.get(index, 0) + 1
             entry = self.entries.get(index)
             if entry is not None and (entry[1] or not writable):
                 entry[2] += 1
                 self.entries.move_to_end(index)
                 return entry[0], True
+            self._others[index] = self._others.get(index, 0) + 1  # opening
         try:
             fd = self.opener(index, writable)
         except BaseException:
@@ -61,22 +59,26 @@ class FdCache:
             old = self.entries.get(index)
             if old is not None:
                 if old[2] > 0:  # a worker still uses the old descriptor: keep ours out of the cache
-                    return fd, False
+                    return fd, False  # still counted in _others until released
                 os.close(old[0])
+            self._left(index)  # counted by its entry from now on
             self.entries[index] = [fd, int(writable), 1]
             self._evict()
         return fd, True
 
     def release(self, index: int, fd: int, cached: bool) -> None:
         with self.lock:
-            self._left(index)
             if not cached:
+                self._left(index)
                 os.close(fd)
                 return
             entry = self.entries.get(index)
             if entry is not None and entry[0] == fd:
                 entry[2] -= 1
+                if not entry[2] and index in self.held:
+                    self._changed.notify_all()
             elif fd in self.doomed:
+                self._left(index)
                 self.doomed[fd] -= 1
                 if self.doomed[fd] <= 0:
                     del self.doomed[fd]
@@ -84,14 +86,18 @@ class FdCache:
             self._evict()
 
     def _left(self, index: int) -> None:
-        """(Lock held) one user of file ``index`` is done with it."""
-        n = self._users[index] - 1
+        """(Lock held) a user counted in ``_others`` is done with file ``index``."""
+        n = self._others[index] - 1
         if n:
-            self._users[index] = n
+            self._others[index] = n
         else:
-            del self._users[index]
-            if index in self.held:
-                self._changed.notify_all()
+            del self._others[index]
+        if index in self.held:
+            self._changed.notify_all()
+
+    def _in_use(self, index: int) -> bool:
+        entry = self.entries.get(index)
+        return index in self._others or (entry is not None and entry[2] > 0)
 
     @contextlib.contextmanager
     def holding(self, indices: Collection[int]) -> Iterator[None]:
@@ -106,7 +112,7 @@ class FdCache:
                 raise RuntimeError("FdCache.holding is not reentrant")
             self.held = frozenset(indices)
             try:
-                while any(i in self._users for i in self.held):
+                while any(self._in_use(i) for i in self.held):
                     self._changed.wait()
             except BaseException:
                 self.held = frozenset()
@@ -129,6 +135,7 @@ class FdCache:
                 os.close(entry[0])
             else:
                 self.doomed[entry[0]] = entry[2]
+                self._others[index] = self._others.get(index, 0) + entry[2]  # its users, counted on
 
     def _evict(self) -> None:
         if len(self.entries) <= self.limit:

@@ -51,7 +51,7 @@ from typing import TypeVar
 
 from shoal.errors import StorageError, UnsafePathError
 from shoal.storage.backend import FileStat, piece_digest
-from shoal.storage.fd_cache import FdCache
+from shoal.storage.fd_cache import FdCache, FileHeld
 from shoal.storage.hasher import PieceSpace, hash_run_pooled
 from shoal.storage.layout import Layout, Span
 from shoal.storage.part_files import PARTS_DIR, default_parts_key, move_part_into, parked_files
@@ -392,10 +392,10 @@ class FileStorage:
         with fds.lock:
             if s.file_index not in fds.entries:
                 return None  # opening a file may block
-        got = fds.try_acquire(s.file_index, False)
-        if got is None:
-            return None  # the file is held (its part file moving): waiting would block
-        fd, cached = got
+        try:
+            fd, cached = fds.acquire(s.file_index, False, wait=False)
+        except FileHeld:
+            return None  # its part file is moving in: waiting would block
         buf = into if into is not None and len(into) == s.length else bytearray(s.length)
         try:
             n = os.preadv(fd, [buf], s.file_offset, flag)

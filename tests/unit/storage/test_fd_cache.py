@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.storage.fd_cache import FdCache
+from shoal.storage.fd_cache import FdCache, FileHeld
 
 WAIT = 5.0  # seconds: every wait of these tests is bounded
 
@@ -56,9 +56,9 @@ def test_a_hold_waits_for_the_descriptors_in_use_and_keeps_new_users_waiting(cac
     got: list[tuple[int, bool]] = []
     _, used = in_thread(lambda: got.append(cache.acquire(1, False)))
     assert not used.wait(0.2)  # a new user of the held file waits
-    assert cache.try_acquire(1, False) is None  # the event loop's reader gives up instead
-    other = cache.try_acquire(2, True)  # other files are not held
-    assert other is not None
+    with pytest.raises(FileHeld):
+        cache.acquire(1, False, wait=False)  # the event loop's reader gives up instead
+    other = cache.acquire(2, True, wait=False)  # other files are not held
     cache.release(2, *other)
     leave.set()
     holder.join(WAIT)
@@ -83,6 +83,23 @@ def test_a_hold_counts_descriptors_kept_out_of_the_cache(cache: FdCache) -> None
     cache.release(1, *second)
     assert held.wait(WAIT)
     holder.join(WAIT)
+
+
+def test_a_hold_counts_a_descriptor_opened_beside_one_in_use(cache: FdCache) -> None:
+    reading = cache.acquire(1, False)
+    writing = cache.acquire(1, True)  # the cached one is read-only and in use: a second one, not cached
+    assert writing[1] is False
+    held = threading.Event()
+
+    def hold() -> None:
+        with cache.holding({1}):
+            held.set()
+
+    in_thread(hold)
+    cache.release(1, *reading)
+    assert not held.wait(0.2)
+    cache.release(1, *writing)
+    assert held.wait(WAIT)
 
 
 def test_an_opener_that_fails_leaves_no_user_behind(cache: FdCache) -> None:
