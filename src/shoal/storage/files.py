@@ -190,8 +190,10 @@ class FileStorage:
         if not self._inside(real):
             raise UnsafePathError(f"path {path} leaves the download folder {self._root} (via {real})")
 
-    def _open(self, index: int, writable: bool) -> int:
-        path = self._path_for(index)
+    def _open(self, index: int, writable: bool, *, own_path: bool = False) -> int:
+        """A descriptor of file ``index`` where its bytes live (its part file while parked), or with ``own_path``
+        of the file itself (a part file moving in)."""
+        path = self._paths[index] if own_path else self._path_for(index)
         self._check_parent_of(path, create=writable)
         flags = _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
         flags |= (os.O_RDWR | os.O_CREAT) if writable else os.O_RDONLY
@@ -207,7 +209,7 @@ class FileStorage:
             try:
                 st = os.fstat(fd)
                 want = self.layout.files[index].length
-                real = index not in self._parked  # a part file stays sparse: most of it is never written
+                real = own_path or index not in self._parked  # a part file stays sparse: mostly never written
                 if st.st_size < want and self._preallocate and real and index not in self._unwanted:
                     whole = allocate(fd, want)
                 elif st.st_size < want:
@@ -474,16 +476,20 @@ class FileStorage:
             for i in changed:
                 self._writer.forget(i)
                 self._fds.forget(i)
-            self._parked = parked
-            for i in sorted(changed - parked):
+            leaving = sorted(changed - parked)
+            self._parked = parked | frozenset(leaving)  # each stays parked until its part file has moved
+            for i in leaving:
                 self._unpark(i)
+                self._parked = self._parked - {i}
         if not parked:
             self._remove_part_dirs()
 
     def _unpark(self, index: int) -> None:
         """Move what a part file holds into the real file (now wanted), then remove the part file. The caller
         holds the file's descriptors, so this opens its own."""
-        move_part_into(self.part_path(index), lambda: self._open(index, True), self._paths[index])
+        move_part_into(
+            self.part_path(index), lambda: self._open(index, True, own_path=True), self._paths[index]
+        )
 
     def set_unwanted_files(self, files: Iterable[int]) -> None:
         """Files the user does not want: created real and sparse if a piece they share with a wanted file is written,

@@ -5,6 +5,7 @@ becomes wanted, what its part file holds is copied into it and the part file rem
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -62,21 +63,29 @@ def copy_written(src: int, dst: int) -> None:
 
 def move_part_into(part: Path, open_real: Callable[[], int], real: Path) -> None:
     """Copy what part file ``part`` holds into the descriptor ``open_real()`` gives (the real file, closed here),
-    then remove the part file; nothing when there is no part file. :class:`StorageError` on failure."""
+    then remove the part file; nothing when there is no part file. :class:`StorageError` on failure, with the part
+    file kept and a real file this call created removed again (so the part file still holds the bytes)."""
     try:
         src = os.open(part, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return
     except OSError as exc:
         raise map_os_error(exc, f"open {part}") from exc
+    existed = os.path.lexists(real)
     try:
         fd = open_real()
         try:
             copy_written(src, fd)
         except OSError as exc:
+            if not existed:
+                with contextlib.suppress(OSError):
+                    os.unlink(real)
             raise map_os_error(exc, f"move {part} to {real}") from exc
         finally:
             os.close(fd)
     finally:
         os.close(src)
-    os.unlink(part)
+    try:
+        os.unlink(part)
+    except OSError as exc:
+        raise map_os_error(exc, f"remove {part}") from exc

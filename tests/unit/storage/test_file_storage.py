@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import threading
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shoal.errors import StorageError, UnsafePathError
-from shoal.storage import span_writer
+from shoal.errors import DiskFullError, StorageError, UnsafePathError
+from shoal.storage import part_files, span_writer
 from shoal.storage.files import FileStorage
 from shoal.storage.layout import Layout
 
@@ -400,3 +401,26 @@ async def test_open_keeps_the_part_files_of_files_still_unwanted(tmp_path: Path)
     assert again.part_path(2).exists() and not (tmp_path / "t" / "sub" / "b.bin").exists()
     assert await again.hash_piece(0) == hashlib.sha1(data[:PL]).digest()  # read from the part file
     await again.close()
+
+
+async def test_a_part_file_that_cannot_move_keeps_its_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lay = multi_layout()
+    data = content(lay)
+    st = FileStorage(lay, tmp_path, file_priorities=PARKED_B)
+    await st.open()
+    await write_piece_0(st, data)
+
+    def full(src: int, dst: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(part_files, "copy_written", full)
+    with pytest.raises(DiskFullError, match="No space left"):
+        await st.set_file_priorities([1] * 5)
+    assert st.part_path(2).exists() and not (tmp_path / "t" / "sub" / "b.bin").exists()
+    assert await st.read_block(0, 16, 16) == data[16:32]  # still read from the part file
+    monkeypatch.undo()
+    await st.set_file_priorities([1] * 5)  # space again: the next try moves it
+    assert (tmp_path / "t" / "sub" / "b.bin").read_bytes()[:22] == data[10:32]
+    await st.close()
