@@ -15,6 +15,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
 
+_NOTHING: frozenset[int] = frozenset()  # shared: each frozenset() is a new 216-byte object
+
 
 class FileHeld(Exception):
     """:meth:`FdCache.acquire` without waiting, of a file held out of use."""
@@ -23,17 +25,22 @@ class FileHeld(Exception):
 class FdCache:
     """Bounded LRU of open descriptors; an entry in use (refs > 0) is never closed."""
 
+    # slots, not a __dict__: two caches per torrent (issue 7 case 6)
+    __slots__ = ("_changed", "_others", "doomed", "entries", "held", "limit", "lock", "opener")
+
     def __init__(self, limit: int, opener: Callable[[int, bool], int]) -> None:
         self.opener = opener
         self.limit = max(1, limit)
         self.lock = threading.Lock()
         self.entries: OrderedDict[int, list[int]] = OrderedDict()  # file index -> [fd, writable, refs]
         self.doomed: dict[int, int] = {}  # fd -> refs, forgotten while in use
-        self.held: frozenset[int] = frozenset()  # files out of use (holding)
+        self.held: frozenset[int] = _NOTHING  # files out of use (holding)
         # file index -> users not counted by the references of its entry: being opened, or given a descriptor kept
         # out of the cache or doomed (rare; the hot path, a cached descriptor, counts in its entry only)
         self._others: dict[int, int] = {}
-        self._changed = threading.Condition(self.lock)  # a held file's last user left, or a hold ended
+        # a held file's last user left, or a hold ended; made by the first hold (a Condition costs ~1 KiB, and a
+        # session of a thousand idle torrents has two caches each: issue 7 case 6)
+        self._changed: threading.Condition | None = None
 
     def acquire(self, index: int, writable: bool, wait: bool = True) -> tuple[int, bool]:
         """``(fd, cached)``; pass both back to :meth:`release`. Waits while the file is held; with ``wait=False``
@@ -42,6 +49,7 @@ class FdCache:
             while index in self.held:
                 if not wait:
                     raise FileHeld(index)
+                assert self._changed is not None  # made by the hold
                 self._changed.wait()
             entry = self.entries.get(index)
             if entry is not None and (entry[1] or not writable):
@@ -76,7 +84,7 @@ class FdCache:
             if entry is not None and entry[0] == fd:
                 entry[2] -= 1
                 if not entry[2] and index in self.held:
-                    self._changed.notify_all()
+                    self._notify()
             elif fd in self.doomed:
                 self._left(index)
                 self.doomed[fd] -= 1
@@ -93,6 +101,10 @@ class FdCache:
         else:
             del self._others[index]
         if index in self.held:
+            self._notify()
+
+    def _notify(self) -> None:
+        if self._changed is not None:
             self._changed.notify_all()
 
     def _in_use(self, index: int) -> bool:
@@ -110,20 +122,23 @@ class FdCache:
         with self.lock:
             if self.held:
                 raise RuntimeError("FdCache.holding is not reentrant")
+            if self._changed is None:
+                self._changed = threading.Condition(self.lock)
+            changed = self._changed
             self.held = frozenset(indices)
             try:
                 while any(self._in_use(i) for i in self.held):
-                    self._changed.wait()
+                    changed.wait()
             except BaseException:
-                self.held = frozenset()
-                self._changed.notify_all()
+                self.held = _NOTHING
+                changed.notify_all()
                 raise
         try:
             yield
         finally:
             with self.lock:
-                self.held = frozenset()
-                self._changed.notify_all()
+                self.held = _NOTHING
+                changed.notify_all()
 
     def forget(self, index: int) -> None:
         """Drop a file's descriptor from the cache; closed now, or when its last user releases it."""

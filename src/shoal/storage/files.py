@@ -54,7 +54,7 @@ from shoal.storage.backend import FileStat, piece_digest
 from shoal.storage.fd_cache import FdCache, FileHeld
 from shoal.storage.hasher import PieceSpace, hash_run_pooled
 from shoal.storage.layout import Layout, Span
-from shoal.storage.part_files import PARTS_DIR, default_parts_key, move_part_into, parked_files
+from shoal.storage.part_files import NO_FILES, PARTS_DIR, default_parts_key, move_part_into, parked_files
 from shoal.storage.preallocate import allocate, fully_allocated
 from shoal.storage.span_writer import SpanWriter, map_os_error
 from shoal.storage.write_behind import DEFAULT_WINDOW
@@ -118,7 +118,7 @@ class FileStorage:
     ) -> None:
         self.layout = layout
         self._preallocate = preallocate
-        self._unwanted: frozenset[int] = frozenset()  # files never preallocated (set_unwanted_files)
+        self._unwanted = NO_FILES  # files never preallocated (set_unwanted_files)
         self._root_arg = Path(root)
         self._root = Path(os.path.abspath(root))
         self._real_root: str | None = None  # resolved on a worker thread (open, or the first path check)
