@@ -33,7 +33,7 @@ class AddTorrentParams:
 
     source: Any
     save_path: Path = field(default_factory=Path.cwd)
-    file_priorities: Sequence[int] | None = None
+    file_priorities: Sequence[int] | None = None  # one per file; 0: not downloaded, the file never created
     paused: bool = False
     seed: bool = True  # keep uploading after completion
     seed_ratio: float | None = None  # stop seeding at this upload/download ratio
@@ -106,7 +106,10 @@ class Torrent:
         self._task.resume()
 
     def set_file_priorities(self, priorities: Sequence[int]) -> None:
-        """One priority per file: 0 skips the file, 1..7 download it (higher first)."""
+        """One priority per file: 0 skips the file (it is never created; what it shares of a piece with a wanted
+        file waits in a part file under ``save_path/.shoal.parts``), 1..7 download it (higher first). A file
+        skipped and then wanted gets its part file's bytes and downloads the rest; a finished torrent dials the
+        seeds it had left again. Raises :class:`~shoal.errors.ConfigError` when the count does not match."""
         self._task.set_file_priorities(priorities)
 
     def set_rate_limits(self, download: int | None = None, upload: int | None = None) -> None:
