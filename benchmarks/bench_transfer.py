@@ -364,6 +364,7 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
     dl: dict[str, list[Measured]] = {k: [] for k in kinds}
     seed: dict[str, list[Measured]] = {k: [] for k in kinds}
     transfers: dict[str, list[float | None]] = {k: [] for k in kinds}
+    floors: list[float] = []  # per run: the libtorrent downloader's own least time (downloader_floor)
     failures: dict[str, str] = {}
     trace = logdir / "lt-get.trace"
     starters: dict[str, Callable[[], tuple[MeasuredProcess, int]]] = {
@@ -392,6 +393,8 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
             dl[kind].append(m)
             seed[kind].append(s)
             transfers[kind].append(transfer_rate(bc.size, seconds))
+            if seconds is not None:
+                floors.append(downloader_floor(m, seconds))
     rows = []
     for kind in [LT, SHOAL]:
         who = f"{kind} seeds"
@@ -425,7 +428,23 @@ def case_seed(bc: BenchContent, work: Path, runs: int, shoal: bool = True) -> Ta
     ratio = table.ratio_row(f"{SHOAL} seeds", f"{LT} seeds", "ratio shoal/libtorrent")
     if ratio is not None and ratio.mb_s is not None:
         table.rows.append(ratio)
+    if floors and dl.get(LT):
+        floor = median_of(list(floors))
+        assert floor is not None
+        table.notes.append(
+            f"ceiling on this machine: the libtorrent downloader alone needs {floor:.2f} s (median; its time "
+            f"before the transfer plus its CPU seconds spread over {os.cpu_count() or 1} cores), so no seeder can "
+            f"beat libtorrent seeding by more than about {median_run(dl[LT]).wall / floor:.2f}x here"
+        )
     return table
+
+
+def downloader_floor(m: Measured, transfer: float) -> float:
+    """The least wall time the downloader of run ``m`` could take with a seeder that cost nothing: its own time
+    before the transfer (start-up, connecting), plus all its CPU seconds spread over every core. Its start-up CPU
+    (~0.05 s for libtorrent here) is counted in both, so this is a little high and the ceiling it gives a little
+    low (~2 % at 1 GiB)."""
+    return (m.wall - transfer) + m.cpu / (os.cpu_count() or 1)
 
 
 def run(

@@ -85,6 +85,11 @@ def test_transfer_benchmark_measures_shoal_too(tmp_path: Path, case: str) -> Non
         wt = table.rows[names.index("libtorrent (write_through) downloads")]
         assert wt.mb_s and wt.mb_s > 0, text
         assert names[-1] == "ratio shoal/write_through", text
+    else:  # the best ratio any seeder could reach against the libtorrent downloader here
+        assert any(
+            n.startswith("ceiling on this machine: the libtorrent downloader alone needs")
+            for n in table.notes
+        )
     assert _children() <= before
 
 
