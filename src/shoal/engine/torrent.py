@@ -225,9 +225,10 @@ class TorrentTask:
         if prios is not None:  # before open and check: unwanted files are not created, part files are read
             await storage.set_file_priorities(prios)
         await storage.open()
-        while self._file_priorities is not prios:  # set again meanwhile (``shoal get --files``)
-            prios = self._file_priorities = file_selection.resolve(self._file_priorities, layout, None)
-            await storage.set_file_priorities(prios or [1] * len(layout.files))
+        while self._file_priorities is not prios:  # set again meanwhile, checked then (``shoal get --files``)
+            prios = self._file_priorities
+            assert prios is not None
+            await storage.set_file_priorities(prios)
         self.transfer = transfer = Transfer.for_torrent(self, layout, storage, info.piece_hash_v1)
         picker = transfer.picker
         self.have = Bitfield(layout.num_pieces)
