@@ -487,9 +487,15 @@ class FileStorage:
     def _unpark(self, index: int) -> None:
         """Move what a part file holds into the real file (now wanted), then remove the part file. The caller
         holds the file's descriptors, so this opens its own."""
-        move_part_into(
-            self.part_path(index), lambda: self._open(index, True, own_path=True), self._paths[index]
-        )
+        try:
+            move_part_into(
+                self.part_path(index), lambda: self._open(index, True, own_path=True), self._paths[index]
+            )
+        except StorageError:
+            self._writer.forget(
+                index
+            )  # the real file it allocated is gone again: what it knew of it goes too
+            raise
 
     def set_unwanted_files(self, files: Iterable[int]) -> None:
         """Files the user does not want: created real and sparse if a piece they share with a wanted file is written,

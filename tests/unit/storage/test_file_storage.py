@@ -420,6 +420,7 @@ async def test_a_part_file_that_cannot_move_keeps_its_bytes(
         await st.set_file_priorities([1] * 5)
     assert st.part_path(2).exists() and not (tmp_path / "t" / "sub" / "b.bin").exists()
     assert await st.read_block(0, 16, 16) == data[16:32]  # still read from the part file
+    assert 2 not in st._writer.allocated  # the part file's writes take the lock again
     monkeypatch.undo()
     await st.set_file_priorities([1] * 5)  # space again: the next try moves it
     assert (tmp_path / "t" / "sub" / "b.bin").read_bytes()[:22] == data[10:32]
